@@ -1,0 +1,48 @@
+// The environment variables of the service: the public configuration contract outside the CRDs.
+// Parsed once at start; a bad value stops the service with a message naming the variable.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_PREFIX } from '../queues/names.js';
+
+const EnvSchema = z.object({
+  /** redis:// or rediss:// URL; unset = start an embedded server. */
+  VALKEY_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  /** Multi-document YAML of configuration objects; unset = the demo configuration. */
+  CONFIG_FILE: z.string().min(1).optional(),
+  /** @defaultValue ./.data — embedded Valkey's AOF, Git mirrors, the demo repository. */
+  DATA_DIR: z.string().min(1).default('./.data'),
+  /** @defaultValue 8080 */
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** @defaultValue gitops-reverser — queue names, Valkey keys and metric names share it. */
+  KEY_PREFIX: z.string().regex(/^[A-Za-z0-9{}_-]+$/, 'letters, digits, "-", "_" and {hash tag} braces only').default(DEFAULT_PREFIX),
+  /** @defaultValue 10485760 (10 MiB) — larger audit batches get 413. */
+  WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+  /** @defaultValue 5000 — how long a writer's partition lease lives without renewal. */
+  LEASE_TTL_MS: z.coerce.number().int().min(500).default(5000),
+  /** @defaultValue 500 — the most events one push carries. */
+  WRITE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** @defaultValue "GitOps Reverser" / gitops-reverser@localhost — the committer; authors are Kubernetes users. */
+  GIT_COMMITTER_NAME: z.string().min(1).default('GitOps Reverser'),
+  GIT_COMMITTER_EMAIL: z.string().min(1).default('gitops-reverser@localhost'),
+  /** @defaultValue true — Bull Board refuses retries, removals and cleans. */
+  DASHBOARD_READ_ONLY: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** A name for this replica in leases and logs. @defaultValue hostname-pid */
+  REPLICA_ID: z.string().min(1).optional(),
+});
+
+export type ServiceEnv = z.infer<typeof EnvSchema>;
+
+export class EnvError extends Error {
+  override name = 'EnvError';
+}
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
+  const defined = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = EnvSchema.safeParse(defined);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`);
+    throw new EnvError(`invalid environment:\n${lines.join('\n')}`);
+  }
+  return { ...result.data, DATA_DIR: resolve(result.data.DATA_DIR) };
+}

@@ -1,0 +1,47 @@
+// The configuration after validation and reference resolution: what the running service uses.
+// Secret values are resolved here once; nothing downstream reads Secret objects again.
+import type { Partition } from '../queues/names.js';
+import type { ResourceRule } from './resource-schemas.js';
+
+export interface ClusterSource {
+  name: string;
+  /** The bearer token this cluster's API server sends with its audit batches. */
+  token: string;
+  allowedNamespaces?: string[];
+}
+
+export interface ResolvedGitProvider {
+  key: string;
+  url: string;
+  /** Resolved Secret data (decoded), or undefined for file:// and local paths. */
+  credentials?: Record<string, string>;
+  allowedBranches: string[];
+}
+
+export interface ResolvedTarget {
+  /** `namespace/name` of the GitTarget. */
+  key: string;
+  provider: ResolvedGitProvider;
+  branch: string;
+  /** Normalised base folder ('' for the root). */
+  path: string;
+  clusterProvider: string;
+  partition: Partition;
+}
+
+export interface ResolvedRule {
+  /** `WatchRule team-a/web` or `ClusterWatchRule all`: where a match came from. */
+  source: string;
+  /** A WatchRule selects only objects in its own namespace; a ClusterWatchRule has none. */
+  namespace?: string;
+  targetKey: string;
+  rules: ResourceRule[];
+}
+
+export interface ResolvedConfig {
+  clusters: Map<string, ClusterSource>;
+  targets: Map<string, ResolvedTarget>;
+  rules: ResolvedRule[];
+  /** Every partition the targets write to. */
+  partitions: Map<string, { partition: Partition; credentials?: Record<string, string> }>;
+}

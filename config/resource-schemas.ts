@@ -1,0 +1,111 @@
+// The configuration objects, as the CRDs of API group gitopsreverser.io/v1alpha1 hold them in a cluster
+// and as a CONFIG_FILE holds them outside one. Field names follow the Go GitOps Reverser's CRDs where
+// they are sound, so its users recognise them. This file is the one source of these shapes.
+import { z } from 'zod';
+import { OPERATIONS } from '../queues/contracts.js';
+
+export const API_VERSION = 'gitopsreverser.io/v1alpha1';
+
+/** DNS-1123 subdomain, what Kubernetes accepts as an object name. */
+const dnsName = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS-1123 name (lowercase letters, digits, "-" and ".")');
+
+const clusterScopedMeta = z.object({ name: dnsName });
+const namespacedMeta = z.object({ name: dnsName, namespace: dnsName.default('default') });
+
+export const SecretKeyRefSchema = z.object({ name: dnsName, namespace: dnsName, key: z.string().min(1) });
+
+export const ClusterProviderSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('ClusterProvider'),
+  metadata: clusterScopedMeta,
+  spec: z.object({
+    audit: z.object({ tokenSecretRef: SecretKeyRefSchema }),
+    /** When set, events of namespaced objects outside these namespaces are dropped before anything is queued. */
+    allowedNamespaces: z.array(dnsName).optional(),
+  }),
+});
+
+export const GitProviderSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('GitProvider'),
+  metadata: namespacedMeta,
+  spec: z.object({
+    url: z.string().min(1),
+    /** Secret in the same namespace: `username`/`password` or `bearerToken` (https), `identity`/`known_hosts` (ssh). */
+    secretRef: z.object({ name: dnsName }).optional(),
+    /** Globs of the branches targets may write to. */
+    allowedBranches: z.array(z.string().min(1)).min(1),
+  }),
+});
+
+export const GitTargetSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('GitTarget'),
+  metadata: namespacedMeta,
+  spec: z.object({
+    providerRef: z.object({ name: dnsName }),
+    branch: z.string().min(1),
+    /** Base folder in the repository; `.` is the root. */
+    path: z.string().default('.'),
+    clusterProviderRef: z.object({ name: dnsName }),
+  }),
+});
+
+const ResourceRuleSchema = z.object({
+  operations: z.array(z.enum([...OPERATIONS, '*'])).min(1),
+  /** `""` is the core group, `*` any group. */
+  apiGroups: z.array(z.string()).min(1),
+  apiVersions: z.array(z.string()).optional(),
+  /** Plural resource names or `*`; subresources never match. */
+  resources: z.array(z.string().min(1).refine((r) => !r.includes('/'), 'subresources cannot be selected')).min(1),
+});
+
+export const WatchRuleSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('WatchRule'),
+  metadata: namespacedMeta,
+  spec: z.object({
+    /** A GitTarget in the rule's own namespace. */
+    targetRef: z.object({ name: dnsName }),
+    rules: z.array(ResourceRuleSchema).min(1),
+  }),
+});
+
+export const ClusterWatchRuleSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('ClusterWatchRule'),
+  metadata: clusterScopedMeta,
+  spec: z.object({
+    targetRef: z.object({ name: dnsName, namespace: dnsName }),
+    rules: z.array(ResourceRuleSchema).min(1),
+  }),
+});
+
+export const SecretSchema = z.object({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('Secret'),
+  metadata: namespacedMeta,
+  data: z.record(z.string(), z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')).optional(),
+  stringData: z.record(z.string(), z.string()).optional(),
+});
+
+export type ClusterProvider = z.infer<typeof ClusterProviderSchema>;
+export type GitProvider = z.infer<typeof GitProviderSchema>;
+export type GitTarget = z.infer<typeof GitTargetSchema>;
+export type WatchRule = z.infer<typeof WatchRuleSchema>;
+export type ClusterWatchRule = z.infer<typeof ClusterWatchRuleSchema>;
+export type ResourceRule = z.infer<typeof ResourceRuleSchema>;
+export type SecretObject = z.infer<typeof SecretSchema>;
+
+export const SCHEMA_BY_KIND = {
+  ClusterProvider: ClusterProviderSchema,
+  GitProvider: GitProviderSchema,
+  GitTarget: GitTargetSchema,
+  WatchRule: WatchRuleSchema,
+  ClusterWatchRule: ClusterWatchRuleSchema,
+  Secret: SecretSchema,
+} as const;
+export type ConfigKind = keyof typeof SCHEMA_BY_KIND;

@@ -1,0 +1,36 @@
+// The service's HTTP surface on one Express app: the audit webhook, Bull Board, metrics and health.
+import express, { type Express } from 'express';
+import { auditWebhookRouter, type AuditWebhookOptions } from './audit-webhook.js';
+import { BULL_BOARD_PATH, type BullBoard } from './bull-board.js';
+
+export interface AppOptions extends AuditWebhookOptions {
+  board: BullBoard;
+  /** Resolves when Valkey answers; /readyz fails while it does not. */
+  ping: () => Promise<unknown>;
+}
+
+export function createApp(opts: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(auditWebhookRouter(opts));
+  app.use(BULL_BOARD_PATH, opts.board.router);
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', opts.metrics.registry.contentType);
+    res.send(await opts.metrics.registry.metrics());
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await Promise.race([opts.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('Valkey did not answer within 2 s')), 2000))]);
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'not ready', error: (err as Error).message });
+    }
+  });
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found' });
+  });
+  return app;
+}

@@ -1,0 +1,119 @@
+// POST /audit-webhook/:clusterProvider — where API servers send their audit batches.
+//
+// Checks run cheapest and least trusting first: the cluster must be known (404) and the bearer token
+// right (401) before the body is even read; then content type (415), size (413), JSON and the audit
+// schema (400). Only then are the kept events stored, with one addBulk, and the answer is 2xx only once
+// Valkey has them: an API server that sees an error retries the batch, and the job ids make that retry
+// add nothing twice.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Logger } from 'pino';
+import type { ClusterSource } from '../config/resolved-config.js';
+import type { IngestJob } from '../queues/contracts.js';
+import { INGEST_JOB_OPTIONS } from '../queues/job-options.js';
+import { eventJobId } from '../queues/names.js';
+import { parseAuditPayload } from '../workers/ingest/audit-event-schema.js';
+import { toIngestJob, type SkipReason } from '../workers/ingest/filter-audit-event.js';
+import type { ServiceMetrics } from './metrics.js';
+
+export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
+
+export interface AuditWebhookOptions {
+  clusters: () => ReadonlyMap<string, ClusterSource>;
+  ingestQueue: Queue<IngestJob>;
+  bodyLimitBytes: number;
+  logger: Logger;
+  metrics: ServiceMetrics;
+}
+
+type Rejection = { status: number; reason: string; error: string };
+
+function reject(res: Response, metrics: ServiceMetrics, r: Rejection): void {
+  metrics.webhookRejected.inc({ reason: r.reason });
+  res.status(r.status).json({ error: r.error, reason: r.reason });
+}
+
+/** Compares digests, so neither the length nor the content of the token leaks through timing. */
+function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return expected.length > 0 && timingSafeEqual(a, b);
+}
+
+export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
+  const router = express.Router();
+  const { metrics } = opts;
+
+  const authenticate = (req: Request, res: Response, next: NextFunction) => {
+    const name = String(req.params.clusterProvider);
+    const cluster = opts.clusters().get(name);
+    if (!cluster) return reject(res, metrics, { status: 404, reason: 'unknown-cluster', error: `unknown cluster provider "${name.slice(0, 253)}"` });
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    if (!match) return reject(res, metrics, { status: 401, reason: 'missing-token', error: 'missing bearer token: send "Authorization: Bearer <token>"' });
+    if (!tokenMatches(match[1]!.trim(), cluster.token)) return reject(res, metrics, { status: 401, reason: 'wrong-token', error: `wrong bearer token for cluster provider "${name}"` });
+    res.locals.cluster = cluster;
+    next();
+  };
+
+  const requireJson = (req: Request, res: Response, next: NextFunction) => {
+    if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
+      return reject(res, metrics, { status: 415, reason: 'content-type', error: `content type must be application/json, got "${req.get('content-type') ?? 'none'}"` });
+    }
+    next();
+  };
+
+  const readBody = express.raw({ type: () => true, limit: opts.bodyLimitBytes });
+
+  const bodyErrors = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.too.large') {
+      return reject(res, metrics, { status: 413, reason: 'too-large', error: `request body exceeds the limit of ${opts.bodyLimitBytes} bytes` });
+    }
+    if (e.status && e.status >= 400 && e.status < 500) {
+      return reject(res, metrics, { status: 400, reason: 'unreadable-body', error: `could not read the request body: ${e.message}` });
+    }
+    next(err);
+  };
+
+  const ingest = async (req: Request, res: Response) => {
+    const cluster = res.locals.cluster as ClusterSource;
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
+    } catch (err) {
+      return reject(res, metrics, { status: 400, reason: 'malformed-json', error: `malformed JSON: ${(err as Error).message}` });
+    }
+    const parsed = parseAuditPayload(body);
+    if (!parsed.ok) return reject(res, metrics, { status: 400, reason: 'not-audit-event', error: `not an audit event: ${parsed.error}` });
+
+    const jobs: IngestJob[] = [];
+    const skipped: Partial<Record<SkipReason, number>> = {};
+    for (const event of parsed.events) {
+      const kept = toIngestJob(cluster.name, event, { allowedNamespaces: cluster.allowedNamespaces });
+      if (kept.keep) jobs.push(kept.job);
+      else skipped[kept.reason] = (skipped[kept.reason] ?? 0) + 1;
+    }
+    metrics.eventsReceived.inc({ cluster: cluster.name }, parsed.events.length);
+    for (const [reason, n] of Object.entries(skipped)) metrics.eventsSkipped.inc({ cluster: cluster.name, reason }, n);
+
+    if (jobs.length > 0) {
+      try {
+        await opts.ingestQueue.addBulk(
+          jobs.map((job) => ({ name: job.verb, data: job, opts: { ...INGEST_JOB_OPTIONS, jobId: eventJobId(job.clusterId, job.auditID) } })),
+        );
+      } catch (err) {
+        opts.logger.error({ err, cluster: cluster.name, events: jobs.length }, 'could not store audit events');
+        res.set('Retry-After', '5');
+        return reject(res, metrics, { status: 503, reason: 'store-failed', error: `could not store the events, retry later: ${(err as Error).message}` });
+      }
+      metrics.eventsIngested.inc({ cluster: cluster.name }, jobs.length);
+    }
+    opts.logger.info({ cluster: cluster.name, received: parsed.events.length, accepted: jobs.length, skipped }, 'audit batch stored');
+    res.status(200).json({ received: parsed.events.length, accepted: jobs.length, skipped });
+  };
+
+  router.post(WEBHOOK_PATH, authenticate, requireJson, readBody, bodyErrors, ingest);
+  return router;
+}

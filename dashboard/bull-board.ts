@@ -1,0 +1,31 @@
+// Bull Board at /admin/queues for every queue, the per-partition ones included; read-only unless
+// configured otherwise (readOnlyMode refuses writes; allowRetries=false would only hide a button).
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+import type { Router } from 'express';
+
+export const BULL_BOARD_PATH = '/admin/queues';
+
+export interface BullBoard {
+  router: Router;
+  /** For partition queues that appear at run time. */
+  addQueue(queue: Queue): void;
+}
+
+export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBoard {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(BULL_BOARD_PATH);
+  const adapt = (q: Queue) =>
+    new BullMQAdapter(q, {
+      readOnlyMode: readOnly,
+      description: q.name.startsWith('write-') ? 'Git writes of one {repository, branch}, in order' : 'Audit events to normalize and route',
+    });
+  const board = createBullBoard({
+    queues: queues.map(adapt),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'GitOps Reverser' } },
+  });
+  return { router: serverAdapter.getRouter() as Router, addQueue: (q) => board.addQueue(adapt(q)) };
+}

@@ -1,0 +1,42 @@
+// Prometheus metrics of the service, in one registry, named `<prefix>_…` with bounded label sets
+// (cluster names come from configuration, never from request input).
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { WriterMetrics } from '../workers/git-writer/writer-metrics.js';
+
+export interface ServiceMetrics extends WriterMetrics {
+  registry: Registry;
+  eventsReceived: Counter<'cluster'>;
+  eventsIngested: Counter<'cluster'>;
+  eventsSkipped: Counter<'cluster' | 'reason'>;
+  webhookRejected: Counter<'reason'>;
+  eventsWithoutBody: Counter<'cluster'>;
+  eventsUnrouted: Counter<'cluster'>;
+  writesQueued: Counter<'partition'>;
+}
+
+export function createMetrics(prefix: string): ServiceMetrics {
+  const registry = new Registry();
+  const p = prefix.replace(/[^a-zA-Z0-9_]/g, '_');
+  collectDefaultMetrics({ register: registry, prefix: `${p}_` });
+  const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    new Counter<L>({ name: `${p}_${name}`, help, labelNames, registers: [registry] });
+  return {
+    registry,
+    eventsReceived: counter('events_received_total', 'Audit events received by the webhook', ['cluster']),
+    eventsIngested: counter('events_ingested_total', 'Audit events kept and stored in the ingest queue', ['cluster']),
+    eventsSkipped: counter('events_skipped_total', 'Audit events filtered out at ingest, by reason', ['cluster', 'reason']),
+    webhookRejected: counter('webhook_requests_rejected_total', 'Webhook requests refused, by reason', ['reason']),
+    eventsWithoutBody: counter('events_without_object_total', 'Events that carried no object body (recorded, not written)', ['cluster']),
+    eventsUnrouted: counter('events_unrouted_total', 'Events that no rule selected', ['cluster']),
+    writesQueued: counter('writes_queued_total', 'Writes queued per partition', ['partition']),
+    commits: counter('commits_total', 'Commits pushed', ['partition']),
+    ownershipChanges: counter('partition_ownership_changes_total', 'Write leases taken by this replica', ['partition']),
+    pushDuration: new Histogram({
+      name: `${p}_push_duration_seconds`,
+      help: 'Time to build and push one batch',
+      labelNames: ['partition'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+  };
+}

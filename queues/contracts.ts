@@ -1,0 +1,79 @@
+// Typed contracts for every job payload that crosses a queue. Producers build them, consumers
+// re-validate them with these schemas: a payload in Valkey is input, not trusted memory.
+import { z } from 'zod';
+
+/** Verbs the ingest stage keeps; everything else is filtered out before anything is queued. */
+export const MUTATING_VERBS = ['create', 'update', 'patch', 'delete', 'deletecollection'] as const;
+export type MutatingVerb = (typeof MUTATING_VERBS)[number];
+
+/** Rule operations, as WatchRule / ClusterWatchRule spell them. */
+export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+/**
+ * One kept audit event, as the webhook stores it in the ingest queue (jobId = `${clusterId}_${auditID}`).
+ * It is the audit event trimmed to what later stages need; Secret values are already redacted.
+ */
+export const IngestJobSchema = z.object({
+  clusterId: z.string().min(1),
+  auditID: z.string().min(1),
+  verb: z.enum(MUTATING_VERBS),
+  stageTimestamp: z.string(),
+  user: z.object({ username: z.string() }),
+  impersonatedUser: z.object({ username: z.string() }).optional(),
+  objectRef: z.object({
+    resource: z.string().min(1),
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+    apiGroup: z.string().optional(),
+    apiVersion: z.string().optional(),
+    subresource: z.string().optional(),
+  }),
+  responseCode: z.number().int(),
+  /** The object after the change: responseObject, or for create/update without one, requestObject. */
+  object: jsonObject.optional(),
+});
+export type IngestJob = z.infer<typeof IngestJobSchema>;
+
+/** The canonical identity of an object; every key and path is built from it. namespace is '' when cluster-scoped. */
+export const ObjectIdentitySchema = z.object({
+  cluster: z.string(),
+  group: z.string(),
+  version: z.string(),
+  resource: z.string(),
+  namespace: z.string(),
+  name: z.string(),
+});
+export type ObjectIdentity = z.infer<typeof ObjectIdentitySchema>;
+
+export const GitAuthorSchema = z.object({ name: z.string().min(1), email: z.string().min(1) });
+export type GitAuthor = z.infer<typeof GitAuthorSchema>;
+
+/** One write into one partition {repoURL, branch}: the file to put (content) or remove (content null). */
+export const WriteJobSchema = z.object({
+  eventKey: z.string().min(1),
+  clusterId: z.string(),
+  auditID: z.string(),
+  target: z.string().min(1),
+  identity: ObjectIdentitySchema,
+  operation: z.enum(OPERATIONS),
+  filePath: z.string().min(1),
+  content: z.string().nullable(),
+  resourceVersion: z.string(),
+  author: GitAuthorSchema,
+  stageTimestamp: z.string(),
+});
+export type WriteJob = z.infer<typeof WriteJobSchema>;
+
+/** What a write job returns; shown in Bull Board as the job's outcome. */
+export type WriteResult =
+  | { outcome: 'committed'; commit: string; pushedAs: string }
+  | { outcome: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent'; head: string };
+
+/** What an ingest job returns: where the event went. */
+export type IngestResult =
+  | { outcome: 'routed'; writes: { target: string; queue: string; filePath: string }[] }
+  | { outcome: 'unrouted' }
+  | { outcome: 'no-object-body'; reason: string };

@@ -1,0 +1,49 @@
+// Queue names and the project's own Valkey keys, built in one place (as BullMQ's queue-keys.ts does),
+// so that every key lives under one prefix and no two modules spell a key differently.
+import { createHash } from 'node:crypto';
+
+/** @defaultValue 'gitops-reverser' — shared by BullMQ keys, own keys and metric names. */
+export const DEFAULT_PREFIX = 'gitops-reverser';
+
+export const INGEST_QUEUE = 'ingest';
+
+export interface Partition {
+  /** Stable short id of {repoURL, branch}. */
+  id: string;
+  repoURL: string;
+  branch: string;
+  /** The BullMQ queue holding this partition's writes, in order. */
+  queueName: string;
+}
+
+/** One partition per {repoURL, branch}: the unit of ordering and of exclusive writing. */
+export function partitionOf(repoURL: string, branch: string): Partition {
+  const id = createHash('sha256').update(`${repoURL}\n${branch}`).digest('hex').slice(0, 12);
+  const repoName = repoURL.replace(/\/+$/, '').split(/[/:]/).pop()?.replace(/\.git$/, '') ?? 'repo';
+  // Readable in Bull Board, never containing ':' (BullMQ refuses it), unique through the id.
+  const slug = `${repoName}-${branch}`.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40);
+  return { id, repoURL, branch, queueName: `write-${slug}-${id}` };
+}
+
+/** Keys of the project's own state (not BullMQ's), all under the prefix. */
+export function ownKeys(prefix: string, partitionId: string) {
+  const base = `${prefix}:partition:${partitionId}`;
+  return {
+    /** Holder of the write lease: `${replicaId}:${fence}`, with a TTL. */
+    lease: `${base}:lease`,
+    /** Monotonic fencing token counter, incremented on every acquisition. */
+    fence: `${base}:fence`,
+    /** Hash file path → last applied resourceVersion, the stale-event guard. */
+    versions: `${base}:versions`,
+  };
+}
+
+/** BullMQ job id of an ingested event: unique per cluster and audit ID ('_' never occurs in either). */
+export function eventJobId(clusterId: string, auditID: string): string {
+  return `${clusterId}_${auditID}`;
+}
+
+/** BullMQ job id of one write of an event to one target. */
+export function writeJobId(eventKey: string, targetKey: string): string {
+  return `${eventKey}_${targetKey.replace('/', '.')}`;
+}

@@ -1,0 +1,109 @@
+// The composition root: wires configuration, Valkey, queues, workers and the HTTP app into one running
+// service. main.ts calls it for `npm start`; tests and benchmarks call it to run the real thing in-process.
+import { Queue, type Worker } from 'bullmq';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from './config/resolved-config.js';
+import { createApp } from './dashboard/app.js';
+import { createQueueDashboard } from './dashboard/bull-board.js';
+import { createMetrics, type ServiceMetrics } from './dashboard/metrics.js';
+import { openConnection } from './queues/connection.js';
+import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
+import { INGEST_QUEUE } from './queues/names.js';
+import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
+import { compileRules } from './workers/route/compile-rules.js';
+import { startRouteWorker } from './workers/route-worker.js';
+
+export interface ServiceOptions {
+  config: ResolvedConfig;
+  valkeyUrl: string;
+  prefix: string;
+  dataDir: string;
+  /** 0 picks a free port. */
+  port: number;
+  host?: string;
+  logger: Logger;
+  bodyLimitBytes: number;
+  leaseTtlMs: number;
+  batchSize: number;
+  committer: GitAuthor;
+  dashboardReadOnly: boolean;
+  replicaId?: string;
+}
+
+export interface RunningService {
+  url: string;
+  port: number;
+  metrics: ServiceMetrics;
+  ingestQueue: Queue<IngestJob>;
+  writeQueues: Map<string, Queue<WriteJob>>;
+  stop(): Promise<void>;
+}
+
+export async function startService(opts: ServiceOptions): Promise<RunningService> {
+  const { config, logger, prefix } = opts;
+  const replicaId = opts.replicaId ?? `${hostname()}-${process.pid}`;
+  const connection = openConnection(opts.valkeyUrl);
+  connection.on('error', (err) => logger.warn({ err: err.message }, 'Valkey connection error (reconnecting)'));
+  const metrics = createMetrics(prefix.replace(/[{}]/g, ''));
+
+  const ingestQueue = new Queue<IngestJob>(INGEST_QUEUE, { connection, prefix });
+  const writeQueues = new Map<string, Queue<WriteJob>>();
+  for (const { partition } of config.partitions.values()) {
+    writeQueues.set(partition.queueName, new Queue<WriteJob>(partition.queueName, { connection, prefix }));
+  }
+  const board = createQueueDashboard([ingestQueue, ...writeQueues.values()] as Queue[], opts.dashboardReadOnly);
+
+  const routeWorker: Worker = await startRouteWorker({ connection, prefix, routes: compileRules(config), writeQueues, logger, metrics });
+  const writers: PartitionWriter[] = [...config.partitions.values()].map(({ partition, credentials }) =>
+    startPartitionWriter({
+      connection,
+      prefix,
+      partition,
+      credentials,
+      dataDir: opts.dataDir,
+      replicaId,
+      leaseTtlMs: opts.leaseTtlMs,
+      batchSize: opts.batchSize,
+      committer: opts.committer,
+      logger,
+      metrics,
+    }),
+  );
+
+  const app = createApp({
+    clusters: () => config.clusters,
+    ingestQueue,
+    bodyLimitBytes: opts.bodyLimitBytes,
+    logger,
+    metrics,
+    board,
+    ping: () => connection.ping(),
+  });
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve(s));
+    s.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  logger.info({ port, replica: replicaId, partitions: writers.length, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    metrics,
+    ingestQueue,
+    writeQueues,
+    async stop() {
+      // Stop taking requests first, then finish or hand back the work in hand, then close queues.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
+      await routeWorker.close();
+      await Promise.all(writers.map((w) => w.stop()));
+      await Promise.all([ingestQueue, ...writeQueues.values()].map((q) => q.close()));
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}

@@ -1,0 +1,315 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../workers/ingest/audit-event-schema.js';
+import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
+import { isDryRun, toIngestJob } from '../../workers/ingest/filter-audit-event.js';
+import { IngestJobSchema } from '../../queues/contracts.js';
+
+const CLUSTER = 'prod-eu';
+let seq = 0;
+
+/** Goes through the real schema, so fixtures stay realistic. */
+function ev(fields: Record<string, unknown>): AuditEvent {
+  seq += 1;
+  const body = {
+    kind: 'Event',
+    apiVersion: 'audit.k8s.io/v1',
+    level: 'RequestResponse',
+    auditID: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
+    stage: 'ResponseComplete',
+    user: { username: 'alice@example.com', groups: ['system:authenticated'] },
+    sourceIPs: ['10.0.0.7'],
+    userAgent: 'kubectl/v1.31.0',
+    requestReceivedTimestamp: '2025-11-25T12:00:00.000000Z',
+    stageTimestamp: '2025-11-25T12:00:00.012345Z',
+    ...fields,
+  };
+  const parsed = parseAuditPayload(body);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.events[0]!;
+}
+
+function deployment(rv: string, replicas = 3): Record<string, unknown> {
+  return {
+    kind: 'Deployment',
+    apiVersion: 'apps/v1',
+    metadata: { name: 'web', namespace: 'shop', uid: 'u-1', resourceVersion: rv, generation: 4 },
+    spec: { replicas, template: { spec: { containers: [{ name: 'web', image: 'nginx:1.27' }] } } },
+    status: { replicas },
+  };
+}
+
+const deployRef = { resource: 'deployments', namespace: 'shop', name: 'web', apiGroup: 'apps', apiVersion: 'v1' };
+
+const PLAINTEXT = 'correct-horse-battery-staple';
+const B64 = Buffer.from(PLAINTEXT).toString('base64');
+
+function secretCreate(level = 'RequestResponse'): AuditEvent {
+  const body = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: 'db',
+      namespace: 'shop',
+      annotations: {
+        'kubectl.kubernetes.io/last-applied-configuration': `{"apiVersion":"v1","data":{"password":"${B64}"},"kind":"Secret","stringData":{"token":"${PLAINTEXT}"}}\n`,
+      },
+    },
+    type: 'Opaque',
+    data: { password: B64 },
+  };
+  return ev({
+    level,
+    verb: 'create',
+    requestURI: '/api/v1/namespaces/shop/secrets?fieldManager=kubectl-client-side-apply',
+    objectRef: { resource: 'secrets', namespace: 'shop', apiVersion: 'v1' },
+    responseStatus: { metadata: {}, code: 201 },
+    requestObject: { ...body, stringData: { token: PLAINTEXT } },
+    ...(level === 'RequestResponse' ? { responseObject: { ...body, metadata: { ...body.metadata, resourceVersion: '900', uid: 's-1' } } } : {}),
+  });
+}
+
+describe('toIngestJob', () => {
+  it('keeps a Deployment update at RequestResponse level, with the responseObject', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'update',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web',
+        objectRef: deployRef,
+        responseStatus: { metadata: {}, code: 200 },
+        requestObject: deployment('100', 5),
+        responseObject: deployment('101', 5),
+        impersonatedUser: { username: 'system:serviceaccount:ci:deployer' },
+      }),
+      {},
+    );
+    expect(result.keep).toBe(true);
+    if (!result.keep) return;
+    expect(IngestJobSchema.parse(result.job)).toEqual(result.job);
+    expect(result.job).toMatchObject({
+      clusterId: CLUSTER,
+      verb: 'update',
+      responseCode: 200,
+      user: { username: 'alice@example.com' },
+      impersonatedUser: { username: 'system:serviceaccount:ci:deployer' },
+      objectRef: deployRef,
+      stageTimestamp: '2025-11-25T12:00:00.012345Z',
+    });
+    expect(result.job.object).toEqual(deployment('101', 5));
+  });
+
+  it('keeps a patch and uses the responseObject, never the patch body', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'patch',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web?fieldManager=kubectl-edit',
+        objectRef: deployRef,
+        responseStatus: { metadata: {}, code: 200 },
+        requestObject: { spec: { replicas: 7 } },
+        responseObject: deployment('102', 7),
+      }),
+    );
+    expect(result.keep && result.job.object).toEqual(deployment('102', 7));
+  });
+
+  it('gives a patch without responseObject (Request level) no object', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        level: 'Request',
+        verb: 'patch',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web',
+        objectRef: deployRef,
+        responseStatus: { metadata: {}, code: 200 },
+        requestObject: { metadata: { name: 'web' }, spec: { replicas: 7 } },
+      }),
+    );
+    expect(result.keep).toBe(true);
+    if (result.keep) expect(result.job.object).toBeUndefined();
+  });
+
+  it('redacts a Secret create and takes the name from the object', () => {
+    for (const level of ['RequestResponse', 'Request']) {
+      const result = toIngestJob(CLUSTER, secretCreate(level));
+      expect(result.keep, level).toBe(true);
+      if (!result.keep) return;
+      expect(result.job.objectRef.name).toBe('db');
+      expect(result.job.object?.data).toEqual({ password: 'REDACTED' });
+      const json = JSON.stringify(result.job);
+      expect(json).not.toContain(PLAINTEXT);
+      expect(json).not.toContain(B64);
+      expect(json).not.toContain('last-applied-configuration');
+    }
+  });
+
+  it('drops a dryRun create', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'create',
+        requestURI: '/api/v1/namespaces/shop/configmaps?dryRun=All&fieldManager=kubectl-client-side-apply',
+        objectRef: { resource: 'configmaps', namespace: 'shop', apiVersion: 'v1' },
+        responseStatus: { metadata: {}, code: 201 },
+        requestObject: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', namespace: 'shop' } },
+        responseObject: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', namespace: 'shop' } },
+      }),
+    );
+    expect(result).toEqual({ keep: false, reason: 'dry-run' });
+  });
+
+  it('drops a failed 409 update', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'update',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web',
+        objectRef: deployRef,
+        responseStatus: { metadata: {}, status: 'Failure', reason: 'Conflict', code: 409, message: 'the object has been modified' },
+        requestObject: deployment('99'),
+        responseObject: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Conflict', code: 409 },
+      }),
+    );
+    expect(result).toEqual({ keep: false, reason: 'failed' });
+  });
+
+  it('treats a missing response code as failed', () => {
+    const result = toIngestJob(CLUSTER, ev({ verb: 'delete', requestURI: '/api/v1/namespaces/shop/pods/x', objectRef: { resource: 'pods', namespace: 'shop', name: 'x' } }));
+    expect(result).toEqual({ keep: false, reason: 'failed' });
+  });
+
+  it('drops a status subresource update', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'update',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web/status',
+        user: { username: 'system:serviceaccount:kube-system:deployment-controller' },
+        objectRef: { ...deployRef, subresource: 'status' },
+        responseStatus: { metadata: {}, code: 200 },
+        responseObject: deployment('103'),
+      }),
+    );
+    expect(result).toEqual({ keep: false, reason: 'subresource' });
+  });
+
+  it('keeps a scale update, without an object (the body is a Scale)', () => {
+    const scale = { kind: 'Scale', apiVersion: 'autoscaling/v1', metadata: { name: 'web', namespace: 'shop', resourceVersion: '104' }, spec: { replicas: 9 } };
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'update',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web/scale',
+        objectRef: { ...deployRef, subresource: 'scale' },
+        responseStatus: { metadata: {}, code: 200 },
+        requestObject: { ...scale, metadata: { ...scale.metadata, resourceVersion: '103' } },
+        responseObject: scale,
+      }),
+    );
+    expect(result.keep).toBe(true);
+    if (!result.keep) return;
+    expect(result.job.objectRef).toEqual({ ...deployRef, subresource: 'scale' });
+    expect(result.job.object).toBeUndefined();
+  });
+
+  it('drops a no-op update (same resourceVersion back)', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'update',
+        requestURI: '/apis/apps/v1/namespaces/shop/deployments/web',
+        objectRef: deployRef,
+        responseStatus: { metadata: {}, code: 200 },
+        requestObject: deployment('100'),
+        responseObject: deployment('100'),
+      }),
+    );
+    expect(result).toEqual({ keep: false, reason: 'no-op' });
+  });
+
+  it('keeps a deletecollection, without an object (the response is a List)', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'deletecollection',
+        requestURI: '/api/v1/namespaces/shop/configmaps?labelSelector=app%3Dweb',
+        objectRef: { resource: 'configmaps', namespace: 'shop', apiVersion: 'v1' },
+        responseStatus: { metadata: {}, code: 200 },
+        responseObject: { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '200' }, items: [] },
+      }),
+    );
+    expect(result.keep).toBe(true);
+    if (!result.keep) return;
+    expect(result.job.verb).toBe('deletecollection');
+    expect(result.job.object).toBeUndefined();
+    expect(result.job.objectRef.name).toBeUndefined();
+  });
+
+  it('keeps a cluster-scoped ClusterRole named system:controller:foo', () => {
+    const role = {
+      kind: 'ClusterRole',
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      metadata: { name: 'system:controller:foo', resourceVersion: '300' },
+      rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }],
+    };
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'create',
+        requestURI: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+        objectRef: { resource: 'clusterroles', apiGroup: 'rbac.authorization.k8s.io', apiVersion: 'v1' },
+        responseStatus: { metadata: {}, code: 201 },
+        requestObject: role,
+        responseObject: role,
+      }),
+      { allowedNamespaces: ['shop'] },
+    );
+    expect(result.keep).toBe(true);
+    if (!result.keep) return;
+    expect(result.job.objectRef).toEqual({ resource: 'clusterroles', name: 'system:controller:foo', apiGroup: 'rbac.authorization.k8s.io', apiVersion: 'v1' });
+  });
+
+  it('keeps a delete whose response is a Status without an object', () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'delete',
+        requestURI: '/api/v1/namespaces/shop/configmaps/cfg',
+        objectRef: { resource: 'configmaps', namespace: 'shop', name: 'cfg', apiVersion: 'v1' },
+        responseStatus: { metadata: {}, status: 'Success', code: 200 },
+        responseObject: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name: 'cfg', kind: 'configmaps' } },
+      }),
+    );
+    expect(result.keep).toBe(true);
+    if (result.keep) expect(result.job.object).toBeUndefined();
+  });
+
+  it('drops by stage, verb, objectRef and namespace', () => {
+    const base = {
+      verb: 'update',
+      requestURI: '/apis/apps/v1/namespaces/shop/deployments/web',
+      objectRef: deployRef,
+      responseStatus: { metadata: {}, code: 200 },
+      responseObject: deployment('101'),
+    };
+    expect(toIngestJob(CLUSTER, ev({ ...base, stage: 'ResponseStarted' }))).toEqual({ keep: false, reason: 'not-response-complete' });
+    expect(toIngestJob(CLUSTER, ev({ ...base, verb: 'get' }))).toEqual({ keep: false, reason: 'not-mutating' });
+    expect(toIngestJob(CLUSTER, ev({ ...base, verb: 'watch' }))).toEqual({ keep: false, reason: 'not-mutating' });
+    const { objectRef: _r, ...noRef } = base;
+    expect(toIngestJob(CLUSTER, ev(noRef))).toEqual({ keep: false, reason: 'no-object-ref' });
+    expect(toIngestJob(CLUSTER, ev(base), { allowedNamespaces: ['other'] })).toEqual({ keep: false, reason: 'namespace-not-allowed' });
+    expect(toIngestJob(CLUSTER, ev(base), { allowedNamespaces: ['other', 'shop'] }).keep).toBe(true);
+  });
+});
+
+describe('isDryRun', () => {
+  it.each([
+    ['/api/v1/namespaces/a/pods?dryRun=All', true],
+    ['/api/v1/namespaces/a/pods?fieldManager=x&dryRun=All', true],
+    ['/api/v1/namespaces/a/pods', false],
+    ['/api/v1/namespaces/a/pods?fieldManager=dryRun', false],
+    ['/api/v1/namespaces/dryRun=All/pods', false],
+  ])('%s → %s', (uri, expected) => {
+    expect(isDryRun(uri)).toBe(expected);
+  });
+});

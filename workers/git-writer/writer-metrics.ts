@@ -1,0 +1,8 @@
+// The metrics a partition writer reports; the registry that owns them lives with the dashboard.
+import type { Counter, Histogram } from 'prom-client';
+
+export interface WriterMetrics {
+  commits: Counter<'partition'>;
+  pushDuration: Histogram<'partition'>;
+  ownershipChanges: Counter<'partition'>;
+}

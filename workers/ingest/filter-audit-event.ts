@@ -1,0 +1,128 @@
+// Decides, per audit event, whether it is a change worth committing, and if so trims it to the
+// IngestJob that the ingest queue stores. Everything that did not change an object in etcd (other
+// stages, reads, failures, dry runs, no-op updates, status writes) is dropped here with a named
+// reason, so the webhook can count what it skipped and why.
+import { MUTATING_VERBS, type IngestJob, type MutatingVerb } from '../../queues/contracts.js';
+import type { AuditEvent } from './audit-event-schema.js';
+import { redactSecret } from './redact-secret.js';
+
+export type SkipReason =
+  | 'not-response-complete'
+  | 'not-mutating'
+  | 'failed'
+  | 'dry-run'
+  | 'no-op'
+  | 'subresource'
+  | 'no-object-ref'
+  | 'namespace-not-allowed';
+
+export type FilterResult = { keep: true; job: IngestJob } | { keep: false; reason: SkipReason };
+
+export interface FilterOptions {
+  /** When given, namespaced events outside these namespaces are dropped. Cluster-scoped events pass. */
+  allowedNamespaces?: string[];
+}
+
+/**
+ * Subresources whose writes change the parent object as stored in Git. `scale` sets spec.replicas;
+ * `status` and the rest (binding, eviction, exec, …) touch nothing we keep.
+ */
+export const KEPT_SUBRESOURCES: ReadonlySet<string> = new Set(['scale']);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isMutatingVerb(verb: string): verb is MutatingVerb {
+  return (MUTATING_VERBS as readonly string[]).includes(verb);
+}
+
+function metadataOf(obj: unknown): Record<string, unknown> | undefined {
+  return isRecord(obj) && isRecord(obj.metadata) ? obj.metadata : undefined;
+}
+
+/** A body that is the object itself: it has a name and is not a Status (or a List without one). */
+function isObjectItself(obj: unknown): obj is Record<string, unknown> {
+  if (!isRecord(obj)) return false;
+  const name = metadataOf(obj)?.name;
+  return typeof name === 'string' && name !== '' && obj.kind !== 'Status';
+}
+
+/** `?dryRun=All` on the request URI. The API server refuses any other value, so presence is enough. */
+export function isDryRun(requestURI: string): boolean {
+  const q = requestURI.indexOf('?');
+  if (q < 0) return false;
+  return new URLSearchParams(requestURI.slice(q + 1)).has('dryRun');
+}
+
+/**
+ * An update/patch that the API server answered without writing: the resourceVersion the client
+ * sent equals the one it got back.
+ */
+function isNoOp(ev: AuditEvent): boolean {
+  if (ev.verb !== 'update' && ev.verb !== 'patch') return false;
+  const before = metadataOf(ev.requestObject)?.resourceVersion;
+  const after = metadataOf(ev.responseObject)?.resourceVersion;
+  return typeof before === 'string' && typeof after === 'string' && before !== '' && before === after;
+}
+
+/** The object after the change, as far as the event carries it. See the rules in toIngestJob. */
+function objectOf(ev: AuditEvent, subresource: string | undefined): Record<string, unknown> | undefined {
+  if (subresource === 'scale') return undefined; // the body is a Scale, not the parent
+  if (isObjectItself(ev.responseObject)) return ev.responseObject;
+  // A patch's requestObject is only the patch; for create/update it is the whole object.
+  if ((ev.verb === 'create' || ev.verb === 'update') && isRecord(ev.requestObject)) return ev.requestObject;
+  return undefined;
+}
+
+/**
+ * Turns one audit event into an ingest job, or says why not. Rules, in order:
+ * stage ResponseComplete; a mutating verb; an objectRef with a resource; a 2xx response code (a
+ * missing code counts as failed: the API server always sets it at ResponseComplete, so its absence
+ * means the event is not one we can trust); not a dry run; no subresource but `scale`; the namespace
+ * allowed; not a no-op. The job's object is redacted when it is a Secret.
+ */
+export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptions = {}): FilterResult {
+  if (ev.stage !== 'ResponseComplete') return { keep: false, reason: 'not-response-complete' };
+  const verb = ev.verb;
+  if (!isMutatingVerb(verb)) return { keep: false, reason: 'not-mutating' };
+  const ref = ev.objectRef;
+  if (!ref || !ref.resource) return { keep: false, reason: 'no-object-ref' };
+  const code = ev.responseStatus?.code;
+  if (code === undefined || code < 200 || code >= 300) return { keep: false, reason: 'failed' };
+  if (isDryRun(ev.requestURI)) return { keep: false, reason: 'dry-run' };
+  const subresource = ref.subresource || undefined;
+  if (subresource !== undefined && !KEPT_SUBRESOURCES.has(subresource)) return { keep: false, reason: 'subresource' };
+  if (opts.allowedNamespaces && ref.namespace && !opts.allowedNamespaces.includes(ref.namespace)) {
+    return { keep: false, reason: 'namespace-not-allowed' };
+  }
+  if (isNoOp(ev)) return { keep: false, reason: 'no-op' };
+
+  const raw = objectOf(ev, subresource);
+  const object = raw === undefined ? undefined : redactSecret(raw, ref);
+  let name = ref.name || undefined;
+  if (name === undefined && object) {
+    const fromObject = metadataOf(object)?.name;
+    if (typeof fromObject === 'string' && fromObject !== '') name = fromObject;
+  }
+
+  const objectRef: IngestJob['objectRef'] = { resource: ref.resource };
+  if (ref.namespace) objectRef.namespace = ref.namespace;
+  if (name !== undefined) objectRef.name = name;
+  if (ref.apiGroup !== undefined) objectRef.apiGroup = ref.apiGroup;
+  if (ref.apiVersion !== undefined) objectRef.apiVersion = ref.apiVersion;
+  if (subresource !== undefined) objectRef.subresource = subresource;
+
+  const job: IngestJob = {
+    clusterId,
+    auditID: ev.auditID,
+    verb,
+    stageTimestamp: ev.stageTimestamp ?? ev.requestReceivedTimestamp ?? '',
+    user: { username: ev.user.username },
+    objectRef,
+    responseCode: code,
+  };
+  if (ev.impersonatedUser) job.impersonatedUser = { username: ev.impersonatedUser.username };
+  if (object) job.object = object;
+  return { keep: true, job };
+}

@@ -1,0 +1,51 @@
+// The canonical identity of the object an ingest job changed. Every key (ordering, dedup) and every
+// file path is derived from it, so it is computed in exactly one place, from the audit objectRef
+// first and the object's own apiVersion/metadata where the objectRef is silent.
+import type { IngestJob, ObjectIdentity } from '../../queues/contracts.js';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** Splits an object's apiVersion (`apps/v1`, `v1`) into group and version. */
+export function splitApiVersion(apiVersion: string): { group: string; version: string } {
+  const slash = apiVersion.lastIndexOf('/');
+  return slash < 0
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
+}
+
+/**
+ * group '' for the core group; version from objectRef.apiVersion or the object's apiVersion;
+ * namespace '' when cluster-scoped; name from objectRef.name or the object's metadata.name
+ * ('' when neither says — the caller decides what a nameless event means).
+ */
+export function identityOf(job: IngestJob): ObjectIdentity {
+  const ref = job.objectRef;
+  const object = job.object;
+  const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;
+  const fromObject =
+    object && typeof object.apiVersion === 'string' ? splitApiVersion(object.apiVersion) : undefined;
+  return {
+    cluster: job.clusterId,
+    group: ref.apiGroup ?? fromObject?.group ?? '',
+    version: nonEmptyString(ref.apiVersion) ?? fromObject?.version ?? '',
+    resource: ref.resource,
+    namespace: nonEmptyString(ref.namespace) ?? nonEmptyString(metadata?.namespace) ?? '',
+    name: nonEmptyString(ref.name) ?? nonEmptyString(metadata?.name) ?? '',
+  };
+}
+
+/**
+ * A stable, unambiguous string for one object: a JSON array of cluster, group, resource, namespace,
+ * name in that order (JSON escaping keeps any separator inside a field from being misread).
+ * The version is deliberately left out: one stored object served as apps/v1 and apps/v1beta2 is
+ * still one object, and its Git file path carries no version either.
+ */
+export function identityKey(id: ObjectIdentity): string {
+  return JSON.stringify([id.cluster, id.group, id.resource, id.namespace, id.name]);
+}

@@ -1,0 +1,120 @@
+// Turns one kept audit event (an IngestJob) into the change the rest of the pipeline works with:
+// who changed which object, how, and the sanitized YAML it should have in Git. It does not fetch
+// anything: when the audit level carried no body, it says so (no-object-body) and the caller
+// decides whether to fetch the object from the cluster.
+import type { GitAuthor, IngestJob, ObjectIdentity, Operation } from '../../queues/contracts.js';
+import { redactSecret } from '../ingest/redact-secret.js';
+import { identityOf } from './identity.js';
+import { sanitizeObject, toCanonicalYaml } from './sanitize.js';
+
+export interface NormalizedEvent {
+  /** `${clusterId}_${auditID}`: the same id the ingest job has, for dedup downstream. */
+  eventKey: string;
+  clusterId: string;
+  auditID: string;
+  identity: ObjectIdentity;
+  operation: Operation;
+  /** Canonical YAML of the sanitized object; null for a delete. */
+  content: string | null;
+  /** From the object's metadata; '' when the event carried none. */
+  resourceVersion: string;
+  author: GitAuthor;
+  stageTimestamp: string;
+}
+
+export type NormalizeOutcome = { kind: 'change'; event: NormalizedEvent } | { kind: 'no-object-body'; reason: string };
+
+const OPERATION_BY_VERB: Record<Exclude<IngestJob['verb'], 'deletecollection'>, Operation> = {
+  create: 'CREATE',
+  update: 'UPDATE',
+  patch: 'UPDATE',
+  delete: 'DELETE',
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Characters kept in an email local part; everything else becomes '-'. A conservative dot-atom. */
+const INVALID_LOCAL_PART_CHARS = /[^A-Za-z0-9._+-]/g;
+const MAX_LOCAL_PART = 64;
+
+/** Git idents may not contain '<', '>' or line breaks; other control characters are dropped too. */
+// eslint-disable-next-line no-control-regex
+const INVALID_NAME_CHARS = /[<>\u0000-\u001f\u007f]/g;
+
+/** A DNS-label-ish form of the cluster id, for the email domain. */
+function domainLabel(clusterId: string): string {
+  const label = clusterId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+  return label || 'unknown';
+}
+
+/**
+ * The Git author for a Kubernetes user: name is the username, email is
+ * `<username made email-safe>@<clusterId>.cluster.local` (e.g. system:serviceaccount:ns:sa →
+ * system-serviceaccount-ns-sa@prod.cluster.local). Always a valid git ident.
+ */
+export function authorFor(username: string, clusterId: string): GitAuthor {
+  const name = username.replace(INVALID_NAME_CHARS, '').trim() || 'unknown';
+  const local =
+    username
+      .replace(INVALID_LOCAL_PART_CHARS, '-')
+      .replace(/\.{2,}/g, '.')
+      .replace(/^\.+|\.+$/g, '')
+      .slice(0, MAX_LOCAL_PART)
+      .replace(/\.+$/, '') || 'unknown';
+  return { name, email: `${local}@${domainLabel(clusterId)}.cluster.local` };
+}
+
+function resourceVersionOf(object: Record<string, unknown> | undefined): string {
+  const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;
+  const rv = metadata?.resourceVersion;
+  return typeof rv === 'string' ? rv : '';
+}
+
+export function normalizeEvent(job: IngestJob): NormalizeOutcome {
+  if (job.verb === 'deletecollection') {
+    return { kind: 'no-object-body', reason: 'deletecollection carries no per-object body' };
+  }
+  const operation = OPERATION_BY_VERB[job.verb];
+  const identity = identityOf(job);
+  if (identity.name === '') {
+    return { kind: 'no-object-body', reason: `${job.verb} of ${job.objectRef.resource}: neither objectRef nor the object names it` };
+  }
+
+  let content: string | null = null;
+  if (operation !== 'DELETE') {
+    if (!job.object) {
+      const reason =
+        job.objectRef.subresource === 'scale'
+          ? `${job.verb} of ${job.objectRef.resource}/scale: the audit event carries a Scale, not the object`
+          : `${job.verb} of ${job.objectRef.resource} has no object body: the audit policy level must be RequestResponse` +
+            (job.verb === 'patch' ? '' : ' (or Request)') +
+            ' for this resource';
+      return { kind: 'no-object-body', reason };
+    }
+    // Defensive: ingest already redacted, but a job in Valkey is input, not trusted memory.
+    content = toCanonicalYaml(sanitizeObject(redactSecret(job.object, job.objectRef)));
+  }
+
+  const username = job.impersonatedUser?.username ?? job.user.username;
+  return {
+    kind: 'change',
+    event: {
+      eventKey: `${job.clusterId}_${job.auditID}`,
+      clusterId: job.clusterId,
+      auditID: job.auditID,
+      identity,
+      operation,
+      content,
+      resourceVersion: resourceVersionOf(job.object),
+      author: authorFor(username, job.clusterId),
+      stageTimestamp: job.stageTimestamp,
+    },
+  };
+}
