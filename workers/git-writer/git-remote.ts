@@ -43,7 +43,10 @@ export interface Mirror {
   fetch(): Promise<string | null>;
   /**
    * Pushes `commit` to the branch, accepted only if the remote branch is `expectedRemote` now (null: absent).
-   * `commit` must descend from `expectedRemote`. On success refs/remotes/origin/<branch> is set to `commit`.
+   * `commit` must descend from `expectedRemote` (checked; an Error otherwise). A remote already at
+   * `commit` is success too (a retried push). On success refs/remotes/origin/<branch> is set to `commit`.
+   * Never forces: the push lands only on top of `expectedRemote` (git's --force-with-lease
+   * compare-and-swap, used here only after checking that the update is a fast-forward).
    */
   push(commit: string, expectedRemote: string | null): Promise<PushOutcome>;
 }

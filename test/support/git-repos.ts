@@ -1,0 +1,68 @@
+// Real Git repositories for tests: a bare "remote" to push to, and readers of what it holds.
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export async function git(gitDir: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run('git', ['--git-dir', gitDir, ...args], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+export async function createBareRemote(parent?: string): Promise<string> {
+  const dir = join(parent ?? (await mkdtemp(join(tmpdir(), 'gr-remote-'))), 'remote.git');
+  await run('git', ['init', '--bare', '--quiet', '--initial-branch=main', dir]);
+  return dir;
+}
+
+export interface CommitInfo {
+  sha: string;
+  author: string;
+  email: string;
+  subject: string;
+  body: string;
+}
+
+/** Commits of a branch, oldest first. */
+export async function commitLog(gitDir: string, branch = 'main'): Promise<CommitInfo[]> {
+  let out: string;
+  try {
+    out = await git(gitDir, 'log', '--reverse', '--format=%H%x1f%an%x1f%ae%x1f%s%x1f%b%x1e', branch);
+  } catch {
+    return [];
+  }
+  return out
+    .split('\x1e')
+    .map((r) => r.trim())
+    .filter(Boolean)
+    .map((r) => {
+      const [sha, author, email, subject, body] = r.split('\x1f');
+      return { sha: sha!, author: author!, email: email!, subject: subject!, body: body ?? '' };
+    });
+}
+
+/** path → file content of the branch's tree. */
+export async function treeFiles(gitDir: string, branch = 'main'): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  let list: string;
+  try {
+    list = await git(gitDir, 'ls-tree', '-r', '-z', '--name-only', branch);
+  } catch {
+    return files;
+  }
+  for (const path of list.split('\0').filter(Boolean)) files.set(path, await git(gitDir, 'show', `${branch}:${path}`));
+  return files;
+}
+
+/** Waits until check() is true, polling; fails with the message after timeoutMs. */
+export async function waitFor(check: () => Promise<boolean>, message: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms: ${message}`);
+}
