@@ -240,7 +240,7 @@ describe('audit webhook → Git, end to end', () => {
     await waitFor(async () => (await commitLog(remote)).length >= expectedCommits.length, `${expectedCommits.length} commits`, 60_000);
     await waitFor(async () => {
       const counts = await Promise.all([service.ingestQueue, ...service.writeQueues.values()].map((q) => q.getJobCounts('waiting', 'active', 'delayed')));
-      return counts.every((c) => c.waiting + c.active + c.delayed === 0);
+      return counts.every((c) => (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0);
     }, 'queues drained');
 
     const log = await commitLog(remote);
