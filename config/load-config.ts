@@ -209,7 +209,6 @@ function checkOverlappingPaths(targets: Map<string, ResolvedTarget>, problems: s
 export function isValidBranchName(branch: string): boolean {
   if (branch.startsWith('-') || branch.startsWith('/') || branch.endsWith('/') || branch.endsWith('.')) return false;
   if (branch.includes('..') || branch.includes('//') || branch.includes('@{') || branch === '@') return false;
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x20\x7f~^:?*[\\]/.test(branch)) return false;
   return branch.split('/').every((part) => part.length > 0 && !part.startsWith('.') && !part.endsWith('.lock'));
 }

@@ -14,7 +14,7 @@ export const MAX_NAME_LENGTH = 253;
 export const AUDIT_ID_PATTERN = /^[A-Za-z0-9-]{1,128}$/;
 
 // C0 controls, DEL and C1 controls.
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**

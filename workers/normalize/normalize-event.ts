@@ -40,7 +40,7 @@ const INVALID_LOCAL_PART_CHARS = /[^A-Za-z0-9._+-]/g;
 const MAX_LOCAL_PART = 64;
 
 /** Git idents may not contain '<', '>' or line breaks; other control characters are dropped too. */
-// eslint-disable-next-line no-control-regex
+ 
 const INVALID_NAME_CHARS = /[<>\u0000-\u001f\u007f]/g;
 
 /** A DNS-label-ish form of the cluster id, for the email domain. */

@@ -23,7 +23,7 @@ export class UnsafePathError extends Error {
   }
 }
 
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
