@@ -1,0 +1,76 @@
+// Runs the real service in-process for a test: its own Valkey key prefix, a temp data dir, port 0.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseConfig } from '../../config/load-config.js';
+import { startService, type RunningService, type ServiceOptions } from '../../service.js';
+import { uniquePrefix } from './valkey-server.js';
+
+export interface TestService extends RunningService {
+  dir: string;
+  prefix: string;
+  /** Stops the service and removes its data dir. */
+  close(): Promise<void>;
+}
+
+export async function startTestService(valkeyUrl: string, configYaml: (dir: string) => Promise<string> | string, overrides: Partial<ServiceOptions> = {}): Promise<TestService> {
+  const dir = await mkdtemp(join(tmpdir(), 'gr-svc-'));
+  const prefix = uniquePrefix('svc');
+  const service = await startService({
+    config: parseConfig(await configYaml(dir)),
+    valkeyUrl,
+    prefix,
+    dataDir: join(dir, 'data'),
+    port: 0,
+    host: '127.0.0.1',
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    bodyLimitBytes: 10 * 1024 * 1024,
+    leaseTtlMs: 3000,
+    batchSize: 50,
+    committer: { name: 'GitOps Reverser', email: 'gitops-reverser@test' },
+    dashboardReadOnly: true,
+    ...overrides,
+  });
+  return {
+    ...service,
+    dir,
+    prefix,
+    async close() {
+      await service.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The smallest useful configuration: cluster "c1" (token "t0ken-c1"), everything to one bare repo. */
+export function singleClusterConfig(remote: string, path = 'clusters/c1'): string {
+  return `
+apiVersion: v1
+kind: Secret
+metadata: { name: tokens, namespace: ops }
+stringData: { c1: t0ken-c1 }
+---
+apiVersion: gitopsreverser.io/v1alpha1
+kind: ClusterProvider
+metadata: { name: c1 }
+spec: { audit: { tokenSecretRef: { name: tokens, namespace: ops, key: c1 } } }
+---
+apiVersion: gitopsreverser.io/v1alpha1
+kind: GitProvider
+metadata: { name: repo, namespace: ops }
+spec: { url: ${JSON.stringify(remote)}, allowedBranches: ["main"] }
+---
+apiVersion: gitopsreverser.io/v1alpha1
+kind: GitTarget
+metadata: { name: all, namespace: ops }
+spec: { providerRef: { name: repo }, branch: main, path: ${path}, clusterProviderRef: { name: c1 } }
+---
+apiVersion: gitopsreverser.io/v1alpha1
+kind: ClusterWatchRule
+metadata: { name: all }
+spec:
+  targetRef: { name: all, namespace: ops }
+  rules: [{ operations: ["*"], apiGroups: ["*"], resources: ["*"] }]
+`;
+}
