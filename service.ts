@@ -30,6 +30,8 @@ export interface ServiceOptions {
   committer: GitAuthor;
   dashboardReadOnly: boolean;
   replicaId?: string;
+  /** How long the webhook waits for Valkey before answering 503. @defaultValue 10000 */
+  storeTimeoutMs?: number;
 }
 
 export interface RunningService {
@@ -76,6 +78,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     clusters: () => config.clusters,
     ingestQueue,
     bodyLimitBytes: opts.bodyLimitBytes,
+    storeTimeoutMs: opts.storeTimeoutMs,
     logger,
     metrics,
     board,

@@ -133,6 +133,13 @@ interface Env {
   logger: Logger;
 }
 
+/** Stops the service and says how long that took (a stop that hangs would show here). */
+async function stopService(service: RunningService, phase: string): Promise<void> {
+  const t0 = performance.now();
+  await service.stop();
+  progress(`${phase}: service stopped in ${seconds(t0).toFixed(2)} s`);
+}
+
 async function startBenchService(env: Env, phase: string, repoPath: string): Promise<RunningService> {
   return startService({
     config: benchConfig(repoPath),
@@ -220,7 +227,7 @@ async function benchIngest(env: Env, opts: Options): Promise<IngestFigures> {
     }
     return { events: opts.ingest, requests: totals.requests, megabytes: bytes / 1e6, seconds: elapsed, eventsPerSec: opts.ingest / elapsed };
   } finally {
-    await service.stop();
+    await stopService(service, 'ingest');
   }
 }
 
@@ -307,7 +314,7 @@ async function benchEndToEnd(env: Env, opts: Options): Promise<EndToEndFigures> 
     const pushes = await histogramCount(service);
     return { events: opts.events, commits, pushes, postSeconds, seconds: elapsed, eventsPerSec: opts.events / elapsed };
   } finally {
-    await service.stop();
+    await stopService(service, 'end-to-end');
   }
 }
 

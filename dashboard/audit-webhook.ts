@@ -25,6 +25,20 @@ export interface AuditWebhookOptions {
   bodyLimitBytes: number;
   logger: Logger;
   metrics: ServiceMetrics;
+  /**
+   * How long to wait for Valkey before answering 503. Connections queue commands through a Valkey
+   * restart, so a store may still land after the 503: the API server's retry then adds nothing twice.
+   * @defaultValue 10000
+   */
+  storeTimeoutMs?: number;
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Valkey did not confirm the write within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 type Rejection = { status: number; reason: string; error: string };
@@ -100,8 +114,11 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
 
     if (jobs.length > 0) {
       try {
-        await opts.ingestQueue.addBulk(
-          jobs.map((job) => ({ name: job.verb, data: job, opts: { ...INGEST_JOB_OPTIONS, jobId: eventJobId(job.clusterId, job.auditID) } })),
+        await withTimeout(
+          opts.ingestQueue.addBulk(
+            jobs.map((job) => ({ name: job.verb, data: job, opts: { ...INGEST_JOB_OPTIONS, jobId: eventJobId(job.clusterId, job.auditID) } })),
+          ),
+          opts.storeTimeoutMs ?? 10_000,
         );
       } catch (err) {
         opts.logger.error({ err, cluster: cluster.name, events: jobs.length }, 'could not store audit events');

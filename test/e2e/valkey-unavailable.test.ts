@@ -1,0 +1,55 @@
+// The webhook acknowledges only what Valkey stored: while the server does not answer, a batch gets 503
+// with Retry-After; the API server's retry after the server is back is committed exactly once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditEvent, eventList, type ObjectSpec } from '../support/audit-events.js';
+import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
+import { singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
+import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
+
+const spec = (name: string, v: string): ObjectSpec => ({ apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: 'shop', name, body: { data: { v } } });
+
+describe.skipIf(Boolean(process.env.VALKEY_URL))('webhook while Valkey does not answer', () => {
+  let valkey: TestValkey;
+  let service: TestService;
+  let remote = '';
+
+  beforeAll(async () => {
+    valkey = await startTestValkey();
+    service = await startTestService(valkey.url, async (dir) => singleClusterConfig((remote = await createBareRemote(dir))), { storeTimeoutMs: 500 });
+  });
+  afterAll(async () => {
+    valkey?.server?.process.kill('SIGCONT');
+    await service?.close();
+    await valkey?.stop();
+  });
+
+  const post = (items: Record<string, unknown>[]) =>
+    fetch(`${service.url}/audit-webhook/c1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer t0ken-c1' },
+      body: JSON.stringify(eventList(items)),
+    });
+
+  it('answers 503 with Retry-After, and the retried batch is committed once', async () => {
+    const first = [auditEvent('create', spec('a', '1'), { user: 'alice' })];
+    expect((await post(first)).status).toBe(200);
+    await waitFor(async () => (await commitLog(remote)).length === 1, 'first commit');
+
+    const batch = [auditEvent('create', spec('b', '1'), { user: 'bob' }), auditEvent('create', spec('c', '1'), { user: 'carol' })];
+    valkey.server!.process.kill('SIGSTOP'); // the server hangs: no answer, no error
+    const refused = await post(batch);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toEqual({
+      reason: 'store-failed',
+      error: 'could not store the events, retry later: Valkey did not confirm the write within 500 ms',
+    });
+    valkey.server!.process.kill('SIGCONT');
+
+    expect((await post(batch)).status).toBe(200); // the API server retries the batch
+    await waitFor(async () => (await commitLog(remote)).length >= 3, 'three commits');
+    await new Promise((r) => setTimeout(r, 500));
+    const subjects = (await commitLog(remote)).map((c) => c.subject);
+    expect(subjects).toEqual(['CREATE v1 configmaps shop/a', 'CREATE v1 configmaps shop/b', 'CREATE v1 configmaps shop/c']);
+  });
+});
