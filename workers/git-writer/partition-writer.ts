@@ -48,6 +48,8 @@ interface Fetched {
 }
 
 const WORK_REF = 'refs/reverser/work';
+/** Jobs fetched by hand are not extended by BullMQ; the writer extends the locks of its batch itself. */
+const LOCK_DURATION_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWriter {
@@ -59,7 +61,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     prefix: opts.prefix,
     autorun: false,
     drainDelay: 1,
-    lockDuration: 30_000,
+    lockDuration: LOCK_DURATION_MS,
     // A batch handed back after a lost lease is not a crash; stalls are counted only for real deaths.
     maxStalledCount: 5,
   });
@@ -72,6 +74,15 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
   let cached: { tip: string | null; tree: Map<string, string> } | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
   let remoteBackoffMs = 0;
+  let inHand: Fetched[] = [];
+  // A slow push must not let the batch's locks expire: the stalled checker would hand the jobs to
+  // the queue again while this writer still works on them.
+  const lockTimer = setInterval(() => {
+    if (inHand.length === 0) return;
+    worker
+      .extendJobLocks(inHand.map((f) => f.job.id!), inHand.map((f) => f.token), LOCK_DURATION_MS)
+      .catch((err: unknown) => log.warn({ err }, 'could not extend the locks of the batch in hand'));
+  }, LOCK_DURATION_MS / 3);
 
   const nextToken = () => `${opts.replicaId}:${partition.id}:${++tokenCounter}`;
 
@@ -203,6 +214,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
         if (remoteBackoffMs) await sleep(remoteBackoffMs);
         const batch = await fetchBatch();
         if (batch.length === 0) continue;
+        inHand = batch;
         try {
           await processBatch(batch);
           remoteBackoffMs = 0;
@@ -217,6 +229,8 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
             await failAll(batch, err as Error);
           }
           cached = undefined;
+        } finally {
+          inHand = [];
         }
       } catch (err) {
         // Valkey unreachable and the like: keep the loop alive, clients reconnect on their own.
@@ -234,6 +248,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
       stopping = true;
       await running;
       clearInterval(renewTimer);
+      clearInterval(lockTimer);
       if (lease) await lease.release().catch(() => undefined);
       lease = null;
       await worker.close();

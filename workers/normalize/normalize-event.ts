@@ -3,6 +3,7 @@
 // anything: when the audit level carried no body, it says so (no-object-body) and the caller
 // decides whether to fetch the object from the cluster.
 import type { GitAuthor, IngestJob, ObjectIdentity, Operation } from '../../queues/contracts.js';
+import { eventJobId } from '../../queues/names.js';
 import { redactSecret } from '../ingest/redact-secret.js';
 import { identityOf } from './identity.js';
 import { sanitizeObject, toCanonicalYaml } from './sanitize.js';
@@ -40,7 +41,6 @@ const INVALID_LOCAL_PART_CHARS = /[^A-Za-z0-9._+-]/g;
 const MAX_LOCAL_PART = 64;
 
 /** Git idents may not contain '<', '>' or line breaks; other control characters are dropped too. */
- 
 const INVALID_NAME_CHARS = /[<>\u0000-\u001f\u007f]/g;
 
 /** A DNS-label-ish form of the cluster id, for the email domain. */
@@ -106,7 +106,7 @@ export function normalizeEvent(job: IngestJob): NormalizeOutcome {
   return {
     kind: 'change',
     event: {
-      eventKey: `${job.clusterId}_${job.auditID}`,
+      eventKey: eventJobId(job.clusterId, job.auditID),
       clusterId: job.clusterId,
       auditID: job.auditID,
       identity,
