@@ -6,7 +6,7 @@ import picomatch from 'picomatch';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { partitionOf } from '../queues/names.js';
-import { validateBasePath } from '../workers/route/path-layout.js';
+import { UnsafePathError, validateBasePath } from '../workers/route/path-layout.js';
 import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from './resolved-config.js';
 import {
   SCHEMA_BY_KIND,
@@ -78,7 +78,8 @@ function parseObjects(text: string, problems: string[]): Parsed {
     const obj = value as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
     const label = `document ${index + 1} (${String(obj.kind ?? '?')} ${String(obj.metadata?.namespace ? `${obj.metadata.namespace}/` : '')}${String(obj.metadata?.name ?? '?')})`;
     const kind = obj.kind as ConfigKind;
-    const schema: z.ZodType | undefined = SCHEMA_BY_KIND[kind];
+    // Own properties only: `kind: toString` must be an unknown kind, not Object.prototype's method.
+    const schema: z.ZodType | undefined = typeof kind === 'string' && Object.hasOwn(SCHEMA_BY_KIND, kind) ? SCHEMA_BY_KIND[kind] : undefined;
     if (!schema) {
       problems.push(`${label}: kind: unknown kind, expected one of ${Object.keys(SCHEMA_BY_KIND).join(', ')}`);
       return;
@@ -123,8 +124,10 @@ function resolve(parsed: Parsed, problems: string[]): ResolvedConfig {
     const token = secrets.get(`${ref.namespace}/${ref.name}`)?.[ref.key];
     if (!secrets.has(`${ref.namespace}/${ref.name}`)) {
       problems.push(`ClusterProvider ${cp.metadata.name}: spec.audit.tokenSecretRef: Secret ${ref.namespace}/${ref.name} not found`);
-    } else if (!token) {
+    } else if (token === undefined) {
       problems.push(`ClusterProvider ${cp.metadata.name}: spec.audit.tokenSecretRef.key: Secret ${ref.namespace}/${ref.name} has no key "${ref.key}"`);
+    } else if (token === '') {
+      problems.push(`ClusterProvider ${cp.metadata.name}: spec.audit.tokenSecretRef.key: key "${ref.key}" of Secret ${ref.namespace}/${ref.name} is empty`);
     }
     clusters.set(cp.metadata.name, { name: cp.metadata.name, token: token ?? '', allowedNamespaces: cp.spec.allowedNamespaces });
   }
@@ -146,41 +149,47 @@ function resolve(parsed: Parsed, problems: string[]): ResolvedConfig {
   const targets = new Map<string, ResolvedTarget>();
   for (const gt of parsed.GitTarget) {
     const key = `${gt.metadata.namespace}/${gt.metadata.name}`;
+    // Every problem of a target is reported, even when an earlier one already makes it unusable.
+    const before = problems.length;
     const provider = providers.get(`${gt.metadata.namespace}/${gt.spec.providerRef.name}`);
     if (!provider) {
       problems.push(`GitTarget ${key}: spec.providerRef.name: GitProvider ${gt.metadata.namespace}/${gt.spec.providerRef.name} not found`);
-      continue;
     }
     if (!clusters.has(gt.spec.clusterProviderRef.name)) {
       problems.push(`GitTarget ${key}: spec.clusterProviderRef.name: ClusterProvider ${gt.spec.clusterProviderRef.name} not found`);
     }
     if (!isValidBranchName(gt.spec.branch)) {
       problems.push(`GitTarget ${key}: spec.branch: "${gt.spec.branch}" is not a valid Git branch name`);
-    } else if (!provider.allowedBranches.some((glob) => picomatch.isMatch(gt.spec.branch, glob))) {
+    } else if (provider && !provider.allowedBranches.some((glob) => picomatch.isMatch(gt.spec.branch, glob))) {
       problems.push(`GitTarget ${key}: spec.branch: "${gt.spec.branch}" is not allowed by GitProvider ${provider.key} (allowedBranches: ${provider.allowedBranches.join(', ')})`);
     }
     let path = '';
     try {
       path = validateBasePath(gt.spec.path);
     } catch (err) {
-      problems.push(`GitTarget ${key}: spec.path: ${(err as Error).message}`);
+      if (!(err instanceof UnsafePathError)) throw err;
+      problems.push(`GitTarget ${key}: spec.path: ${JSON.stringify(err.value)} ${err.reason}`);
     }
-    const partition = partitionOf(provider.url, gt.spec.branch);
-    targets.set(key, { key, provider, branch: gt.spec.branch, path, clusterProvider: gt.spec.clusterProviderRef.name, partition });
+    if (provider && problems.length === before) {
+      const partition = partitionOf(provider.url, gt.spec.branch);
+      targets.set(key, { key, provider, branch: gt.spec.branch, path, clusterProvider: gt.spec.clusterProviderRef.name, partition });
+    }
   }
   checkOverlappingPaths(targets, problems);
 
+  // References are checked against every declared target: a broken target is reported once, as itself.
+  const declaredTargets = new Set(parsed.GitTarget.map((gt) => `${gt.metadata.namespace}/${gt.metadata.name}`));
   const rules: ResolvedRule[] = [];
   for (const wr of parsed.WatchRule) {
     const source = `WatchRule ${wr.metadata.namespace}/${wr.metadata.name}`;
     const targetKey = `${wr.metadata.namespace}/${wr.spec.targetRef.name}`;
-    if (!targets.has(targetKey)) problems.push(`${source}: spec.targetRef.name: GitTarget ${targetKey} not found`);
+    if (!declaredTargets.has(targetKey)) problems.push(`${source}: spec.targetRef.name: GitTarget ${targetKey} not found`);
     rules.push({ source, namespace: wr.metadata.namespace, targetKey, rules: wr.spec.rules });
   }
   for (const cwr of parsed.ClusterWatchRule) {
     const source = `ClusterWatchRule ${cwr.metadata.name}`;
     const targetKey = `${cwr.spec.targetRef.namespace}/${cwr.spec.targetRef.name}`;
-    if (!targets.has(targetKey)) problems.push(`${source}: spec.targetRef: GitTarget ${targetKey} not found`);
+    if (!declaredTargets.has(targetKey)) problems.push(`${source}: spec.targetRef: GitTarget ${targetKey} not found`);
     rules.push({ source, targetKey, rules: cwr.spec.rules });
   }
 
@@ -208,7 +217,7 @@ function checkOverlappingPaths(targets: Map<string, ResolvedTarget>, problems: s
 /** The rules of `git check-ref-format --branch`, without starting a process. */
 export function isValidBranchName(branch: string): boolean {
   if (branch.startsWith('-') || branch.startsWith('/') || branch.endsWith('/') || branch.endsWith('.')) return false;
-  if (branch.includes('..') || branch.includes('//') || branch.includes('@{') || branch === '@') return false;
+  if (branch.includes('..') || branch.includes('//') || branch.includes('@{') || branch === '@' || branch === 'HEAD') return false;
   if (/[\x00-\x20\x7f~^:?*[\\]/.test(branch)) return false;
   return branch.split('/').every((part) => part.length > 0 && !part.startsWith('.') && !part.endsWith('.lock'));
 }

@@ -18,11 +18,24 @@ export interface Partition {
 
 /** One partition per {repoURL, branch}: the unit of ordering and of exclusive writing. */
 export function partitionOf(repoURL: string, branch: string): Partition {
-  const id = createHash('sha256').update(`${repoURL}\n${branch}`).digest('hex').slice(0, 12);
+  const id = createHash('sha256').update(`${canonicalRemote(repoURL)}\n${branch}`).digest('hex').slice(0, 12);
   const repoName = repoURL.replace(/\/+$/, '').split(/[/:]/).pop()?.replace(/\.git$/, '') ?? 'repo';
   // Readable in Bull Board, never containing ':' (BullMQ refuses it), unique through the id.
   const slug = `${repoName}-${branch}`.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40);
   return { id, repoURL, branch, queueName: `write-${slug}-${id}` };
+}
+
+/**
+ * One spelling per remote, so that `https://host/org/repo`, `…/repo.git` and `…/repo/` are one partition
+ * (Git hosts serve them as one repository; two partitions would mean two writers on one branch).
+ * Local paths are left alone: there `repo` and `repo.git` are different directories.
+ */
+export function canonicalRemote(repoURL: string): string {
+  const remote = /^([a-z][a-z0-9+.-]*:\/\/|[^/@:]+@[^/:]+:)/i.test(repoURL) && !/^file:\/\//i.test(repoURL);
+  if (!remote) return repoURL;
+  const trimmed = repoURL.replace(/\/+$/, '').replace(/\.git$/, '');
+  // Scheme and host are case-insensitive; the path may not be.
+  return trimmed.replace(/^([^/]*\/\/[^/]+|[^:]+:)/, (head) => head.toLowerCase());
 }
 
 /** Keys of the project's own state (not BullMQ's), all under the prefix. */

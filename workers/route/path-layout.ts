@@ -17,13 +17,12 @@ export class UnsafePathError extends Error {
   constructor(
     readonly field: string,
     readonly value: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${field}: ${JSON.stringify(value)} ${reason}`);
   }
 }
 
- 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**

@@ -1,0 +1,110 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EnvError, readEnv } from '../../config/env.js';
+
+/** The EnvError readEnv throws for `env`; fails the test when it does not throw one. */
+function envError(env: NodeJS.ProcessEnv): EnvError {
+  try {
+    readEnv(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(EnvError);
+    return err as EnvError;
+  }
+  throw new Error('expected an EnvError, readEnv succeeded');
+}
+
+describe('readEnv', () => {
+  it('applies every default', () => {
+    expect(readEnv({})).toEqual({
+      DATA_DIR: resolve(process.cwd(), '.data'),
+      PORT: 8080,
+      KEY_PREFIX: 'gitops-reverser',
+      WEBHOOK_BODY_LIMIT_BYTES: 10 * 1024 * 1024,
+      LEASE_TTL_MS: 5000,
+      WRITE_BATCH_SIZE: 500,
+      GIT_COMMITTER_NAME: 'GitOps Reverser',
+      GIT_COMMITTER_EMAIL: 'gitops-reverser@localhost',
+      DASHBOARD_READ_ONLY: true,
+      LOG_LEVEL: 'info',
+    });
+    const env = readEnv({});
+    expect(env.VALKEY_URL).toBeUndefined();
+    expect(env.CONFIG_FILE).toBeUndefined();
+    expect(env.REPLICA_ID).toBeUndefined();
+    expect(env.WEBHOOK_BODY_LIMIT_BYTES).toBe(10_485_760);
+  });
+
+  it('treats empty values as unset and ignores unrelated variables', () => {
+    const env = readEnv({ PORT: '', VALKEY_URL: '', DATA_DIR: '', PATH: '/usr/bin', HOME: '/root' });
+    expect(env.PORT).toBe(8080);
+    expect(env.VALKEY_URL).toBeUndefined();
+    expect(env.DATA_DIR).toBe(resolve('.data'));
+    expect(env).not.toHaveProperty('PATH');
+  });
+
+  it('resolves DATA_DIR to an absolute path', () => {
+    expect(readEnv({ DATA_DIR: 'var/data' }).DATA_DIR).toBe(resolve(process.cwd(), 'var/data'));
+    expect(readEnv({ DATA_DIR: '/srv/data/' }).DATA_DIR).toBe('/srv/data');
+  });
+
+  it('parses numbers, booleans and strings', () => {
+    const env = readEnv({
+      VALKEY_URL: 'rediss://user:pw@valkey.example:6380/2',
+      CONFIG_FILE: '/etc/reverser/config.yaml',
+      PORT: '0',
+      KEY_PREFIX: '{gitops-reverser}',
+      WEBHOOK_BODY_LIMIT_BYTES: '1024',
+      LEASE_TTL_MS: '500',
+      WRITE_BATCH_SIZE: '10000',
+      DASHBOARD_READ_ONLY: 'false',
+      LOG_LEVEL: 'debug',
+      REPLICA_ID: 'replica-1',
+    });
+    expect(env).toMatchObject({
+      VALKEY_URL: 'rediss://user:pw@valkey.example:6380/2',
+      CONFIG_FILE: '/etc/reverser/config.yaml',
+      PORT: 0,
+      KEY_PREFIX: '{gitops-reverser}',
+      WEBHOOK_BODY_LIMIT_BYTES: 1024,
+      LEASE_TTL_MS: 500,
+      WRITE_BATCH_SIZE: 10_000,
+      DASHBOARD_READ_ONLY: false,
+      LOG_LEVEL: 'debug',
+      REPLICA_ID: 'replica-1',
+    });
+    expect(readEnv({ VALKEY_URL: 'redis://localhost:6379' }).VALKEY_URL).toBe('redis://localhost:6379');
+    expect(readEnv({ DASHBOARD_READ_ONLY: 'true' }).DASHBOARD_READ_ONLY).toBe(true);
+  });
+
+  it.each(['http://localhost:6379', 'localhost:6379', 'valkey://localhost', 'REDIS://localhost'])('refuses VALKEY_URL %j', (url) => {
+    expect(envError({ VALKEY_URL: url }).message).toBe('invalid environment:\n  - VALKEY_URL: must start with redis:// or rediss://');
+  });
+
+  it('PORT=abc fails with an EnvError naming PORT', () => {
+    const err = envError({ PORT: 'abc' });
+    expect(err.name).toBe('EnvError');
+    expect(err.message).toBe('invalid environment:\n  - PORT: Invalid input: expected number, received NaN');
+  });
+
+  it.each([
+    [{ PORT: '65536' }, 'PORT: Too big: expected number to be <=65535'],
+    [{ PORT: '80.5' }, 'PORT: Invalid input: expected int, received number'],
+    [{ WEBHOOK_BODY_LIMIT_BYTES: '0' }, 'WEBHOOK_BODY_LIMIT_BYTES: Too small: expected number to be >0'],
+    [{ LEASE_TTL_MS: '499' }, 'LEASE_TTL_MS: Too small: expected number to be >=500'],
+    [{ WRITE_BATCH_SIZE: '10001' }, 'WRITE_BATCH_SIZE: Too big: expected number to be <=10000'],
+    [{ DASHBOARD_READ_ONLY: 'yes' }, 'DASHBOARD_READ_ONLY: Invalid option: expected one of "true"|"false"'],
+    [{ KEY_PREFIX: 'a:b' }, 'KEY_PREFIX: letters, digits, "-", "_" and {hash tag} braces only'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"'],
+  ])('refuses %j', (env, line) => {
+    expect(envError(env).message).toBe(`invalid environment:\n  - ${line}`);
+  });
+
+  it('lists every bad variable at once', () => {
+    expect(envError({ PORT: 'abc', VALKEY_URL: 'http://x', DASHBOARD_READ_ONLY: '1' }).message.split('\n')).toEqual([
+      'invalid environment:',
+      '  - VALKEY_URL: must start with redis:// or rediss://',
+      '  - PORT: Invalid input: expected number, received NaN',
+      '  - DASHBOARD_READ_ONLY: Invalid option: expected one of "true"|"false"',
+    ]);
+  });
+});
