@@ -1,6 +1,6 @@
 // The composition root: wires configuration, Valkey, queues, workers and the HTTP app into one running
 // service. main.ts calls it for `npm start`; tests and benchmarks call it to run the real thing in-process.
-import { Queue, type Worker } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -13,7 +13,7 @@ import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { INGEST_QUEUE } from './queues/names.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
 import { compileRules } from './workers/route/compile-rules.js';
-import { startRouteWorker } from './workers/route-worker.js';
+import { startRouter } from './workers/router.js';
 
 export interface ServiceOptions {
   config: ResolvedConfig;
@@ -57,7 +57,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   }
   const board = createQueueDashboard([ingestQueue, ...writeQueues.values()] as Queue[], opts.dashboardReadOnly);
 
-  const routeWorker: Worker = await startRouteWorker({ connection, prefix, routes: compileRules(config), writeQueues, logger, metrics });
+  const router = startRouter({ connection, prefix, routes: compileRules(config), writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics });
   const writers: PartitionWriter[] = [...config.partitions.values()].map(({ partition, credentials }) =>
     startPartitionWriter({
       connection,
@@ -103,7 +103,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await closed;
-      await routeWorker.close();
+      await router.stop();
       await Promise.all(writers.map((w) => w.stop()));
       await Promise.all([ingestQueue, ...writeQueues.values()].map((q) => q.close()));
       await connection.quit().catch(() => connection.disconnect());

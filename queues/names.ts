@@ -42,12 +42,23 @@ export function canonicalRemote(repoURL: string): string {
 export function ownKeys(prefix: string, partitionId: string) {
   const base = `${prefix}:partition:${partitionId}`;
   return {
-    /** Holder of the write lease: `${replicaId}:${fence}`, with a TTL. */
+    ...leaseKeys(base),
+    /** Hash file path → last applied resourceVersion, the stale-event guard. */
+    versions: `${base}:versions`,
+  };
+}
+
+/** The lease of the router, the one consumer of the ingest queue at a time. */
+export function routerKeys(prefix: string) {
+  return leaseKeys(`${prefix}:router`);
+}
+
+function leaseKeys(base: string) {
+  return {
+    /** Holder of the lease: `${replicaId}:${fence}`, with a TTL. */
     lease: `${base}:lease`,
     /** Monotonic fencing token counter, incremented on every acquisition. */
     fence: `${base}:fence`,
-    /** Hash file path → last applied resourceVersion, the stale-event guard. */
-    versions: `${base}:versions`,
   };
 }
 

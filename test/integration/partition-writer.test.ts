@@ -29,7 +29,7 @@ function write(n: number, opts: { name?: string; content?: string | null; rv?: s
     content: opts.content === undefined ? `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  n: "${n}"\n` : opts.content,
     resourceVersion: opts.rv ?? String(1000 + n),
     author: { name: `user-${n % 3}`, email: `user-${n % 3}@c1.cluster.local` },
-    stageTimestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, n % 60)).toISOString(),
+    stageTimestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, 0) + n * 1000).toISOString(),
   };
 }
 
@@ -97,6 +97,15 @@ describe('partition writer', () => {
     const completed = await queue.getCompleted(0, 200);
     expect(completed).toHaveLength(120);
     expect(new Set(completed.map((j) => (j.returnvalue as { commit: string }).commit)).size).toBe(120);
+  });
+
+  it('events that arrived out of order within one batch are committed in the order they happened', async () => {
+    const { remote, start, add, drained } = await setup();
+    // Two audit batches overtook each other on the way: 3 and 4 arrived before 1 and 2.
+    await add([write(3), write(4), write(1), write(2)]);
+    start('replica-a');
+    await waitFor(async () => (await commitLog(remote)).length === 4 && (await drained()), 'four commits');
+    expect((await commitLog(remote)).map((c) => /Audit-ID: (\S+)/.exec(c.body)?.[1])).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4']);
   });
 
   it('stale, repeated and already-absent events make no commit and say why', async () => {

@@ -1,13 +1,13 @@
-// The write lease on a real Valkey: one holder at a time, a fence that grows with every acquisition,
+// The exclusive lease on a real Valkey: one holder at a time, a fence that grows with every acquisition,
 // renewal and release only by the holder.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConnection } from '../../queues/connection.js';
 import { ownKeys } from '../../queues/names.js';
-import { LeaseLostError, tryAcquireLease } from '../../workers/git-writer/partition-lease.js';
+import { LeaseLostError, tryAcquireLease } from '../../queues/lease.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 import type { Valkey } from 'iovalkey';
 
-describe('partition lease', () => {
+describe('lease', () => {
   let valkey: TestValkey;
   let client: Valkey;
   beforeAll(async () => {
@@ -29,7 +29,7 @@ describe('partition lease', () => {
     expect(b?.fence).toBe(2);
     expect(await a!.renew()).toBe(false);
     await expect(a!.assertHeld()).rejects.toThrow(new LeaseLostError('p1', 1));
-    await expect(a!.assertHeld()).rejects.toThrow('partition p1: the write lease (fence 1) was lost; not pushing');
+    await expect(a!.assertHeld()).rejects.toThrow('p1: the lease (fence 1) was lost; stopping before the next side effect');
     await a!.release(); // not the holder: changes nothing
     expect(await client.get(keys.lease)).toBe('replica-b:2');
     await b!.assertHeld();

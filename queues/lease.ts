@@ -1,7 +1,7 @@
-// The write lease of one partition: at most one replica holds it, with a fencing token that grows on
-// every acquisition. BullMQ's global concurrency and job locks are not a fence (a job whose lock expired
-// is started again while the first run still works), so the writer checks this lease right before
-// every push, and the remote's fast-forward-only push is the last guard.
+// An exclusive lease in Valkey: at most one replica holds it, with a fencing token that grows on every
+// acquisition. BullMQ's global concurrency and job locks are not a fence (a job whose lock expired is
+// started again while the first run still works), so whoever acts on the lease checks it right before
+// the side effect (the Git writer before every push, whose fast-forward-only push is the last guard).
 import type { Valkey } from 'iovalkey';
 
 // KEYS[1] lease, KEYS[2] fence counter; ARGV[1] holder, ARGV[2] ttl ms. Returns the new fence or 0.
@@ -26,10 +26,11 @@ return 0`;
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';
   constructor(
-    readonly partitionId: string,
+    /** What the lease guards, e.g. `partition 2b0f5489634d`. */
+    readonly owner: string,
     readonly fence: number,
   ) {
-    super(`partition ${partitionId}: the write lease (fence ${fence}) was lost; not pushing`);
+    super(`${owner}: the lease (fence ${fence}) was lost; stopping before the next side effect`);
   }
 }
 
@@ -42,10 +43,15 @@ export interface HeldLease {
   release(): Promise<void>;
 }
 
+export interface LeaseKeys {
+  lease: string;
+  fence: string;
+}
+
 export async function tryAcquireLease(
   client: Valkey,
-  keys: { lease: string; fence: string },
-  partitionId: string,
+  keys: LeaseKeys,
+  owner: string,
   holder: string,
   ttlMs: number,
 ): Promise<HeldLease | null> {
@@ -57,7 +63,7 @@ export async function tryAcquireLease(
     fence,
     renew,
     assertHeld: async () => {
-      if (!(await renew())) throw new LeaseLostError(partitionId, fence);
+      if (!(await renew())) throw new LeaseLostError(owner, fence);
     },
     release: async () => {
       await client.eval(RELEASE, 1, keys.lease, value);

@@ -1,0 +1,220 @@
+// A queue consumer that only one replica runs at a time, in batches, in queue order.
+//
+// Open-source BullMQ has no job groups or batches, and a queue with global concurrency 1 admits one
+// active job, so every job would pay its own round trips (and, for Git, its own push). Instead every
+// replica runs this loop; only the holder of the queue's lease (queues/lease.ts) fetches jobs by hand,
+// up to `batchSize` at a time in queue order, hands them to `handle` at once, and completes each with its
+// result. When `handle` fails with a transient error (the lease was lost, the remote is unreachable), the
+// batch goes back to the head of the queue in its order, for this replica after a backoff or for the next
+// lease holder; any other error fails the batch's jobs into BullMQ's retries and, at last, the failed set.
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Valkey } from 'iovalkey';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { tryAcquireLease, type HeldLease, type LeaseKeys } from './lease.js';
+
+/** Returned by `handle` in place of a result: this one job fails (with its error); the others complete. */
+export class JobFailure {
+  constructor(readonly error: Error) {}
+}
+
+export interface ExclusiveBatchConsumerOptions<D, R> {
+  /** What the lease guards, for logs and errors, e.g. `partition 2b0f5489634d`. */
+  owner: string;
+  connection: Valkey;
+  prefix: string;
+  queueName: string;
+  leaseKeys: LeaseKeys;
+  replicaId: string;
+  /** A dead holder's queue is taken over after at most this long. */
+  leaseTtlMs: number;
+  /** The most jobs one `handle` call gets. */
+  batchSize: number;
+  logger: Logger;
+  /** Job payloads are input: each is validated; an invalid one fails at once, without retries. */
+  schema: z.ZodType<D>;
+  /** Handles the batch in order; one result (or JobFailure) per job, in the same order. */
+  handle(jobs: D[], lease: HeldLease): Promise<(R | JobFailure)[]>;
+  /** Errors after which nothing was done and the batch should wait at the head of the queue. */
+  isTransient(err: unknown): boolean;
+  /** Called when this replica takes the lease (state cached from an earlier holding is stale). */
+  onLeaseAcquired?(fence: number): void;
+  /** Called after each batch with the numbers of jobs completed and failed. */
+  onBatch?(completed: number, failed: number): void;
+}
+
+export interface ExclusiveBatchConsumer {
+  /** Finishes or hands back the batch in hand, releases the lease at once, closes the worker. */
+  stop(): Promise<void>;
+}
+
+interface Fetched {
+  job: Job;
+  token: string;
+}
+
+/** Jobs fetched by hand are not extended by BullMQ; the consumer extends the locks of its batch itself. */
+const LOCK_DURATION_MS = 30_000;
+const MAX_BACKOFF_MS = 30_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOptions<D, R>): ExclusiveBatchConsumer {
+  const log = opts.logger;
+  const worker = new Worker(opts.queueName, null, {
+    connection: opts.connection,
+    prefix: opts.prefix,
+    autorun: false,
+    drainDelay: 1,
+    lockDuration: LOCK_DURATION_MS,
+    // A batch handed back after a lost lease is not a crash; stalls are counted only for real deaths.
+    maxStalledCount: 5,
+  });
+  worker.on('error', (err) => log.error({ err, queue: opts.queueName }, 'queue connection error'));
+
+  let stopping = false;
+  let lease: HeldLease | null = null;
+  let renewTimer: NodeJS.Timeout | undefined;
+  let tokenCounter = 0;
+  let backoffMs = 0;
+  let inHand: Fetched[] = [];
+
+  // A slow batch must not let its locks expire: the stalled checker would put the jobs back in the
+  // queue while this replica still works on them.
+  const lockTimer = setInterval(() => {
+    if (inHand.length === 0) return;
+    worker
+      .extendJobLocks(inHand.map((f) => f.job.id!), inHand.map((f) => f.token), LOCK_DURATION_MS)
+      .catch((err: unknown) => log.warn({ err }, 'could not extend the locks of the batch in hand'));
+  }, LOCK_DURATION_MS / 3);
+
+  const nextToken = () => `${opts.replicaId}:${opts.queueName}:${++tokenCounter}`;
+
+  async function acquire(): Promise<boolean> {
+    const held = await tryAcquireLease(opts.connection, opts.leaseKeys, opts.owner, opts.replicaId, opts.leaseTtlMs);
+    if (!held) return false;
+    lease = held;
+    log.info({ fence: held.fence, replica: opts.replicaId }, `took the lease of ${opts.owner}`);
+    opts.onLeaseAcquired?.(held.fence);
+    renewTimer = setInterval(() => {
+      held.renew().then(
+        (ok) => {
+          if (!ok && lease === held) {
+            log.warn({ fence: held.fence }, `lost the lease of ${opts.owner}`);
+            lease = null;
+            clearInterval(renewTimer);
+          }
+        },
+        (err: unknown) => log.warn({ err }, `could not renew the lease of ${opts.owner}`),
+      );
+    }, Math.max(100, Math.floor(opts.leaseTtlMs / 3)));
+    return true;
+  }
+
+  async function fetchBatch(): Promise<Fetched[]> {
+    const firstToken = nextToken();
+    const first = await worker.getNextJob(firstToken, { block: true });
+    if (!first) return [];
+    const batch: Fetched[] = [{ job: first, token: firstToken }];
+    while (batch.length < opts.batchSize && lease) {
+      const token = nextToken();
+      const job = await worker.getNextJob(token, { block: false });
+      if (!job) break;
+      batch.push({ job, token });
+    }
+    return batch;
+  }
+
+  /** Back to the head of the queue, in their order, so the next holder starts exactly here. */
+  async function handBack(batch: Fetched[]): Promise<void> {
+    for (const { job, token } of [...batch].reverse()) await job.moveToWait(token);
+  }
+
+  async function process(batch: Fetched[]): Promise<void> {
+    const valid: { fetched: Fetched; data: D }[] = [];
+    let failed = 0;
+    let completed = 0;
+    for (const fetched of batch) {
+      const parsed = opts.schema.safeParse(fetched.job.data);
+      if (parsed.success) {
+        valid.push({ fetched, data: parsed.data });
+        continue;
+      }
+      // A malformed payload never becomes valid by retrying: straight to failed, visible with its error.
+      const issue = parsed.error.issues[0];
+      await fetched.job.moveToFailed(new UnrecoverableError(`invalid job payload: ${issue?.path.join('.')}: ${issue?.message}`), fetched.token, false);
+      failed++;
+    }
+    inHand = valid.map((v) => v.fetched);
+    if (valid.length === 0) return;
+    if (!lease) throw new Error(`${opts.owner}: no lease`); // cannot happen: fetched under the lease
+    const results = await opts.handle(
+      valid.map((v) => v.data),
+      lease,
+    );
+    if (results.length !== valid.length) throw new Error(`${opts.owner}: handle returned ${results.length} results for ${valid.length} jobs`);
+    // The side effects are done: from here on the jobs are finished, whatever else happens.
+    const done = inHand;
+    inHand = [];
+    await Promise.all(
+      done.map(({ job, token }, i) => {
+        const result = results[i];
+        if (result instanceof JobFailure) {
+          failed++;
+          return job.moveToFailed(result.error, token, false);
+        }
+        completed++;
+        return job.moveToCompleted(result, token, false);
+      }),
+    );
+    opts.onBatch?.(completed, failed);
+  }
+
+  async function loop(): Promise<void> {
+    await worker.startStalledCheckTimer();
+    while (!stopping) {
+      try {
+        if (!lease && !(await acquire())) {
+          await sleep(Math.floor(opts.leaseTtlMs / 3 + Math.random() * 200));
+          continue;
+        }
+        if (backoffMs) await sleep(backoffMs);
+        const batch = await fetchBatch();
+        if (batch.length === 0) continue;
+        inHand = batch;
+        try {
+          await process(batch);
+          backoffMs = 0;
+        } catch (err) {
+          const pending = inHand;
+          inHand = [];
+          if (opts.isTransient(err)) {
+            backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
+            log.warn({ err, events: pending.length, retryInMs: backoffMs }, `${opts.owner}: batch handed back`);
+            await handBack(pending);
+          } else {
+            log.error({ err, events: pending.length }, `${opts.owner}: batch failed; its jobs go to retry with backoff`);
+            await Promise.all(pending.map(({ job, token }) => job.moveToFailed(err as Error, token, false)));
+          }
+        }
+      } catch (err) {
+        // Valkey unreachable and the like: keep the loop alive, clients reconnect on their own.
+        log.error({ err }, `${opts.owner}: consumer loop error`);
+        await sleep(500);
+      }
+    }
+  }
+
+  const running = loop();
+
+  return {
+    async stop() {
+      stopping = true;
+      await running;
+      clearInterval(renewTimer);
+      clearInterval(lockTimer);
+      if (lease) await lease.release().catch(() => undefined);
+      lease = null;
+      await worker.close();
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// The router: the one consumer of the ingest queue at a time (an exclusive batch consumer under the
+// router lease). For each stored audit event, in queue order, it normalizes the event, matches the
+// compiled rules and prepares one write job per selected target; then it adds each partition's writes
+// with one addBulk. The queue order (the order the API server sent the events) thereby becomes the order
+// of every partition queue, and a batch costs a few round trips instead of a few per event.
+import { UnrecoverableError, type JobsOptions, type Queue } from 'bullmq';
+import type { Valkey } from 'iovalkey';
+import type { Logger } from 'pino';
+import type { ServiceMetrics } from '../dashboard/metrics.js';
+import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } from '../queues/contracts.js';
+import { JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
+import { WRITE_JOB_OPTIONS } from '../queues/job-options.js';
+import { INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
+import { normalizeEvent } from './normalize/normalize-event.js';
+import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
+import { objectFilePath, UnsafePathError } from './route/path-layout.js';
+
+export interface RouterOptions {
+  connection: Valkey;
+  prefix: string;
+  routes: CompiledRoutes;
+  /** Partition queue by queue name; every target's partition must be here. */
+  writeQueues: Map<string, Queue<WriteJob>>;
+  replicaId: string;
+  leaseTtlMs: number;
+  /** @defaultValue 500 */
+  batchSize?: number;
+  logger: Logger;
+  metrics: ServiceMetrics;
+}
+
+type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: string; jobs: { name: string; data: WriteJob; opts: JobsOptions }[] }>;
+
+/** Routes one event: its outcome, with its writes appended to `pending` (nothing is added yet). */
+export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 'writeQueues' | 'metrics'>, pending: PendingWrites): IngestResult | JobFailure {
+  const normalized = normalizeEvent(job);
+  if (normalized.kind === 'no-object-body') {
+    opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
+    return { outcome: 'no-object-body', reason: normalized.reason };
+  }
+  const event = normalized.event;
+  const targets = matchTargets(opts.routes, event.identity, event.operation);
+  if (targets.length === 0) {
+    opts.metrics.eventsUnrouted.inc({ cluster: event.clusterId });
+    return { outcome: 'unrouted' };
+  }
+  const writes: { target: string; queue: string; filePath: string }[] = [];
+  for (const target of targets) {
+    let filePath: string;
+    try {
+      filePath = objectFilePath(target.path, event.identity);
+    } catch (err) {
+      if (err instanceof UnsafePathError) return new JobFailure(new UnrecoverableError(`target ${target.key}: ${err.message}`));
+      throw err;
+    }
+    const queue = opts.writeQueues.get(target.partition.queueName);
+    if (!queue) return new JobFailure(new Error(`no write queue for partition ${target.partition.id} of target ${target.key}`));
+    const data: WriteJob = {
+      eventKey: event.eventKey,
+      clusterId: event.clusterId,
+      auditID: event.auditID,
+      target: target.key,
+      identity: event.identity,
+      operation: event.operation,
+      filePath,
+      content: event.content,
+      resourceVersion: event.resourceVersion,
+      author: event.author,
+      stageTimestamp: event.stageTimestamp,
+    };
+    const entry = pending.get(queue.name) ?? { queue, partitionId: target.partition.id, jobs: [] };
+    // The job id makes a redelivered event (a batch routed again after a crash) add nothing twice.
+    entry.jobs.push({ name: event.operation, data, opts: { ...WRITE_JOB_OPTIONS, jobId: writeJobId(event.eventKey, target.key) } });
+    pending.set(queue.name, entry);
+    writes.push({ target: target.key, queue: queue.name, filePath });
+  }
+  return { outcome: 'routed', writes };
+}
+
+export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
+  return startExclusiveBatchConsumer<IngestJob, IngestResult>({
+    owner: 'router',
+    connection: opts.connection,
+    prefix: opts.prefix,
+    queueName: INGEST_QUEUE,
+    leaseKeys: routerKeys(opts.prefix),
+    replicaId: opts.replicaId,
+    leaseTtlMs: opts.leaseTtlMs,
+    batchSize: opts.batchSize ?? 500,
+    logger: opts.logger.child({ stage: 'router' }),
+    schema: IngestJobSchema,
+    async handle(jobs, lease) {
+      const pending: PendingWrites = new Map();
+      const results = jobs.map((job) => {
+        try {
+          return routeEvent(job, opts, pending);
+        } catch (err) {
+          // One event that breaks normalizing must not hold up the events behind it: it fails alone.
+          return new JobFailure(err as Error);
+        }
+      });
+      // A router that lost its lease must not add behind the next one's adds (that would reorder).
+      await lease.assertHeld();
+      for (const { queue, partitionId, jobs: writes } of pending.values()) {
+        await queue.addBulk(writes);
+        opts.metrics.writesQueued.inc({ partition: partitionId }, writes.length);
+      }
+      return results;
+    },
+    // Per-event errors became JobFailures above; what fails a whole batch is Valkey, and then the
+    // batch waits at the head of the queue.
+    isTransient: () => true,
+  });
+}
