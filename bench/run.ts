@@ -390,7 +390,7 @@ async function deleteKeys(url: string, pattern: string): Promise<void> {
 async function main(): Promise<void> {
   const opts = readOptions();
   const root = await mkdtemp(join(tmpdir(), 'gitops-reverser-bench-'));
-  const logger = pino({ level: 'warn' });
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
   let embedded: EmbeddedValkey | undefined;
   const prefixBase = `bench-${randomBytes(4).toString('hex')}`;
   let valkeyUrl = process.env.VALKEY_URL;

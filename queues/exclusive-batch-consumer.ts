@@ -56,6 +56,7 @@ interface Fetched {
 /** Jobs fetched by hand are not extended by BullMQ; the consumer extends the locks of its batch itself. */
 const LOCK_DURATION_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
+const FETCH_PIPELINE = 50;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOptions<D, R>): ExclusiveBatchConsumer {
@@ -115,11 +116,13 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     const first = await worker.getNextJob(firstToken, { block: true });
     if (!first) return [];
     const batch: Fetched[] = [{ job: first, token: firstToken }];
+    // Fetches go out FETCH_PIPELINE at a time: one connection runs them in the order they were sent,
+    // so the n-th call takes the n-th job, and the batch costs a few round trips instead of one per job.
     while (batch.length < opts.batchSize && lease) {
-      const token = nextToken();
-      const job = await worker.getNextJob(token, { block: false });
-      if (!job) break;
-      batch.push({ job, token });
+      const tokens = Array.from({ length: Math.min(FETCH_PIPELINE, opts.batchSize - batch.length) }, nextToken);
+      const jobs = await Promise.all(tokens.map((token) => worker.getNextJob(token, { block: false })));
+      jobs.forEach((job, i) => job && batch.push({ job, token: tokens[i]! }));
+      if (jobs.some((job) => !job)) break;
     }
     return batch;
   }
@@ -129,7 +132,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     for (const { job, token } of [...batch].reverse()) await job.moveToWait(token);
   }
 
-  async function process(batch: Fetched[]): Promise<void> {
+  async function processBatch(batch: Fetched[]): Promise<void> {
     const valid: { fetched: Fetched; data: D }[] = [];
     let failed = 0;
     let completed = 0;
@@ -182,7 +185,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
         if (batch.length === 0) continue;
         inHand = batch;
         try {
-          await process(batch);
+          await processBatch(batch);
           backoffMs = 0;
         } catch (err) {
           const pending = inHand;

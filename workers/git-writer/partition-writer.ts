@@ -91,17 +91,37 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     const applied = await appliedVersions(jobs);
     const attempts = opts.pushAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
-      const tip = await repo.fetch();
-      const tree = cached && cached.tip === tip ? cached.tree : await readTreeIndex(repo.gitDir, tip);
+      const ms: Record<string, number> = {};
+      let mark = performance.now();
+      const lap = (name: string) => {
+        const now = performance.now();
+        ms[name] = Math.round(now - mark);
+        mark = now;
+      };
+      // After our own push the remote tip is known; no fetch is needed to build on it, because the
+      // push is a compare-and-swap on that tip: if someone else pushed meanwhile, it is refused, and the
+      // next attempt fetches.
+      let tip: string | null;
+      let tree: Map<string, string>;
+      if (cached) {
+        ({ tip, tree } = cached);
+      } else {
+        tip = await repo.fetch();
+        tree = await readTreeIndex(repo.gitDir, tip);
+      }
+      lap('fetch');
       const plan = planCommits(jobs, tree, applied, opts.committer);
+      lap('plan');
       let head = tip;
       let shas: string[] = [];
       if (plan.commits.length > 0) {
         const started = process.hrtime.bigint();
         shas = await writeCommits(repo.gitDir, WORK_REF, tip, plan.commits);
+        lap('commit');
         head = shas[shas.length - 1]!;
         await lease.assertHeld(); // the fence: a writer that lost its lease never pushes
         const pushed = await repo.push(head, tip);
+        lap('push');
         if (!pushed.ok) {
           cached = undefined;
           log.warn({ attempt, reason: pushed.reason, detail: pushed.detail }, 'push refused');
@@ -113,7 +133,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
       }
       cached = { tip: head, tree: plan.tree };
       if (plan.versions.size > 0) await opts.connection.hset(keys.versions, Object.fromEntries(plan.versions));
-      log.info({ events: jobs.length, commits: shas.length, head }, 'batch written');
+      log.info({ events: jobs.length, commits: shas.length, head, ms }, 'batch written');
       const results: WriteResult[] = new Array<WriteResult>(arrived.length);
       plan.outcomes.forEach((outcome, k) => {
         results[order[k]!] =
