@@ -33,9 +33,10 @@ export interface EmbeddedValkeyOptions {
   appendOnly?: boolean;
 }
 
-export function findServerBinary(): string | undefined {
+/** `valkey-server`, else `redis-server`, as found on the PATH of `env`. */
+export function findServerBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
   for (const name of ['valkey-server', 'redis-server']) {
-    if (spawnSync(name, ['--version'], { stdio: 'ignore' }).status === 0) return name;
+    if (spawnSync(name, ['--version'], { stdio: 'ignore', env }).status === 0) return name;
   }
   return undefined;
 }
