@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { simpleGit } from 'simple-git';
 import { stringify } from 'yaml';
+import { demoConfigYaml } from '../config/demo-config.js';
 import { parseConfig } from '../config/load-config.js';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import { openConnection } from '../queues/connection.js';
@@ -83,47 +84,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The demo-style configuration: one cluster, one repository, one target, one rule selecting everything. */
 function benchConfig(repoPath: string): ResolvedConfig {
-  return parseConfig(
-    `apiVersion: v1
-kind: Secret
-metadata: { name: bench-audit-token, namespace: gitops-reverser }
-stringData: { token: ${TOKEN} }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: ClusterProvider
-metadata: { name: ${CLUSTER} }
-spec:
-  audit:
-    tokenSecretRef: { name: bench-audit-token, namespace: gitops-reverser, key: token }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: GitProvider
-metadata: { name: bench-repo, namespace: gitops-reverser }
-spec:
-  url: ${JSON.stringify(repoPath)}
-  allowedBranches: ["main"]
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: GitTarget
-metadata: { name: bench, namespace: gitops-reverser }
-spec:
-  providerRef: { name: bench-repo }
-  branch: main
-  path: clusters/${CLUSTER}
-  clusterProviderRef: { name: ${CLUSTER} }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: ClusterWatchRule
-metadata: { name: everything }
-spec:
-  targetRef: { name: bench, namespace: gitops-reverser }
-  rules:
-    - operations: ["*"]
-      apiGroups: ["*"]
-      resources: ["*"]
-`,
-    'the benchmark configuration',
-  );
+  return parseConfig(demoConfigYaml(repoPath, { cluster: CLUSTER, token: TOKEN }));
 }
 
 interface Env {

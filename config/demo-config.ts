@@ -12,40 +12,45 @@ import type { ResolvedConfig } from './resolved-config.js';
 export const DEMO_CLUSTER = 'demo';
 export const DEMO_TOKEN = 'demo-token';
 
-export function demoConfigYaml(repoPath: string): string {
+/**
+ * One cluster whose every change goes to one repository: the demo, and the shape tests and benchmarks
+ * start from. The token is kept in a Secret, as a real configuration keeps it.
+ */
+export function demoConfigYaml(repoPath: string, opts: { cluster?: string; token?: string; path?: string } = {}): string {
+  const cluster = opts.cluster ?? DEMO_CLUSTER;
   return `apiVersion: v1
 kind: Secret
-metadata: { name: demo-audit-token, namespace: gitops-reverser }
-stringData: { token: ${DEMO_TOKEN} }
+metadata: { name: ${cluster}-audit-token, namespace: gitops-reverser }
+stringData: { token: ${JSON.stringify(opts.token ?? DEMO_TOKEN)} }
 ---
 apiVersion: gitopsreverser.io/v1alpha1
 kind: ClusterProvider
-metadata: { name: ${DEMO_CLUSTER} }
+metadata: { name: ${cluster} }
 spec:
   audit:
-    tokenSecretRef: { name: demo-audit-token, namespace: gitops-reverser, key: token }
+    tokenSecretRef: { name: ${cluster}-audit-token, namespace: gitops-reverser, key: token }
 ---
 apiVersion: gitopsreverser.io/v1alpha1
 kind: GitProvider
-metadata: { name: demo-repo, namespace: gitops-reverser }
+metadata: { name: ${cluster}-repo, namespace: gitops-reverser }
 spec:
   url: ${JSON.stringify(repoPath)}
   allowedBranches: ["main"]
 ---
 apiVersion: gitopsreverser.io/v1alpha1
 kind: GitTarget
-metadata: { name: demo, namespace: gitops-reverser }
+metadata: { name: ${cluster}, namespace: gitops-reverser }
 spec:
-  providerRef: { name: demo-repo }
+  providerRef: { name: ${cluster}-repo }
   branch: main
-  path: clusters/demo
-  clusterProviderRef: { name: ${DEMO_CLUSTER} }
+  path: ${JSON.stringify(opts.path ?? `clusters/${cluster}`)}
+  clusterProviderRef: { name: ${cluster} }
 ---
 apiVersion: gitopsreverser.io/v1alpha1
 kind: ClusterWatchRule
-metadata: { name: everything }
+metadata: { name: ${cluster}-everything }
 spec:
-  targetRef: { name: demo, namespace: gitops-reverser }
+  targetRef: { name: ${cluster}, namespace: gitops-reverser }
   rules:
     - operations: ["*"]
       apiGroups: ["*"]

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { demoConfigYaml } from '../../config/demo-config.js';
 import { parseConfig } from '../../config/load-config.js';
 import { startService, type RunningService, type ServiceOptions } from '../../service.js';
 import { uniquePrefix } from './valkey-server.js';
@@ -45,32 +46,5 @@ export async function startTestService(valkeyUrl: string, configYaml: (dir: stri
 
 /** The smallest useful configuration: cluster "c1" (token "t0ken-c1"), everything to one bare repo. */
 export function singleClusterConfig(remote: string, path = 'clusters/c1'): string {
-  return `
-apiVersion: v1
-kind: Secret
-metadata: { name: tokens, namespace: ops }
-stringData: { c1: t0ken-c1 }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: ClusterProvider
-metadata: { name: c1 }
-spec: { audit: { tokenSecretRef: { name: tokens, namespace: ops, key: c1 } } }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: GitProvider
-metadata: { name: repo, namespace: ops }
-spec: { url: ${JSON.stringify(remote)}, allowedBranches: ["main"] }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: GitTarget
-metadata: { name: all, namespace: ops }
-spec: { providerRef: { name: repo }, branch: main, path: ${path}, clusterProviderRef: { name: c1 } }
----
-apiVersion: gitopsreverser.io/v1alpha1
-kind: ClusterWatchRule
-metadata: { name: all }
-spec:
-  targetRef: { name: all, namespace: ops }
-  rules: [{ operations: ["*"], apiGroups: ["*"], resources: ["*"] }]
-`;
+  return demoConfigYaml(remote, { cluster: 'c1', token: 't0ken-c1', path });
 }
