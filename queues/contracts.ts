@@ -70,7 +70,7 @@ export type WriteJob = z.infer<typeof WriteJobSchema>;
 /** What a write job returns; shown in Bull Board as the job's outcome. */
 export type WriteResult =
   | { outcome: 'committed'; commit: string; pushedAs: string }
-  | { outcome: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent'; head: string };
+  | { outcome: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent' | 'already-applied'; head: string };
 
 /** What an ingest job returns: where the event went. */
 export type IngestResult =

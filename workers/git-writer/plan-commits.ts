@@ -3,12 +3,13 @@
 // is not there, and an event older than what was already applied for that file all plan no commit.
 import type { GitAuthor, WriteJob } from '../../queues/contracts.js';
 import type { PlannedCommit } from './fast-import-committer.js';
+import { appliedKey } from './applied-events.js';
 import { commitMessage } from './commit-message.js';
 import { blobSha } from './git-objects.js';
 
 export type PlannedOutcome =
   | { kind: 'commit'; commitIndex: number }
-  | { kind: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent' };
+  | { kind: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent' | 'already-applied' };
 
 export interface CommitPlan {
   commits: PlannedCommit[];
@@ -38,16 +39,28 @@ export function planCommits(
   appliedVersions: ReadonlyMap<string, string>,
   committer: GitAuthor,
   now: Date = new Date(),
+  /** Writes the remote already holds (appliedKey), e.g. pushed by a writer that died before completing them. */
+  alreadyApplied: ReadonlySet<string> = new Set(),
 ): CommitPlan {
   const next = new Map(tree);
   const versions = new Map<string, string>();
   const commits: PlannedCommit[] = [];
+  /** Keeps the newest resourceVersion per file. */
+  const record = (job: WriteJob) => {
+    if (!job.resourceVersion) return;
+    const known = versions.get(job.filePath);
+    if (!known || (compareResourceVersions(job.resourceVersion, known) ?? 1) > 0) versions.set(job.filePath, job.resourceVersion);
+  };
   const outcomes: PlannedOutcome[] = jobs.map((job) => {
+    if (alreadyApplied.has(appliedKey(job))) {
+      record(job);
+      return { kind: 'unchanged', reason: 'already-applied' };
+    }
     const known = versions.get(job.filePath) ?? appliedVersions.get(job.filePath);
     if (known && job.resourceVersion && (compareResourceVersions(job.resourceVersion, known) ?? 0) < 0) {
       return { kind: 'unchanged', reason: 'stale' };
     }
-    if (job.resourceVersion) versions.set(job.filePath, job.resourceVersion);
+    record(job);
     if (job.content === null) {
       if (!next.has(job.filePath)) return { kind: 'unchanged', reason: 'already-absent' };
       next.delete(job.filePath);

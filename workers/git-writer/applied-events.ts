@@ -1,0 +1,25 @@
+// Which events the remote already holds, read back from the trailers of its newest commits. A writer that
+// died after its push but before completing its jobs leaves those jobs to be delivered again; the next
+// writer finds their commits here and completes them without committing twice (invariant 4). The trailers
+// are the record because they travel with the commits: no second store can disagree with the remote.
+import type { WriteJob } from '../../queues/contracts.js';
+import { parseTrailers } from './commit-message.js';
+import { runGit } from './git-process.js';
+
+/** The identity of one write: one event written to one target. */
+export function appliedKey(w: Pick<WriteJob, 'clusterId' | 'auditID' | 'target'>): string {
+  return `${w.clusterId}\n${w.auditID}\n${w.target}`;
+}
+
+/** Keys of the writes recorded in the last `depth` commits of `tip`. */
+export async function readAppliedKeys(gitDir: string, tip: string | null, depth: number): Promise<Set<string>> {
+  const keys = new Set<string>();
+  if (!tip) return keys;
+  const r = await runGit(gitDir, ['log', `-n${depth}`, '--format=%B%x00', tip, '--']);
+  if (r.exitCode !== 0) throw new Error(`git log of ${tip} failed (exit ${r.exitCode}): ${r.stderr}`);
+  for (const message of r.stdout.toString('utf8').split('\0')) {
+    const t = parseTrailers(message);
+    if (t['Audit-ID'] && t.Cluster && t.Target) keys.add(appliedKey({ clusterId: t.Cluster, auditID: t['Audit-ID'], target: t.Target }));
+  }
+  return keys;
+}

@@ -1,0 +1,199 @@
+// Writes one batch of a partition's events to the remote: plan, commit with fast-import, check the lease,
+// push once without force. And what to do when the push is refused:
+// - someone else pushed (non-fast-forward): fetch, plan again on top of their commit, push again;
+// - the remote refused it (a hook): find the first commit it refuses, landing the ones before it (a
+//   binary search over prefixes of the chain), then go on without that event. An event the remote keeps
+//   refusing while it accepts others is poison: it fails alone (into BullMQ's retries, then the dead
+//   letters) and the partition goes on. When the remote accepts nothing at all, no event is blamed: the
+//   remote is down (or refusing everything) and the whole batch waits at the head of the queue.
+import type { Logger } from 'pino';
+import type { GitAuthor, WriteJob, WriteResult } from '../../queues/contracts.js';
+import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
+import type { HeldLease } from '../../queues/lease.js';
+import { appliedKey, readAppliedKeys } from './applied-events.js';
+import { writeCommits } from './fast-import-committer.js';
+import type { Mirror } from './git-remote.js';
+import { compareResourceVersions, planCommits, type CommitPlan } from './plan-commits.js';
+import { readTreeIndex } from './tree-index.js';
+
+/** A private ref: fast-import moves it freely, nothing else reads it. */
+const WORK_REF = 'refs/reverser/work';
+/** Non-fast-forward refusals of one batch before it waits (someone pushes to the branch all the time). */
+const MAX_CONFLICTS = 3;
+/** First commits refused in a row, with nothing landed, after which the remote counts as refusing everything. */
+const MAX_SUSPECTS = 3;
+/** How many applied-write keys the state keeps beyond what the last fetch read. */
+const MAX_APPLIED_KEYS = 20_000;
+
+/** Thrown when others keep pushing to the branch; nothing of the batch was lost, it waits and retries. */
+export class PushConflictError extends Error {
+  override name = 'PushConflictError';
+}
+
+/** Thrown when the remote refuses every commit of the batch: no event is blamed, the batch waits. */
+export class RemoteRefusingError extends Error {
+  override name = 'RemoteRefusingError';
+}
+
+/** The failure of one poison event: the remote refused its commit while it accepted others. */
+export class PushRefusedError extends Error {
+  override name = 'PushRefusedError';
+}
+
+/** The remote as this writer last saw it. */
+export interface RemoteState {
+  tip: string | null;
+  /** path → blob sha at `tip`. */
+  tree: Map<string, string>;
+  /** appliedKey of the writes recorded in the newest commits of `tip`. */
+  applied: Set<string>;
+}
+
+export async function loadRemoteState(repo: Mirror, depth: number): Promise<RemoteState> {
+  const tip = await repo.fetch();
+  const [tree, applied] = await Promise.all([readTreeIndex(repo.gitDir, tip), readAppliedKeys(repo.gitDir, tip, depth)]);
+  return { tip, tree, applied };
+}
+
+export interface WriteBatchDeps {
+  repo: Mirror;
+  lease: HeldLease;
+  committer: GitAuthor;
+  log: Logger;
+  /** How many commits back to look for writes already applied, when the remote is fetched. */
+  appliedDepth: number;
+}
+
+export interface BatchWrite {
+  /** One per job, in the jobs' order. */
+  results: (WriteResult | JobFailure)[];
+  /** The remote after the batch, to build the next batch on without fetching. */
+  state: RemoteState;
+  /** path → newest resourceVersion of the writes that landed or were found applied. */
+  versions: Map<string, string>;
+  commits: number;
+}
+
+/** Keeps the newest resourceVersion per file in `into`. */
+function recordVersions(into: Map<string, string>, from: ReadonlyMap<string, string>): void {
+  for (const [path, rv] of from) {
+    const known = into.get(path);
+    if (!known || (compareResourceVersions(rv, known) ?? 1) > 0) into.set(path, rv);
+  }
+}
+
+function withApplied(applied: Set<string>, jobs: WriteJob[]): Set<string> {
+  for (const job of jobs) applied.add(appliedKey(job));
+  for (const key of applied) {
+    if (applied.size <= MAX_APPLIED_KEYS) break;
+    applied.delete(key); // oldest first: a Set keeps insertion order
+  }
+  return applied;
+}
+
+/**
+ * Writes `jobs` (in the order the changes happened) on top of `start` (or a fresh fetch).
+ * `appliedVersions` is the stale-event guard: path → last applied resourceVersion.
+ */
+export async function writeBatch(
+  jobs: WriteJob[],
+  appliedVersions: ReadonlyMap<string, string>,
+  start: RemoteState | undefined,
+  deps: WriteBatchDeps,
+): Promise<BatchWrite> {
+  const { repo, lease, log } = deps;
+  let state = start ?? (await loadRemoteState(repo, deps.appliedDepth));
+  const results: (WriteResult | JobFailure)[] = new Array(jobs.length);
+  const known = new Map(appliedVersions); // grows with what lands, for the stale checks of later rounds
+  const landedVersions = new Map<string, string>();
+  let pending = jobs.map((_, i) => i);
+  const suspects: { index: number; detail: string }[] = [];
+  let landed = false;
+  let conflicts = 0;
+  let commits = 0;
+
+  /** Completes the first `count` pending jobs from `plan`, whose commits up to `head` are on the remote. */
+  const finalize = (plan: CommitPlan, shas: string[], count: number, head: string | null) => {
+    for (let k = 0; k < count; k++) {
+      const outcome = plan.outcomes[k]!;
+      const job = jobs[pending[k]!]!;
+      results[pending[k]!] =
+        outcome.kind === 'commit'
+          ? { outcome: 'committed', commit: shas[outcome.commitIndex]!, pushedAs: head ?? '' }
+          : { outcome: 'unchanged', reason: outcome.reason, head: head ?? '' };
+      if (outcome.kind !== 'unchanged' || outcome.reason !== 'stale') {
+        if (job.resourceVersion) recordVersions(landedVersions, new Map([[job.filePath, job.resourceVersion]]));
+      }
+    }
+    recordVersions(known, landedVersions);
+  };
+
+  while (pending.length > 0) {
+    const batch = pending.map((i) => jobs[i]!);
+    const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
+    if (plan.commits.length === 0) {
+      finalize(plan, [], batch.length, state.tip);
+      break;
+    }
+    const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
+    const head = shas[shas.length - 1]!;
+    await lease.assertHeld(); // the fence: a writer that lost its lease never pushes
+    const pushed = await repo.push(head, state.tip);
+    if (pushed.ok) {
+      finalize(plan, shas, batch.length, head);
+      state = { tip: head, tree: plan.tree, applied: withApplied(state.applied, batch) };
+      landed = true;
+      commits += shas.length;
+      break;
+    }
+    if (pushed.reason === 'rejected-non-fast-forward') {
+      conflicts++;
+      log.warn({ conflicts, detail: pushed.detail }, 'someone else pushed to the branch; planning again on top of it');
+      if (conflicts > MAX_CONFLICTS) throw new PushConflictError(`the branch moved under ${conflicts} pushes in a row: ${pushed.detail}`);
+      state = await loadRemoteState(repo, deps.appliedDepth);
+      continue;
+    }
+
+    // Refused by the remote itself: find the first commit it refuses, landing the ones before it.
+    let lo = 0;
+    let hi = shas.length - 1;
+    let base = state.tip;
+    let detail = pushed.detail;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      await lease.assertHeld();
+      const probe = await repo.push(shas[mid]!, base);
+      if (probe.ok) {
+        base = shas[mid]!;
+        lo = mid + 1;
+      } else if (probe.reason === 'rejected-by-remote') {
+        hi = mid;
+        detail = probe.detail;
+      } else {
+        throw new PushConflictError(`the branch moved while isolating a refused commit: ${probe.detail}`);
+      }
+    }
+    const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === lo);
+    // The jobs before the culprit are final: their commits landed, or they needed none.
+    finalize(plan, shas, culprit, base);
+    if (lo > 0) {
+      state = { tip: base, tree: await readTreeIndex(repo.gitDir, base), applied: withApplied(state.applied, batch.slice(0, culprit)) };
+      landed = true;
+      commits += lo;
+    }
+    const job = batch[culprit]!;
+    const why = `the remote refused the commit of ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${detail}`;
+    log.warn({ file: job.filePath, auditID: job.auditID, detail }, 'the remote refused one commit');
+    if (landed) results[pending[culprit]!] = new JobFailure(new PushRefusedError(why));
+    else suspects.push({ index: pending[culprit]!, detail: why });
+    if (!landed && suspects.length >= MAX_SUSPECTS) break;
+    pending = pending.slice(culprit + 1);
+  }
+
+  if (suspects.length > 0) {
+    // Nothing landed: the remote accepts nothing, so no event is to blame. Something landed: they are poison.
+    if (!landed) throw new RemoteRefusingError(`the remote refused every commit tried (${suspects.length}): ${suspects[0]!.detail}`);
+    for (const s of suspects) results[s.index] = new JobFailure(new PushRefusedError(s.detail));
+  }
+  return { results, state, versions: landedVersions, commits };
+}
