@@ -18,6 +18,13 @@ export class JobFailure {
   constructor(readonly error: Error) {}
 }
 
+/** What BullMQ knows of a job's earlier attempts. */
+export interface JobHistory {
+  attemptsMade: number;
+  /** The error of the last failed attempt, if any. */
+  failedReason?: string;
+}
+
 export interface ExclusiveBatchConsumerOptions<D, R> {
   /** What the lease guards, for logs and errors, e.g. `partition 2b0f5489634d`. */
   owner: string;
@@ -34,7 +41,7 @@ export interface ExclusiveBatchConsumerOptions<D, R> {
   /** Job payloads are input: each is validated; an invalid one fails at once, without retries. */
   schema: z.ZodType<D>;
   /** Handles the batch in order; one result (or JobFailure) per job, in the same order. */
-  handle(jobs: D[], lease: HeldLease): Promise<(R | JobFailure)[]>;
+  handle(jobs: D[], lease: HeldLease, history: JobHistory[]): Promise<(R | JobFailure)[]>;
   /** Errors after which nothing was done and the batch should wait at the head of the queue. */
   isTransient(err: unknown): boolean;
   /** Called when this replica takes the lease (state cached from an earlier holding is stale). */
@@ -153,6 +160,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     const results = await opts.handle(
       valid.map((v) => v.data),
       lease,
+      valid.map((v) => ({ attemptsMade: v.fetched.job.attemptsMade, failedReason: v.fetched.job.failedReason || undefined })),
     );
     if (results.length !== valid.length) throw new Error(`${opts.owner}: handle returned ${results.length} results for ${valid.length} jobs`);
     // The side effects are done: from here on the jobs are finished, whatever else happens.

@@ -1,9 +1,11 @@
 // The partition writer on a real Valkey and a real bare remote: two replicas' writers compete for one
 // partition, every event is committed once and in order; stale and repeated events change nothing; an
 // unreachable remote keeps the events queued in order until it returns.
-import { Queue } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
 import type { Valkey } from 'iovalkey';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -11,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openConnection } from '../../queues/connection.js';
 import type { WriteJob } from '../../queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
-import { partitionOf } from '../../queues/names.js';
+import { ownKeys, partitionOf } from '../../queues/names.js';
 import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
 import { commitLog, createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
@@ -71,17 +73,18 @@ describe('partition writer', () => {
         leaseTtlMs: 1000,
         batchSize,
         committer: { name: 'GitOps Reverser', email: 'gr@test' },
-        logger: pino({ level: 'silent' }),
+        logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
       });
       writers.push(w);
       return w;
     };
-    const add = (jobs: WriteJob[]) => queue.addBulk(jobs.map((data) => ({ name: data.operation, data, opts: { ...WRITE_JOB_OPTIONS, jobId: data.eventKey } })));
+    const add = (jobs: WriteJob[], opts: JobsOptions = WRITE_JOB_OPTIONS) =>
+      queue.addBulk(jobs.map((data) => ({ name: data.operation, data, opts: { ...opts, jobId: data.eventKey } })));
     const drained = async () => {
       const c = await queue.getJobCounts('waiting', 'active', 'delayed');
       return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0;
     };
-    return { remote, queue, start, add, drained };
+    return { remote, queue, start, add, drained, prefix, partition };
   }
 
   it('two replicas: each event committed once, in queue order', async () => {
@@ -139,5 +142,87 @@ describe('partition writer', () => {
     await waitFor(async () => (await commitLog(remote)).length === 31 && (await drained()), 'drained after return', 45_000);
     const ids = (await commitLog(remote)).map((c) => /Audit-ID: (\S+)/.exec(c.body)?.[1]);
     expect(ids).toEqual(['evt-1', ...Array.from({ length: 30 }, (_, i) => `evt-${10 + i}`)]);
+  });
+
+  /** A pre-receive hook that refuses pushes whose new commits touch `path` ('*': refuses every push). */
+  async function refusePushesTouching(remote: string, path: string) {
+    const hook = join(remote, 'hooks', 'pre-receive');
+    const check =
+      path === '*'
+        ? 'echo "pushes are frozen" >&2; exit 1'
+        : `while read old new ref; do
+  range="$new"; [ "$old" != 0000000000000000000000000000000000000000 ] && range="$old..$new"
+  if git log --format= --name-only $range | grep -qx '${path}'; then echo "policy: ${path} may not change" >&2; exit 1; fi
+done`;
+    await writeFile(hook, `#!/bin/sh\n${check}\nexit 0\n`);
+    await chmod(hook, 0o755);
+  }
+  const ids = async (remote: string) => (await commitLog(remote)).map((c) => /Audit-ID: (\S+)/.exec(c.body)?.[1]);
+
+  it('a poison event fails alone after bounded attempts, with its error; the others are committed in order', async () => {
+    const { remote, queue, start, add } = await setup();
+    await refusePushesTouching(remote, 'shop/configmaps/poison.yaml');
+    start('replica-a');
+    await add([write(1), write(2, { name: 'poison' }), write(3), write(4)], { attempts: 2, backoff: { type: 'fixed', delay: 200 } });
+    await waitFor(async () => (await queue.getFailedCount()) === 1 && (await ids(remote)).length === 3, 'the poison in the failed set, three commits');
+    expect(await ids(remote)).toEqual(['evt-1', 'evt-3', 'evt-4']);
+    const [dead] = await queue.getFailed();
+    expect(dead!.id).toBe('c1_evt-2');
+    expect(dead!.attemptsMade).toBe(2);
+    expect(dead!.failedReason).toMatch(/^the remote refused the commit of UPDATE shop\/configmaps\/poison\.yaml \(audit ID evt-2\): .*policy: shop\/configmaps\/poison\.yaml may not change/s);
+  });
+
+  it('a remote that refuses everything blames no event: all wait, in order, and drain when it accepts again', async () => {
+    const { remote, queue, start, add, drained } = await setup();
+    await refusePushesTouching(remote, '*');
+    start('replica-a');
+    await add(Array.from({ length: 12 }, (_, i) => write(i)), { attempts: 1 });
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await queue.getFailedCount()).toBe(0);
+    expect(await drained()).toBe(false);
+    await rm(join(remote, 'hooks', 'pre-receive'));
+    await waitFor(async () => (await ids(remote)).length === 12 && (await drained()), 'twelve commits after the remote accepts again', 45_000);
+    expect(await ids(remote)).toEqual(Array.from({ length: 12 }, (_, i) => `evt-${i}`));
+  });
+
+  it('writes the remote already holds (a writer died after its push) are not committed again', async () => {
+    const { remote, queue, start, add, drained, prefix, partition } = await setup();
+    const writer = start('replica-a');
+    await add([write(1, { name: 'app', rv: '10' }), write(2, { name: 'app', rv: '11' }), write(3, { name: 'other', rv: '12' })]);
+    await waitFor(async () => (await ids(remote)).length === 3 && (await drained()), 'three commits');
+    await writer.stop();
+    writers.splice(writers.indexOf(writer), 1);
+    // The crash: the jobs were pushed but never completed (so they come again), and the resourceVersions
+    // were never recorded. Only the commits' trailers can tell.
+    await queue.obliterate({ force: true });
+    await client.del(ownKeys(prefix, partition.id).versions);
+    await add([write(1, { name: 'app', rv: '10' }), write(2, { name: 'app', rv: '11' }), write(3, { name: 'other', rv: '12' }), write(4, { name: 'app', rv: '13' })]);
+    start('replica-b');
+    await waitFor(async () => (await ids(remote)).length === 4 && (await drained()), 'one new commit');
+    expect(await ids(remote)).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4']);
+    const reasons = Object.fromEntries((await queue.getCompleted()).map((j) => [j.id, (j.returnvalue as { reason?: string }).reason ?? 'committed']));
+    expect(reasons).toEqual({ 'c1_evt-1': 'already-applied', 'c1_evt-2': 'already-applied', 'c1_evt-3': 'already-applied', 'c1_evt-4': 'committed' });
+  });
+
+  it('someone else pushed to the branch: their commit stays, ours goes on top, nothing forced', async () => {
+    const { remote, start, add, drained } = await setup();
+    start('replica-a');
+    await add([write(1)]);
+    await waitFor(async () => (await ids(remote)).length === 1 && (await drained()), 'first commit');
+    // A person pushes a commit of their own while the writer still builds on the tip it pushed.
+    const clone = join(dir, 'person');
+    const run = promisify(execFile);
+    await run('git', ['clone', '--quiet', remote, clone]);
+    await writeFile(join(clone, 'README.md'), 'hand-written\n');
+    await run('git', ['-C', clone, 'add', 'README.md']);
+    await run('git', ['-C', clone, '-c', 'user.name=Person', '-c', 'user.email=p@example.com', 'commit', '--quiet', '-m', 'docs: by hand']);
+    await run('git', ['-C', clone, 'push', '--quiet', 'origin', 'HEAD:main']);
+    const outside = (await run('git', ['-C', clone, 'rev-parse', 'HEAD'])).stdout.trim();
+    await add([write(2), write(3)]);
+    await waitFor(async () => (await commitLog(remote)).length === 4 && (await drained()), 'our two commits on top of theirs');
+    const log = await commitLog(remote);
+    expect(log.map((c) => c.subject)).toEqual(['UPDATE v1 configmaps shop/cm-1', 'docs: by hand', 'UPDATE v1 configmaps shop/cm-2', 'UPDATE v1 configmaps shop/cm-3']);
+    expect(log[1]!.sha).toBe(outside);
+    expect((await treeFiles(remote)).get('README.md')).toBe('hand-written\n');
   });
 });

@@ -9,11 +9,11 @@ import type { Valkey } from 'iovalkey';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { WriteJobSchema, type GitAuthor, type WriteJob, type WriteResult } from '../../queues/contracts.js';
-import { startExclusiveBatchConsumer, type JobFailure } from '../../queues/exclusive-batch-consumer.js';
+import { startExclusiveBatchConsumer, type JobFailure, type JobHistory } from '../../queues/exclusive-batch-consumer.js';
 import { LeaseLostError, type HeldLease } from '../../queues/lease.js';
 import { ownKeys, type Partition } from '../../queues/names.js';
 import { GitRemoteError, gitAuthEnv, openMirror, type Mirror } from './git-remote.js';
-import { PushConflictError, RemoteRefusingError, writeBatch, type RemoteState } from './write-batch.js';
+import { PushConflictError, REFUSED_PREFIX, RemoteRefusingError, writeBatch, type RemoteState } from './write-batch.js';
 import type { WriterMetrics } from './writer-metrics.js';
 
 export interface PartitionWriterOptions {
@@ -82,14 +82,15 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     return applied;
   }
 
-  async function write(arrived: WriteJob[], lease: HeldLease): Promise<(WriteResult | JobFailure)[]> {
+  async function write(arrived: WriteJob[], lease: HeldLease, history: JobHistory[]): Promise<(WriteResult | JobFailure)[]> {
     const repo = await ensureMirror();
     const order = changeOrder(arrived);
     const jobs = order.map((i) => arrived[i]!);
     const started = performance.now();
     let written;
     try {
-      written = await writeBatch(jobs, await appliedVersions(jobs), remote, {
+      const refusedBefore = order.map((i) => history[i]?.failedReason?.startsWith(REFUSED_PREFIX) ?? false);
+      written = await writeBatch(jobs, await appliedVersions(jobs), remote, refusedBefore, {
         repo,
         lease,
         committer: opts.committer,

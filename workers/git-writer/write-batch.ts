@@ -21,7 +21,7 @@ const WORK_REF = 'refs/reverser/work';
 /** Non-fast-forward refusals of one batch before it waits (someone pushes to the branch all the time). */
 const MAX_CONFLICTS = 3;
 /** First commits refused in a row, with nothing landed, after which the remote counts as refusing everything. */
-const MAX_SUSPECTS = 3;
+const MAX_SUSPECTS = 2;
 /** How many applied-write keys the state keeps beyond what the last fetch read. */
 const MAX_APPLIED_KEYS = 20_000;
 
@@ -34,6 +34,9 @@ export class PushConflictError extends Error {
 export class RemoteRefusingError extends Error {
   override name = 'RemoteRefusingError';
 }
+
+/** How the error of a poison event begins; a retried job whose last error begins so was refused before. */
+export const REFUSED_PREFIX = 'the remote refused the commit of';
 
 /** The failure of one poison event: the remote refused its commit while it accepted others. */
 export class PushRefusedError extends Error {
@@ -99,6 +102,8 @@ export async function writeBatch(
   jobs: WriteJob[],
   appliedVersions: ReadonlyMap<string, string>,
   start: RemoteState | undefined,
+  /** Per job: an earlier attempt was refused as poison (then one more refusal suffices to blame it). */
+  refusedBefore: boolean[],
   deps: WriteBatchDeps,
 ): Promise<BatchWrite> {
   const { repo, lease, log } = deps;
@@ -112,12 +117,12 @@ export async function writeBatch(
   let conflicts = 0;
   let commits = 0;
 
-  /** Completes the first `count` pending jobs from `plan`, whose commits up to `head` are on the remote. */
-  const finalize = (plan: CommitPlan, shas: string[], count: number, head: string | null) => {
+  /** Completes the first `count` of `indices` from `plan`, whose commits up to `head` are on the remote. */
+  const finalize = (indices: number[], plan: CommitPlan, shas: string[], count: number, head: string | null) => {
     for (let k = 0; k < count; k++) {
       const outcome = plan.outcomes[k]!;
-      const job = jobs[pending[k]!]!;
-      results[pending[k]!] =
+      const job = jobs[indices[k]!]!;
+      results[indices[k]!] =
         outcome.kind === 'commit'
           ? { outcome: 'committed', commit: shas[outcome.commitIndex]!, pushedAs: head ?? '' }
           : { outcome: 'unchanged', reason: outcome.reason, head: head ?? '' };
@@ -132,7 +137,7 @@ export async function writeBatch(
     const batch = pending.map((i) => jobs[i]!);
     const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
     if (plan.commits.length === 0) {
-      finalize(plan, [], batch.length, state.tip);
+      finalize(pending, plan, [], batch.length, state.tip);
       break;
     }
     const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
@@ -140,7 +145,7 @@ export async function writeBatch(
     await lease.assertHeld(); // the fence: a writer that lost its lease never pushes
     const pushed = await repo.push(head, state.tip);
     if (pushed.ok) {
-      finalize(plan, shas, batch.length, head);
+      finalize(pending, plan, shas, batch.length, head);
       state = { tip: head, tree: plan.tree, applied: withApplied(state.applied, batch) };
       landed = true;
       commits += shas.length;
@@ -155,45 +160,86 @@ export async function writeBatch(
     }
 
     // Refused by the remote itself: find the first commit it refuses, landing the ones before it.
-    let lo = 0;
-    let hi = shas.length - 1;
-    let base = state.tip;
-    let detail = pushed.detail;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      await lease.assertHeld();
-      const probe = await repo.push(shas[mid]!, base);
-      if (probe.ok) {
-        base = shas[mid]!;
-        lo = mid + 1;
-      } else if (probe.reason === 'rejected-by-remote') {
-        hi = mid;
-        detail = probe.detail;
-      } else {
-        throw new PushConflictError(`the branch moved while isolating a refused commit: ${probe.detail}`);
-      }
-    }
-    const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === lo);
+    const found = await landUntilRefused(shas, state.tip, pushed.detail, deps);
+    const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === found.refused);
     // The jobs before the culprit are final: their commits landed, or they needed none.
-    finalize(plan, shas, culprit, base);
-    if (lo > 0) {
-      state = { tip: base, tree: await readTreeIndex(repo.gitDir, base), applied: withApplied(state.applied, batch.slice(0, culprit)) };
+    finalize(pending, plan, shas, culprit, found.base);
+    if (found.refused > 0) {
+      state = { tip: found.base, tree: await readTreeIndex(repo.gitDir, found.base!), applied: withApplied(state.applied, batch.slice(0, culprit)) };
       landed = true;
-      commits += lo;
+      commits += found.refused;
     }
     const job = batch[culprit]!;
-    const why = `the remote refused the commit of ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${detail}`;
-    log.warn({ file: job.filePath, auditID: job.auditID, detail }, 'the remote refused one commit');
-    if (landed) results[pending[culprit]!] = new JobFailure(new PushRefusedError(why));
+    const why = `${REFUSED_PREFIX} ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${found.detail}`;
+    log.warn({ file: job.filePath, auditID: job.auditID, detail: found.detail }, 'the remote refused one commit');
+    // Refused right after the remote accepted the commit before it: that event is poison. Refused as
+    // the first commit: a suspect; the remote may be refusing everything.
+    // A job refused as poison before (while others landed) needs no new evidence: alone in the queue,
+    // nothing else could land to show it.
+    if (found.refused > 0 || refusedBefore[pending[culprit]!]) results[pending[culprit]!] = new JobFailure(new PushRefusedError(why));
     else suspects.push({ index: pending[culprit]!, detail: why });
     if (!landed && suspects.length >= MAX_SUSPECTS) break;
     pending = pending.slice(culprit + 1);
   }
 
-  if (suspects.length > 0) {
-    // Nothing landed: the remote accepts nothing, so no event is to blame. Something landed: they are poison.
-    if (!landed) throw new RemoteRefusingError(`the remote refused every commit tried (${suspects.length}): ${suspects[0]!.detail}`);
-    for (const s of suspects) results[s.index] = new JobFailure(new PushRefusedError(s.detail));
+  if (suspects.length > 0 && !landed) {
+    // The remote accepted nothing: no event is to blame, the batch waits.
+    throw new RemoteRefusingError(`the remote refused every commit tried (${suspects.length}): ${suspects[0]!.detail}`);
+  }
+  // Suspects excluded before something landed get one more try on top of it: refused again while the
+  // remote accepts others, they are poison; accepted, the remote had just recovered (they land a little
+  // late, after the events that overtook them).
+  for (const suspect of suspects) {
+    const job = jobs[suspect.index]!;
+    const plan = planCommits([job], state.tree, known, deps.committer, new Date(), state.applied);
+    if (plan.commits.length === 0) {
+      finalize([suspect.index], plan, [], 1, state.tip);
+      continue;
+    }
+    const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
+    await lease.assertHeld();
+    const pushed = await repo.push(shas[0]!, state.tip);
+    if (pushed.ok) {
+      finalize([suspect.index], plan, shas, 1, shas[0]!);
+      state = { tip: shas[0]!, tree: plan.tree, applied: withApplied(state.applied, [job]) };
+      commits += 1;
+    } else if (pushed.reason === 'rejected-by-remote') {
+      results[suspect.index] = new JobFailure(new PushRefusedError(suspect.detail));
+    } else {
+      throw new PushConflictError(`the branch moved while retrying a refused commit: ${pushed.detail}`);
+    }
   }
   return { results, state, versions: landedVersions, commits };
+}
+
+/**
+ * Pushes prefixes of the chain `shas` (built on `base`) to find the first commit the remote refuses; the
+ * commits before it land on the way. The first commit is tried alone first: when the remote refuses
+ * everything, that answers in one push instead of a binary search.
+ */
+async function landUntilRefused(
+  shas: string[],
+  base: string | null,
+  detail: string,
+  deps: Pick<WriteBatchDeps, 'repo' | 'lease'>,
+): Promise<{ refused: number; base: string | null; detail: string }> {
+  let lo = 0;
+  let hi = shas.length - 1;
+  let probeAt = (n: number) => (n === 0 ? 0 : (lo + hi) >> 1);
+  while (lo < hi) {
+    const mid = probeAt(lo);
+    probeAt = () => (lo + hi) >> 1;
+    await deps.lease.assertHeld();
+    const probe = await deps.repo.push(shas[mid]!, base);
+    if (probe.ok) {
+      base = shas[mid]!;
+      lo = mid + 1;
+    } else if (probe.reason === 'rejected-by-remote') {
+      hi = mid;
+      detail = probe.detail;
+    } else {
+      throw new PushConflictError(`the branch moved while isolating a refused commit: ${probe.detail}`);
+    }
+  }
+  return { refused: lo, base, detail };
 }
