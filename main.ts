@@ -1,19 +1,41 @@
-// `npm start`: reads the environment, starts an embedded Valkey when VALKEY_URL is not set, loads
-// CONFIG_FILE (or the demo configuration), runs the service, and shuts it all down on SIGTERM/SIGINT.
-import { pino } from 'pino';
-import { loadDemoConfig, DEMO_CLUSTER, DEMO_TOKEN } from './config/demo-config.js';
-import { readEnv } from './config/env.js';
+// `npm start`: reads the environment and the configuration (CONFIG_FILE, or the demo configuration),
+// starts an embedded Valkey when VALKEY_URL is not set, runs the service, and shuts it all down on
+// SIGTERM/SIGINT. Whatever fails on the way, an embedded server it started is stopped again.
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { DEMO_CLUSTER, DEMO_TOKEN, loadDemoConfig } from './config/demo-config.js';
+import { readEnv, type ServiceEnv } from './config/env.js';
 import { loadConfigFile } from './config/load-config.js';
+import type { ResolvedConfig } from './config/resolved-config.js';
 import { redactUrl } from './queues/connection.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from './queues/embedded-valkey.js';
-import { startService } from './service.js';
-import { join } from 'node:path';
+import { startService, type RunningService } from './service.js';
+
+/** How long SIGTERM may take before the process exits anyway. */
+const SHUTDOWN_LIMIT_MS = 20_000;
+
+let embedded: EmbeddedValkey | undefined;
+
+async function loadConfiguration(env: ServiceEnv, logger: Logger): Promise<ResolvedConfig> {
+  if (env.CONFIG_FILE) {
+    const config = await loadConfigFile(env.CONFIG_FILE);
+    logger.info({ file: env.CONFIG_FILE, targets: config.targets.size, clusters: config.clusters.size }, 'configuration loaded');
+    return config;
+  }
+  const demo = await loadDemoConfig(env.DATA_DIR);
+  logger.info(
+    { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `http://127.0.0.1:${env.PORT}/audit-webhook/${DEMO_CLUSTER}` },
+    `CONFIG_FILE is not set: running the demo configuration (bearer token "${DEMO_TOKEN}"); see README "Quick start"`,
+  );
+  return demo.config;
+}
 
 async function main(): Promise<void> {
   const env = readEnv();
   const logger = pino({ level: env.LOG_LEVEL, redact: ['*.token', '*.password', 'req.headers.authorization'] });
+  // Configuration first: a typo in it must not leave a Valkey server behind.
+  const config = await loadConfiguration(env, logger);
 
-  let embedded: EmbeddedValkey | undefined;
   let valkeyUrl = env.VALKEY_URL;
   if (!valkeyUrl) {
     embedded = await startEmbeddedValkey({ dataDir: join(env.DATA_DIR, 'valkey') });
@@ -23,20 +45,7 @@ async function main(): Promise<void> {
     logger.info({ url: redactUrl(valkeyUrl) }, 'using Valkey');
   }
 
-  let config;
-  if (env.CONFIG_FILE) {
-    config = await loadConfigFile(env.CONFIG_FILE);
-    logger.info({ file: env.CONFIG_FILE, targets: config.targets.size, clusters: config.clusters.size }, 'configuration loaded');
-  } else {
-    const demo = await loadDemoConfig(env.DATA_DIR);
-    config = demo.config;
-    logger.info(
-      { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `http://127.0.0.1:${env.PORT}/audit-webhook/${DEMO_CLUSTER}` },
-      `CONFIG_FILE is not set: running the demo configuration (bearer token "${DEMO_TOKEN}"); see README "Quick start"`,
-    );
-  }
-
-  const service = await startService({
+  const service: RunningService = await startService({
     config,
     valkeyUrl,
     prefix: env.KEY_PREFIX,
@@ -48,6 +57,7 @@ async function main(): Promise<void> {
     batchSize: env.WRITE_BATCH_SIZE,
     committer: { name: env.GIT_COMMITTER_NAME, email: env.GIT_COMMITTER_EMAIL },
     dashboardReadOnly: env.DASHBOARD_READ_ONLY,
+    dashboardCredentials: env.DASHBOARD_USERNAME && env.DASHBOARD_PASSWORD ? { username: env.DASHBOARD_USERNAME, password: env.DASHBOARD_PASSWORD } : undefined,
     replicaId: env.REPLICA_ID,
   });
   logger.info({ dashboard: `${service.url}/admin/queues`, metrics: `${service.url}/metrics` }, 'ready');
@@ -58,20 +68,29 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     const force = setTimeout(() => {
-      logger.error('shutdown took longer than 20 s; exiting');
+      logger.error(`shutdown took longer than ${SHUTDOWN_LIMIT_MS / 1000} s; exiting`);
+      embedded?.process.kill('SIGKILL');
       process.exit(1);
-    }, 20_000);
+    }, SHUTDOWN_LIMIT_MS);
     force.unref();
-    await service.stop();
-    await embedded?.stop();
+    let code = 0;
+    try {
+      await service.stop();
+    } catch (err) {
+      logger.error({ err }, 'the service did not stop cleanly');
+      code = 1;
+    } finally {
+      await embedded?.stop();
+    }
     logger.info('stopped');
-    process.exit(0);
+    process.exit(code);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((err: unknown) => {
+main().catch(async (err: unknown) => {
+  await embedded?.stop().catch(() => undefined);
   // Configuration and environment errors already say everything: print them without a stack.
   const e = err as Error;
   const plain = ['ConfigError', 'EnvError', 'ValkeyBinaryMissingError'].includes(e.name);

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { createApp } from './dashboard/app.js';
+import type { DashboardCredentials } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
 import { createMetrics, type ServiceMetrics } from './dashboard/metrics.js';
 import { openConnection } from './queues/connection.js';
@@ -29,6 +30,8 @@ export interface ServiceOptions {
   batchSize: number;
   committer: GitAuthor;
   dashboardReadOnly: boolean;
+  /** Basic auth for Bull Board; undefined = none. */
+  dashboardCredentials?: DashboardCredentials;
   replicaId?: string;
   /** How long the webhook waits for Valkey before answering 503. @defaultValue 10000 */
   storeTimeoutMs?: number;
@@ -82,6 +85,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     logger,
     metrics,
     board,
+    dashboardCredentials: opts.dashboardCredentials,
     ping: () => connection.ping(),
   });
   const server: Server = await new Promise((resolve, reject) => {

@@ -4,6 +4,9 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_PREFIX } from '../queues/names.js';
 
+/** Part of a Git ident: git refuses '<', '>' and line breaks in it. */
+const gitIdent = z.string().min(1).regex(/^[^<>\n\r]+$/, "may not contain '<', '>' or line breaks");
+
 const EnvSchema = z.object({
   /** redis:// or rediss:// URL; unset = start an embedded server. */
   VALKEY_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
@@ -22,10 +25,13 @@ const EnvSchema = z.object({
   /** @defaultValue 500 — the most events one push carries. */
   WRITE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   /** @defaultValue "GitOps Reverser" / gitops-reverser@localhost — the committer; authors are Kubernetes users. */
-  GIT_COMMITTER_NAME: z.string().min(1).default('GitOps Reverser'),
-  GIT_COMMITTER_EMAIL: z.string().min(1).default('gitops-reverser@localhost'),
+  GIT_COMMITTER_NAME: gitIdent.default('GitOps Reverser'),
+  GIT_COMMITTER_EMAIL: gitIdent.default('gitops-reverser@localhost'),
   /** @defaultValue true — Bull Board refuses retries, removals and cleans. */
   DASHBOARD_READ_ONLY: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Basic-auth credentials for Bull Board at /admin/queues; unset = no authentication (put it behind a proxy). */
+  DASHBOARD_USERNAME: z.string().min(1).optional(),
+  DASHBOARD_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** A name for this replica in leases and logs. @defaultValue hostname-pid */
   REPLICA_ID: z.string().min(1).optional(),
@@ -43,6 +49,9 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`);
     throw new EnvError(`invalid environment:\n${lines.join('\n')}`);
+  }
+  if (Boolean(result.data.DASHBOARD_USERNAME) !== Boolean(result.data.DASHBOARD_PASSWORD)) {
+    throw new EnvError('invalid environment:\n  - DASHBOARD_USERNAME and DASHBOARD_PASSWORD go together: set both or neither');
   }
   return { ...result.data, DATA_DIR: resolve(result.data.DATA_DIR) };
 }

@@ -4,14 +4,16 @@
 // active job, so every job would pay its own round trips (and, for Git, its own push). Instead every
 // replica runs this loop; only the holder of the queue's lease (queues/lease.ts) fetches jobs by hand,
 // up to `batchSize` at a time in queue order, hands them to `handle` at once, and completes each with its
-// result. When `handle` fails with a transient error (the lease was lost, the remote is unreachable), the
-// batch goes back to the head of the queue in its order, for this replica after a backoff or for the next
-// lease holder; any other error fails the batch's jobs into BullMQ's retries and, at last, the failed set.
+// result. When `handle` fails (the lease was lost, the remote is unreachable, anything else), the batch
+// goes back to the head of the queue in its order, for this replica after a backoff or for the next lease
+// holder: retrying through BullMQ would put the jobs behind later ones. A job that `handle` fails alone
+// (JobFailure) goes through BullMQ's attempts and, at last, the failed set (the dead letters).
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { randomUUID } from 'node:crypto';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { tryAcquireLease, type HeldLease, type LeaseKeys } from './lease.js';
+import { LeaseLostError, tryAcquireLease, type HeldLease, type LeaseKeys } from './lease.js';
 
 /** Returned by `handle` in place of a result: this one job fails (with its error); the others complete. */
 export class JobFailure {
@@ -64,7 +66,8 @@ interface Fetched {
 const LOCK_DURATION_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 const FETCH_PIPELINE = 50;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Unexpected failures of batches led by one job before that job alone goes to the failed set. */
+const MAX_BATCH_FAILURES = 5;
 
 export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOptions<D, R>): ExclusiveBatchConsumer {
   const log = opts.logger;
@@ -80,11 +83,25 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
   worker.on('error', (err) => log.error({ err, queue: opts.queueName }, 'queue connection error'));
 
   let stopping = false;
+  let wake: (() => void) | undefined;
+  /** A sleep that stop() cuts short, so shutdown never waits out a backoff. */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   let lease: HeldLease | null = null;
   let renewTimer: NodeJS.Timeout | undefined;
   let tokenCounter = 0;
   let backoffMs = 0;
   let inHand: Fetched[] = [];
+  /** Consecutive unexpected failures of batches starting with the same job. */
+  let streak: { jobId?: string; count: number } = { count: 0 };
+  /** Set when BullMQ says a lock of the batch in hand is gone: the jobs may be given to someone else. */
+  let locksLost = false;
 
   // A slow batch must not let its locks expire: the stalled checker would put the jobs back in the
   // queue while this replica still works on them.
@@ -92,10 +109,24 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     if (inHand.length === 0) return;
     worker
       .extendJobLocks(inHand.map((f) => f.job.id!), inHand.map((f) => f.token), LOCK_DURATION_MS)
+      .then((lost) => {
+        if (lost.length > 0) {
+          locksLost = true;
+          log.warn({ jobs: lost.slice(0, 5), count: lost.length }, `${opts.owner}: locks of the batch in hand were lost`);
+        }
+      })
       .catch((err: unknown) => log.warn({ err }, 'could not extend the locks of the batch in hand'));
   }, LOCK_DURATION_MS / 3);
 
-  const nextToken = () => `${opts.replicaId}:${opts.queueName}:${++tokenCounter}`;
+  // Unique per start: a restarted replica (same hostname-pid in a container) must not reuse a dead one's tokens.
+  const tokenBase = `${opts.replicaId}:${randomUUID()}`;
+  const nextToken = () => `${tokenBase}:${++tokenCounter}`;
+
+  /** Stops acting on a lease that is no longer ours: no further fetch until it is taken again. */
+  function dropLease(): void {
+    lease = null;
+    clearInterval(renewTimer);
+  }
 
   async function acquire(): Promise<boolean> {
     const held = await tryAcquireLease(opts.connection, opts.leaseKeys, opts.owner, opts.replicaId, opts.leaseTtlMs);
@@ -108,8 +139,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
         (ok) => {
           if (!ok && lease === held) {
             log.warn({ fence: held.fence }, `lost the lease of ${opts.owner}`);
-            lease = null;
-            clearInterval(renewTimer);
+            dropLease();
           }
         },
         (err: unknown) => log.warn({ err }, `could not renew the lease of ${opts.owner}`),
@@ -136,7 +166,10 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
 
   /** Back to the head of the queue, in their order, so the next holder starts exactly here. */
   async function handBack(batch: Fetched[]): Promise<void> {
-    for (const { job, token } of [...batch].reverse()) await job.moveToWait(token);
+    for (const { job, token } of [...batch].reverse()) {
+      // A job whose lock is already gone is back in the queue through the stalled check; go on with the rest.
+      await job.moveToWait(token).catch((err: unknown) => log.warn({ err, job: job.id }, `${opts.owner}: could not hand a job back`));
+    }
   }
 
   async function processBatch(batch: Fetched[]): Promise<void> {
@@ -156,10 +189,20 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     }
     inHand = valid.map((v) => v.fetched);
     if (valid.length === 0) return;
-    if (!lease) throw new Error(`${opts.owner}: no lease`); // cannot happen: fetched under the lease
+    const held = lease;
+    if (!held) throw new LeaseLostError(opts.owner, 0);
+    locksLost = false;
+    // The fence `handle` checks before a side effect: the lease still ours, and the batch's job locks too.
+    const fence: HeldLease = {
+      ...held,
+      assertHeld: async () => {
+        if (locksLost) throw new LeaseLostError(opts.owner, held.fence);
+        await held.assertHeld();
+      },
+    };
     const results = await opts.handle(
       valid.map((v) => v.data),
-      lease,
+      fence,
       valid.map((v) => ({ attemptsMade: v.fetched.job.attemptsMade, failedReason: v.fetched.job.failedReason || undefined })),
     );
     if (results.length !== valid.length) throw new Error(`${opts.owner}: handle returned ${results.length} results for ${valid.length} jobs`);
@@ -185,32 +228,48 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     while (!stopping) {
       try {
         if (!lease && !(await acquire())) {
-          await sleep(Math.floor(opts.leaseTtlMs / 3 + Math.random() * 200));
+          await pause(Math.floor(opts.leaseTtlMs / 3 + Math.random() * 200));
           continue;
         }
-        if (backoffMs) await sleep(backoffMs);
+        if (backoffMs) await pause(backoffMs);
+        if (stopping) break;
         const batch = await fetchBatch();
         if (batch.length === 0) continue;
         inHand = batch;
         try {
           await processBatch(batch);
           backoffMs = 0;
+          streak = { count: 0 };
         } catch (err) {
           const pending = inHand;
           inHand = [];
+          if (err instanceof LeaseLostError) dropLease();
           if (opts.isTransient(err)) {
             backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
             log.warn({ err, events: pending.length, retryInMs: backoffMs }, `${opts.owner}: batch handed back`);
             await handBack(pending);
           } else {
-            log.error({ err, events: pending.length }, `${opts.owner}: batch failed; its jobs go to retry with backoff`);
-            await Promise.all(pending.map(({ job, token }) => job.moveToFailed(err as Error, token, false)));
+            // An unexpected error: failing the jobs into BullMQ's retries would put them behind later
+            // events. The batch waits at the head instead; only when the same first job fails
+            // MAX_BATCH_FAILURES times in a row does that one job go to the dead letters, and the rest go on.
+            const head = pending[0];
+            streak = head && streak.jobId === head.job.id ? { jobId: streak.jobId, count: streak.count + 1 } : { jobId: head?.job.id, count: 1 };
+            backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
+            if (head && streak.count >= MAX_BATCH_FAILURES) {
+              log.error({ err, job: head.job.id }, `${opts.owner}: the first job of the batch failed ${streak.count} times; it goes to the failed jobs`);
+              await head.job.moveToFailed(new UnrecoverableError(`failed ${streak.count} times as the first of its batch: ${(err as Error).message}`), head.token, false);
+              await handBack(pending.slice(1));
+              backoffMs = 0;
+            } else {
+              log.error({ err, events: pending.length, failures: streak.count, retryInMs: backoffMs }, `${opts.owner}: batch failed; it waits at the head of the queue`);
+              await handBack(pending);
+            }
           }
         }
       } catch (err) {
         // Valkey unreachable and the like: keep the loop alive, clients reconnect on their own.
         log.error({ err }, `${opts.owner}: consumer loop error`);
-        await sleep(500);
+        await pause(500);
       }
     }
   }
@@ -220,6 +279,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
   return {
     async stop() {
       stopping = true;
+      wake?.();
       await running;
       clearInterval(renewTimer);
       clearInterval(lockTimer);

@@ -94,3 +94,32 @@ describe('audit webhook: bad input', () => {
     expect(r.queued).toBe(1);
   });
 });
+
+describe('dashboard authentication', () => {
+  let valkey: TestValkey;
+  let service: TestService;
+  beforeAll(async () => {
+    valkey = await startTestValkey();
+    service = await startTestService(valkey.url, async (dir) => singleClusterConfig(await createBareRemote(dir)), {
+      dashboardCredentials: { username: 'ops', password: 'correct horse' },
+    });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await valkey?.stop();
+  });
+
+  it('Bull Board refuses requests without the right credentials and serves those with them', async () => {
+    const url = `${service.url}/admin/queues/api/queues`;
+    const none = await fetch(url);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Basic realm="GitOps Reverser queues", charset="UTF-8"');
+    const wrong = await fetch(url, { headers: { authorization: `Basic ${Buffer.from('ops:wrong').toString('base64')}` } });
+    expect(wrong.status).toBe(401);
+    const right = await fetch(url, { headers: { authorization: `Basic ${Buffer.from('ops:correct horse').toString('base64')}` } });
+    expect(right.status).toBe(200);
+    const names = ((await right.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
+    expect(names[0]).toBe('ingest');
+    expect(names.some((n) => n.startsWith('write-'))).toBe(true);
+  });
+});

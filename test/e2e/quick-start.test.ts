@@ -67,7 +67,7 @@ describe('quick start', () => {
   });
 
   it('without VALKEY_URL and without a server binary, says how to get one', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PATH: '/nonexistent', DATA_DIR: join(tmpdir(), 'gr-nobinary') };
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: '/nonexistent', DATA_DIR: join(tmpdir(), 'gr-nobinary'), CONFIG_FILE: 'samples/config.yaml' };
     delete env.VALKEY_URL;
     const run = spawnSync(process.execPath, [join(process.cwd(), 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'main.ts'], { env, encoding: 'utf8', timeout: 30_000 });
     expect(run.status).toBe(1);

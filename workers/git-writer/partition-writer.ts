@@ -41,10 +41,14 @@ export interface PartitionWriter {
  * sends batches concurrently); within what one push carries, this restores the real order.
  */
 export function changeOrder(jobs: WriteJob[]): number[] {
-  const time = jobs.map((j) => Date.parse(j.stageTimestamp));
-  return jobs
-    .map((_, i) => i)
-    .sort((a, b) => (Number.isNaN(time[a]!) || Number.isNaN(time[b]!) ? 0 : time[a]! - time[b]!) || a - b);
+  // A job without a readable time keeps the time of the job before it, so the order stays total.
+  let last = -Infinity;
+  const time = jobs.map((j) => {
+    const t = Date.parse(j.stageTimestamp);
+    if (!Number.isNaN(t)) last = t;
+    return last;
+  });
+  return jobs.map((_, i) => i).sort((a, b) => time[a]! - time[b]! || a - b);
 }
 
 /** Errors after which nothing of the batch was lost and it should wait at the head of the queue. */
