@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { LeaseLostError, tryAcquireLease, type HeldLease, type LeaseKeys } from './lease.js';
+import { LeaseLostError, tryAcquireLease, writeIfHolder, type HeldLease, type LeaseKeys } from './lease.js';
 
 /** Returned by `handle` in place of a result: this one job fails (with its error); the others complete. */
 export class JobFailure {
@@ -62,8 +62,13 @@ interface Fetched {
   token: string;
 }
 
-/** Jobs fetched by hand are not extended by BullMQ; the consumer extends the locks of its batch itself. */
-const LOCK_DURATION_MS = 30_000;
+/**
+ * Jobs fetched by hand are not extended by BullMQ; the consumer extends the locks of its batch itself.
+ * Short, because after a holder dies its batch comes back only once these locks expired and a stalled
+ * check ran: the takeover time is about lease TTL + LOCK_DURATION_MS + STALLED_INTERVAL_MS.
+ */
+const LOCK_DURATION_MS = 10_000;
+const STALLED_INTERVAL_MS = 5_000;
 const MAX_BACKOFF_MS = 30_000;
 const FETCH_PIPELINE = 50;
 /** Unexpected failures of batches led by one job before that job alone goes to the failed set. */
@@ -77,6 +82,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     autorun: false,
     drainDelay: 1,
     lockDuration: LOCK_DURATION_MS,
+    stalledInterval: STALLED_INTERVAL_MS,
     // A batch handed back after a lost lease is not a crash; stalls are counted only for real deaths.
     maxStalledCount: 5,
   });
@@ -134,6 +140,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     lease = held;
     log.info({ fence: held.fence, replica: opts.replicaId }, `took the lease of ${opts.owner}`);
     opts.onLeaseAcquired?.(held.fence);
+    await awaitPredecessorBatch(held);
     renewTimer = setInterval(() => {
       held.renew().then(
         (ok) => {
@@ -146,6 +153,29 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
       );
     }, Math.max(100, Math.floor(opts.leaseTtlMs / 3)));
     return true;
+  }
+
+  /**
+   * A predecessor that died (or froze) in the middle of a batch left it recorded, its jobs still active
+   * under locks of its own. Fetching now would take the jobs behind them first. So the new holder waits
+   * until those jobs are back in the queue (their locks expire and a stalled check returns them to the
+   * head), then goes on; the batch that takes them puts them back in change order.
+   */
+  async function awaitPredecessorBatch(held: HeldLease): Promise<void> {
+    const recorded = await opts.connection.get(opts.leaseKeys.inflight);
+    if (!recorded) return;
+    const ids = (JSON.parse(recorded) as string[]).filter(Boolean);
+    const started = Date.now();
+    const deadline = started + LOCK_DURATION_MS + 3 * STALLED_INTERVAL_MS;
+    const activeKey = `${opts.prefix}:${opts.queueName}:active`;
+    log.warn({ jobs: ids.length }, `${opts.owner}: the previous holder left a batch in hand; waiting for it to come back`);
+    while (!stopping && Date.now() < deadline && lease === held) {
+      const still = await Promise.all(ids.map((id) => opts.connection.lpos(activeKey, id)));
+      if (still.every((p) => p === null)) break;
+      await pause(250);
+    }
+    log.info({ waitedMs: Date.now() - started }, `${opts.owner}: the previous holder's batch is back in the queue`);
+    await writeIfHolder(opts.connection, opts.leaseKeys.lease, held, opts.leaseKeys.inflight, '');
   }
 
   async function fetchBatch(): Promise<Fetched[]> {
@@ -236,8 +266,16 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
         const batch = await fetchBatch();
         if (batch.length === 0) continue;
         inHand = batch;
+        const heldNow = lease;
+        // Recorded before any side effect: a successor waits for exactly these jobs to come back.
+        const recorded = heldNow && (await writeIfHolder(opts.connection, opts.leaseKeys.lease, heldNow, opts.leaseKeys.inflight, JSON.stringify(batch.map((f) => f.job.id))));
+        const clearRecord = async () => {
+          if (heldNow) await writeIfHolder(opts.connection, opts.leaseKeys.lease, heldNow, opts.leaseKeys.inflight, '');
+        };
         try {
+          if (!recorded) throw new LeaseLostError(opts.owner, heldNow?.fence ?? 0);
           await processBatch(batch);
+          await clearRecord();
           backoffMs = 0;
           streak = { count: 0 };
         } catch (err) {
@@ -248,6 +286,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
             backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
             log.warn({ err, events: pending.length, retryInMs: backoffMs }, `${opts.owner}: batch handed back`);
             await handBack(pending);
+            await clearRecord();
           } else {
             // An unexpected error: failing the jobs into BullMQ's retries would put them behind later
             // events. The batch waits at the head instead; only when the same first job fails
@@ -259,10 +298,12 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
               log.error({ err, job: head.job.id }, `${opts.owner}: the first job of the batch failed ${streak.count} times; it goes to the failed jobs`);
               await head.job.moveToFailed(new UnrecoverableError(`failed ${streak.count} times as the first of its batch: ${(err as Error).message}`), head.token, false);
               await handBack(pending.slice(1));
+              await clearRecord();
               backoffMs = 0;
             } else {
               log.error({ err, events: pending.length, failures: streak.count, retryInMs: backoffMs }, `${opts.owner}: batch failed; it waits at the head of the queue`);
               await handBack(pending);
+              await clearRecord();
             }
           }
         }

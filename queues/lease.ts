@@ -36,6 +36,8 @@ export class LeaseLostError extends Error {
 
 export interface HeldLease {
   fence: number;
+  /** The lease key's value while we hold it: `${holder}:${fence}`. */
+  value: string;
   /** Extends the lease; false when another replica holds it now. */
   renew(): Promise<boolean>;
   /** Throws LeaseLostError unless the lease is still ours (and extends it). */
@@ -46,6 +48,8 @@ export interface HeldLease {
 export interface LeaseKeys {
   lease: string;
   fence: string;
+  /** Where the holder records the batch in hand (exclusive-batch-consumer.ts). */
+  inflight: string;
 }
 
 export async function tryAcquireLease(
@@ -61,6 +65,7 @@ export async function tryAcquireLease(
   const renew = async () => Number(await client.eval(RENEW, 1, keys.lease, value, ttlMs)) === 1;
   return {
     fence,
+    value,
     renew,
     assertHeld: async () => {
       if (!(await renew())) throw new LeaseLostError(owner, fence);
@@ -74,4 +79,15 @@ export async function tryAcquireLease(
 /** Who holds a partition now (for the dashboard and logs). */
 export async function leaseHolder(client: Valkey, leaseKey: string): Promise<string | null> {
   return client.get(leaseKey);
+}
+
+// KEYS[1] lease, KEYS[2] target; ARGV[1] expected lease value, ARGV[2] payload ('' = delete).
+const WRITE_IF_HOLDER = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2]) end
+return 1`;
+
+/** Sets (or, with '', deletes) `key` only while `lease` is still held: a fenced holder never writes it. */
+export async function writeIfHolder(client: Valkey, leaseKey: string, lease: HeldLease, key: string, payload: string): Promise<boolean> {
+  return Number(await client.eval(WRITE_IF_HOLDER, 2, leaseKey, key, lease.value, payload)) === 1;
 }

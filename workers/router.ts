@@ -1,5 +1,5 @@
 // The router: the one consumer of the ingest queue at a time (an exclusive batch consumer under the
-// router lease). For each stored audit event, in queue order, it normalizes the event, matches the
+// router lease). For each stored audit event, in change order (workers/change-order.ts), it normalizes the event, matches the
 // compiled rules and prepares one write job per selected target; then it adds each partition's writes
 // with one addBulk. The queue order (the order the API server sent the events) thereby becomes the order
 // of every partition queue, and a batch costs a few round trips instead of a few per event.
@@ -11,6 +11,7 @@ import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } fro
 import { JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
 import { WRITE_JOB_OPTIONS } from '../queues/job-options.js';
 import { INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
+import { changeOrder } from './change-order.js';
 import { normalizeEvent } from './normalize/normalize-event.js';
 import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
 import { objectFilePath, UnsafePathError } from './route/path-layout.js';
@@ -91,14 +92,15 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
     schema: IngestJobSchema,
     async handle(jobs, lease) {
       const pending: PendingWrites = new Map();
-      const results = jobs.map((job) => {
+      const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
+      for (const i of changeOrder(jobs)) {
         try {
-          return routeEvent(job, opts, pending);
+          results[i] = routeEvent(jobs[i]!, opts, pending);
         } catch (err) {
           // One event that breaks normalizing must not hold up the events behind it: it fails alone.
-          return new JobFailure(err as Error);
+          results[i] = new JobFailure(err as Error);
         }
-      });
+      }
       // A router that lost its lease must not add behind the next one's adds (that would reorder).
       await lease.assertHeld();
       for (const { queue, partitionId, jobs: writes } of pending.values()) {

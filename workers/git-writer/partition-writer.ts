@@ -15,6 +15,7 @@ import { ownKeys, type Partition } from '../../queues/names.js';
 import { GitRemoteError, gitAuthEnv, openMirror, type Mirror } from './git-remote.js';
 import { PushConflictError, REFUSED_PREFIX, RemoteRefusingError, writeBatch, type RemoteState } from './write-batch.js';
 import type { WriterMetrics } from './writer-metrics.js';
+import { changeOrder } from '../change-order.js';
 
 export interface PartitionWriterOptions {
   connection: Valkey;
@@ -33,22 +34,6 @@ export interface PartitionWriterOptions {
 export interface PartitionWriter {
   partition: Partition;
   stop(): Promise<void>;
-}
-
-/**
- * The batch in the order the API server made the changes: by the audit stage timestamp, ties kept in
- * queue order. Batches of one cluster may arrive out of order (the API server's buffered audit backend
- * sends batches concurrently); within what one push carries, this restores the real order.
- */
-export function changeOrder(jobs: WriteJob[]): number[] {
-  // A job without a readable time keeps the time of the job before it, so the order stays total.
-  let last = -Infinity;
-  const time = jobs.map((j) => {
-    const t = Date.parse(j.stageTimestamp);
-    if (!Number.isNaN(t)) last = t;
-    return last;
-  });
-  return jobs.map((_, i) => i).sort((a, b) => time[a]! - time[b]! || a - b);
 }
 
 /** Errors after which nothing of the batch was lost and it should wait at the head of the queue. */

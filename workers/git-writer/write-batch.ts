@@ -111,8 +111,10 @@ export async function writeBatch(
   const results: (WriteResult | JobFailure)[] = new Array(jobs.length);
   const known = new Map(appliedVersions); // grows with what lands, for the stale checks of later rounds
   const landedVersions = new Map<string, string>();
-  let pending = jobs.map((_, i) => i);
-  const suspects: { index: number; detail: string }[] = [];
+  let suspects: { index: number; detail: string }[] = [];
+  /** Jobs on the file of a suspect: they must not land before it, or that file's history reorders. */
+  let held: number[] = [];
+  const suspectFiles = new Set<string>();
   let landed = false;
   let conflicts = 0;
   let commits = 0;
@@ -133,83 +135,105 @@ export async function writeBatch(
     recordVersions(known, landedVersions);
   };
 
-  while (pending.length > 0) {
-    const batch = pending.map((i) => jobs[i]!);
-    const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
-    if (plan.commits.length === 0) {
-      finalize(pending, plan, [], batch.length, state.tip);
-      break;
-    }
-    const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
-    const head = shas[shas.length - 1]!;
-    await lease.assertHeld(); // the fence: a writer that lost its lease never pushes
-    const pushed = await repo.push(head, state.tip);
-    if (pushed.ok) {
-      finalize(pending, plan, shas, batch.length, head);
-      state = { tip: head, tree: plan.tree, applied: withApplied(state.applied, batch) };
-      landed = true;
-      commits += shas.length;
-      break;
-    }
-    if (pushed.reason === 'rejected-non-fast-forward') {
-      conflicts++;
-      log.warn({ conflicts, detail: pushed.detail }, 'someone else pushed to the branch; planning again on top of it');
-      if (conflicts > MAX_CONFLICTS) throw new PushConflictError(`the branch moved under ${conflicts} pushes in a row: ${pushed.detail}`);
-      state = await loadRemoteState(repo, deps.appliedDepth);
-      continue;
-    }
+  const runPass = async (work: number[]) => {
+    let pending = work;
+    while (pending.length > 0) {
+      const batch = pending.map((i) => jobs[i]!);
+      const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
+      if (plan.commits.length === 0) {
+        finalize(pending, plan, [], batch.length, state.tip);
+        break;
+      }
+      const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
+      const head = shas[shas.length - 1]!;
+      await lease.assertHeld(); // the fence: a writer that lost its lease never pushes
+      const pushed = await repo.push(head, state.tip);
+      if (pushed.ok) {
+        finalize(pending, plan, shas, batch.length, head);
+        state = { tip: head, tree: plan.tree, applied: withApplied(state.applied, batch) };
+        landed = true;
+        commits += shas.length;
+        break;
+      }
+      if (pushed.reason === 'rejected-non-fast-forward') {
+        conflicts++;
+        log.warn({ conflicts, detail: pushed.detail }, 'someone else pushed to the branch; planning again on top of it');
+        if (conflicts > MAX_CONFLICTS) throw new PushConflictError(`the branch moved under ${conflicts} pushes in a row: ${pushed.detail}`);
+        state = await loadRemoteState(repo, deps.appliedDepth);
+        continue;
+      }
 
-    // Refused by the remote itself: find the first commit it refuses, landing the ones before it.
-    const found = await landUntilRefused(shas, state.tip, pushed.detail, deps);
-    const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === found.refused);
-    // The jobs before the culprit are final: their commits landed, or they needed none.
-    finalize(pending, plan, shas, culprit, found.base);
-    if (found.refused > 0) {
-      state = { tip: found.base, tree: await readTreeIndex(repo.gitDir, found.base!), applied: withApplied(state.applied, batch.slice(0, culprit)) };
-      landed = true;
-      commits += found.refused;
+      // Refused by the remote itself: find the first commit it refuses, landing the ones before it.
+      const found = await landUntilRefused(shas, state.tip, pushed.detail, deps);
+      const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === found.refused);
+      // The jobs before the culprit are final: their commits landed, or they needed none.
+      finalize(pending, plan, shas, culprit, found.base);
+      if (found.refused > 0) {
+        state = { tip: found.base, tree: await readTreeIndex(repo.gitDir, found.base!), applied: withApplied(state.applied, batch.slice(0, culprit)) };
+        landed = true;
+        commits += found.refused;
+      }
+      const job = batch[culprit]!;
+      const why = `${REFUSED_PREFIX} ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${found.detail}`;
+      log.warn({ file: job.filePath, auditID: job.auditID, detail: found.detail }, 'the remote refused one commit');
+      // Refused right after the remote accepted the commit before it: that event is poison. Refused as
+      // the first commit: a suspect; the remote may be refusing everything.
+      // A job refused as poison before (while others landed) needs no new evidence: alone in the queue,
+      // nothing else could land to show it.
+      if (found.refused > 0 || refusedBefore[pending[culprit]!]) results[pending[culprit]!] = new JobFailure(new PushRefusedError(why));
+      else {
+        suspects.push({ index: pending[culprit]!, detail: why });
+        suspectFiles.add(job.filePath);
+      }
+      if (!landed && suspects.length >= MAX_SUSPECTS) break;
+      pending = pending.slice(culprit + 1).filter((i) => {
+        if (!suspectFiles.has(jobs[i]!.filePath)) return true;
+        held.push(i);
+        return false;
+      });
     }
-    const job = batch[culprit]!;
-    const why = `${REFUSED_PREFIX} ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${found.detail}`;
-    log.warn({ file: job.filePath, auditID: job.auditID, detail: found.detail }, 'the remote refused one commit');
-    // Refused right after the remote accepted the commit before it: that event is poison. Refused as
-    // the first commit: a suspect; the remote may be refusing everything.
-    // A job refused as poison before (while others landed) needs no new evidence: alone in the queue,
-    // nothing else could land to show it.
-    if (found.refused > 0 || refusedBefore[pending[culprit]!]) results[pending[culprit]!] = new JobFailure(new PushRefusedError(why));
-    else suspects.push({ index: pending[culprit]!, detail: why });
-    if (!landed && suspects.length >= MAX_SUSPECTS) break;
-    pending = pending.slice(culprit + 1);
-  }
+  };
 
-  if (suspects.length > 0 && !landed) {
-    // The remote accepted nothing: no event is to blame, the batch waits.
-    throw new RemoteRefusingError(`the remote refused every commit tried (${suspects.length}): ${suspects[0]!.detail}`);
-  }
-  // Suspects excluded before something landed get one more try on top of it: refused again while the
-  // remote accepts others, they are poison; accepted, the remote had just recovered (they land a little
-  // late, after the events that overtook them).
-  for (const suspect of suspects) {
-    const job = jobs[suspect.index]!;
-    const plan = planCommits([job], state.tree, known, deps.committer, new Date(), state.applied);
-    if (plan.commits.length === 0) {
-      finalize([suspect.index], plan, [], 1, state.tip);
-      continue;
+  for (let work = jobs.map((_, i) => i); work.length > 0; ) {
+    await runPass(work);
+    if (suspects.length > 0 && !landed) {
+      // The remote accepted nothing: no event is to blame, the batch waits.
+      throw new RemoteRefusingError(`the remote refused every commit tried (${suspects.length}): ${suspects[0]!.detail}`);
     }
-    const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
-    await lease.assertHeld();
-    const pushed = await repo.push(shas[0]!, state.tip);
-    if (pushed.ok) {
-      finalize([suspect.index], plan, shas, 1, shas[0]!);
-      state = { tip: shas[0]!, tree: plan.tree, applied: withApplied(state.applied, [job]) };
-      commits += 1;
-    } else if (pushed.reason === 'rejected-by-remote') {
-      results[suspect.index] = new JobFailure(new PushRefusedError(suspect.detail));
-    } else {
-      throw new PushConflictError(`the branch moved while retrying a refused commit: ${pushed.detail}`);
-    }
+    await retrySuspects();
+    // What waited for the suspects' files goes now, in its order, behind them.
+    work = held;
+    held = [];
+    suspects = [];
+    suspectFiles.clear();
   }
   return { results, state, versions: landedVersions, commits };
+
+  async function retrySuspects(): Promise<void> {
+    // Suspects excluded before something landed get one more try on top of it: refused again while the
+    // remote accepts others, they are poison; accepted, the remote had just recovered (they land a little
+    // late, after the events that overtook them).
+    for (const suspect of suspects) {
+      const job = jobs[suspect.index]!;
+      const plan = planCommits([job], state.tree, known, deps.committer, new Date(), state.applied);
+      if (plan.commits.length === 0) {
+        finalize([suspect.index], plan, [], 1, state.tip);
+        continue;
+      }
+      const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
+      await lease.assertHeld();
+      const pushed = await repo.push(shas[0]!, state.tip);
+      if (pushed.ok) {
+        finalize([suspect.index], plan, shas, 1, shas[0]!);
+        state = { tip: shas[0]!, tree: plan.tree, applied: withApplied(state.applied, [job]) };
+        commits += 1;
+      } else if (pushed.reason === 'rejected-by-remote') {
+        results[suspect.index] = new JobFailure(new PushRefusedError(suspect.detail));
+      } else {
+        throw new PushConflictError(`the branch moved while retrying a refused commit: ${pushed.detail}`);
+      }
+    }
+  }
 }
 
 /**
