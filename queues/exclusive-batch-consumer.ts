@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { LeaseLostError, tryAcquireLease, writeIfHolder, type HeldLease, type LeaseKeys } from './lease.js';
+import { LeaseLostError, tryAcquireLease, type HeldLease, type LeaseKeys } from './lease.js';
 
 /** Returned by `handle` in place of a result: this one job fails (with its error); the others complete. */
 export class JobFailure {
@@ -140,7 +140,6 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     lease = held;
     log.info({ fence: held.fence, replica: opts.replicaId }, `took the lease of ${opts.owner}`);
     opts.onLeaseAcquired?.(held.fence);
-    await awaitPredecessorBatch(held);
     renewTimer = setInterval(() => {
       held.renew().then(
         (ok) => {
@@ -152,33 +151,46 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
         (err: unknown) => log.warn({ err }, `could not renew the lease of ${opts.owner}`),
       );
     }, Math.max(100, Math.floor(opts.leaseTtlMs / 3)));
+    await awaitPredecessorBatch(held);
     return true;
   }
 
   /**
-   * A predecessor that died (or froze) in the middle of a batch left it recorded, its jobs still active
-   * under locks of its own. Fetching now would take the jobs behind them first. So the new holder waits
-   * until those jobs are back in the queue (their locks expire and a stalled check returns them to the
-   * head), then goes on; the batch that takes them puts them back in change order.
+   * Only the lease holder has jobs active in this queue. A predecessor that died or froze in the middle
+   * of a batch left its jobs active under locks of its own; fetching now would take the jobs behind them
+   * first. So a new holder waits until the queue has no active job (the predecessor finished or handed
+   * back, or its locks expired and a stalled check returned the jobs to the head); the batch that then
+   * takes them puts them back in change order.
    */
   async function awaitPredecessorBatch(held: HeldLease): Promise<void> {
-    const recorded = await opts.connection.get(opts.leaseKeys.inflight);
-    if (!recorded) return;
-    const ids = (JSON.parse(recorded) as string[]).filter(Boolean);
+    const activeKey = `${opts.prefix}:${opts.queueName}:active`;
     const started = Date.now();
     const deadline = started + LOCK_DURATION_MS + 3 * STALLED_INTERVAL_MS;
-    const activeKey = `${opts.prefix}:${opts.queueName}:active`;
-    log.warn({ jobs: ids.length }, `${opts.owner}: the previous holder left a batch in hand; waiting for it to come back`);
-    while (!stopping && Date.now() < deadline && lease === held) {
-      const still = await Promise.all(ids.map((id) => opts.connection.lpos(activeKey, id)));
-      if (still.every((p) => p === null)) break;
+    let waited = false;
+    while (!stopping && lease === held && (await opts.connection.llen(activeKey)) > 0) {
+      if (Date.now() > deadline) {
+        log.error({ waitedMs: Date.now() - started }, `${opts.owner}: jobs of the previous holder are still active; going on`);
+        return;
+      }
+      if (!waited) log.warn(`${opts.owner}: the previous holder left jobs active; waiting for them to come back`);
+      waited = true;
       await pause(250);
     }
-    log.info({ waitedMs: Date.now() - started }, `${opts.owner}: the previous holder's batch is back in the queue`);
-    await writeIfHolder(opts.connection, opts.leaseKeys.lease, held, opts.leaseKeys.inflight, '');
+    if (waited) log.info({ waitedMs: Date.now() - started }, `${opts.owner}: the previous holder's jobs are back in the queue`);
   }
 
   async function fetchBatch(): Promise<Fetched[]> {
+    // A holder that froze since its last renewal must not take jobs that belong to its successor.
+    if (!lease) return [];
+    try {
+      await lease.assertHeld();
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        dropLease();
+        return [];
+      }
+      throw err;
+    }
     const firstToken = nextToken();
     const first = await worker.getNextJob(firstToken, { block: true });
     if (!first) return [];
@@ -266,16 +278,8 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
         const batch = await fetchBatch();
         if (batch.length === 0) continue;
         inHand = batch;
-        const heldNow = lease;
-        // Recorded before any side effect: a successor waits for exactly these jobs to come back.
-        const recorded = heldNow && (await writeIfHolder(opts.connection, opts.leaseKeys.lease, heldNow, opts.leaseKeys.inflight, JSON.stringify(batch.map((f) => f.job.id))));
-        const clearRecord = async () => {
-          if (heldNow) await writeIfHolder(opts.connection, opts.leaseKeys.lease, heldNow, opts.leaseKeys.inflight, '');
-        };
         try {
-          if (!recorded) throw new LeaseLostError(opts.owner, heldNow?.fence ?? 0);
           await processBatch(batch);
-          await clearRecord();
           backoffMs = 0;
           streak = { count: 0 };
         } catch (err) {
@@ -286,8 +290,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
             backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
             log.warn({ err, events: pending.length, retryInMs: backoffMs }, `${opts.owner}: batch handed back`);
             await handBack(pending);
-            await clearRecord();
-          } else {
+            } else {
             // An unexpected error: failing the jobs into BullMQ's retries would put them behind later
             // events. The batch waits at the head instead; only when the same first job fails
             // MAX_BATCH_FAILURES times in a row does that one job go to the dead letters, and the rest go on.
@@ -298,13 +301,11 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
               log.error({ err, job: head.job.id }, `${opts.owner}: the first job of the batch failed ${streak.count} times; it goes to the failed jobs`);
               await head.job.moveToFailed(new UnrecoverableError(`failed ${streak.count} times as the first of its batch: ${(err as Error).message}`), head.token, false);
               await handBack(pending.slice(1));
-              await clearRecord();
-              backoffMs = 0;
+                  backoffMs = 0;
             } else {
               log.error({ err, events: pending.length, failures: streak.count, retryInMs: backoffMs }, `${opts.owner}: batch failed; it waits at the head of the queue`);
               await handBack(pending);
-              await clearRecord();
-            }
+                }
           }
         }
       } catch (err) {

@@ -48,8 +48,6 @@ export interface HeldLease {
 export interface LeaseKeys {
   lease: string;
   fence: string;
-  /** Where the holder records the batch in hand (exclusive-batch-consumer.ts). */
-  inflight: string;
 }
 
 export async function tryAcquireLease(
@@ -81,13 +79,3 @@ export async function leaseHolder(client: Valkey, leaseKey: string): Promise<str
   return client.get(leaseKey);
 }
 
-// KEYS[1] lease, KEYS[2] target; ARGV[1] expected lease value, ARGV[2] payload ('' = delete).
-const WRITE_IF_HOLDER = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2]) end
-return 1`;
-
-/** Sets (or, with '', deletes) `key` only while `lease` is still held: a fenced holder never writes it. */
-export async function writeIfHolder(client: Valkey, leaseKey: string, lease: HeldLease, key: string, payload: string): Promise<boolean> {
-  return Number(await client.eval(WRITE_IF_HOLDER, 2, leaseKey, key, lease.value, payload)) === 1;
-}

@@ -59,8 +59,6 @@ function leaseKeys(base: string) {
     lease: `${base}:lease`,
     /** Monotonic fencing token counter, incremented on every acquisition. */
     fence: `${base}:fence`,
-    /** The ids of the batch the holder works on, in order; what a successor must wait for after a crash. */
-    inflight: `${base}:inflight`,
   };
 }
 

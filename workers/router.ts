@@ -11,7 +11,7 @@ import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } fro
 import { JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
 import { WRITE_JOB_OPTIONS } from '../queues/job-options.js';
 import { INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
-import { changeOrder } from './change-order.js';
+import { changeOrder, type ChangeKey } from './change-order.js';
 import { normalizeEvent } from './normalize/normalize-event.js';
 import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
 import { objectFilePath, UnsafePathError } from './route/path-layout.js';
@@ -78,6 +78,12 @@ export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 
   return { outcome: 'routed', writes };
 }
 
+function ingestChangeKey(job: IngestJob): ChangeKey {
+  const metadata = job.object?.metadata as { resourceVersion?: unknown } | undefined;
+  const rv = typeof metadata?.resourceVersion === 'string' ? metadata.resourceVersion : '';
+  return { stageTimestamp: job.stageTimestamp, cluster: job.clusterId, resourceVersion: rv };
+}
+
 export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
   return startExclusiveBatchConsumer<IngestJob, IngestResult>({
     owner: 'router',
@@ -93,7 +99,7 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
     async handle(jobs, lease) {
       const pending: PendingWrites = new Map();
       const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
-      for (const i of changeOrder(jobs)) {
+      for (const i of changeOrder(jobs, ingestChangeKey)) {
         try {
           results[i] = routeEvent(jobs[i]!, opts, pending);
         } catch (err) {

@@ -1,19 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { changeOrder } from '../../workers/change-order.js';
 
-const at = (...stamps: string[]) => stamps.map((stageTimestamp) => ({ stageTimestamp }));
+const order = (...items: [string, string?, string?][]) =>
+  changeOrder(items, ([stageTimestamp, cluster = 'c1', resourceVersion = '']) => ({ stageTimestamp, cluster, resourceVersion }));
 
 describe('changeOrder', () => {
-  it('orders by audit time, microseconds included', () => {
-    expect(changeOrder(at('2026-11-25T10:00:03.000002Z', '2026-11-25T10:00:01.5Z', '2026-11-25T10:00:02Z'))).toEqual([1, 2, 0]);
+  it('orders by audit time to the microsecond', () => {
+    expect(order(['2026-11-25T10:00:01.000002Z'], ['2026-11-25T10:00:01.000001Z'], ['2026-11-25T10:00:00.5Z'])).toEqual([2, 1, 0]);
   });
 
-  it('keeps queue order for equal times', () => {
-    expect(changeOrder(at('2026-11-25T10:00:00Z', '2026-11-25T10:00:00Z', '2026-11-25T09:00:00Z'))).toEqual([2, 0, 1]);
+  it('breaks ties within a cluster by resourceVersion, numerically', () => {
+    const t = '2026-11-25T10:00:00.000000Z';
+    expect(order([t, 'c1', '1420'], [t, 'c1', '1407'], [t, 'c1', '999'])).toEqual([2, 1, 0]);
+  });
+
+  it('keeps queue order for ties it cannot break', () => {
+    const t = '2026-11-25T10:00:00Z';
+    expect(order([t, 'c1', ''], [t, 'c1', '5'], [t, 'c1', ''])).toEqual([0, 1, 2]);
   });
 
   it('an unreadable time travels with the item before it, and the order stays total', () => {
-    expect(changeOrder(at('2026-11-25T10:00:02Z', '', '2026-11-25T10:00:01Z', 'garbage'))).toEqual([2, 3, 0, 1]);
-    expect(changeOrder(at('', 'x'))).toEqual([0, 1]);
+    expect(order(['2026-11-25T10:00:02Z'], [''], ['2026-11-25T10:00:01Z'], ['garbage'])).toEqual([2, 3, 0, 1]);
+    expect(order([''], ['x'])).toEqual([0, 1]);
   });
 });

@@ -73,7 +73,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
 
   async function write(arrived: WriteJob[], lease: HeldLease, history: JobHistory[]): Promise<(WriteResult | JobFailure)[]> {
     const repo = await ensureMirror();
-    const order = changeOrder(arrived);
+    const order = changeOrder(arrived, (j) => ({ stageTimestamp: j.stageTimestamp, cluster: j.clusterId, resourceVersion: j.resourceVersion }));
     const jobs = order.map((i) => arrived[i]!);
     const started = performance.now();
     let written;
