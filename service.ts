@@ -103,12 +103,15 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     ingestQueue,
     writeQueues,
     async stop() {
-      // Stop taking requests first, then finish or hand back the work in hand, then close queues.
+      // Stop taking requests, and at the same time finish (or hand back) the batches in hand and release
+      // the leases, so another replica takes over at once instead of after the lease TTL.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // A request in flight gets a moment to finish; a keep-alive client must not hold the shutdown.
+      const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
+      await Promise.all([router.stop(), ...writers.map((w) => w.stop())]);
       await closed;
-      await router.stop();
-      await Promise.all(writers.map((w) => w.stop()));
+      clearTimeout(drainRequests);
       await Promise.all([ingestQueue, ...writeQueues.values()].map((q) => q.close()));
       await connection.quit().catch(() => connection.disconnect());
     },

@@ -165,6 +165,13 @@ export async function writeBatch(
 
       // Refused by the remote itself: find the first commit it refuses, landing the ones before it.
       const found = await landUntilRefused(shas, state.tip, pushed.detail, deps);
+    if (found.refused === -1) {
+      finalize(pending, plan, shas, batch.length, head);
+      state = { tip: head, tree: plan.tree, applied: withApplied(state.applied, batch) };
+      landed = true;
+      commits += shas.length;
+      break;
+    }
       const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === found.refused);
       // The jobs before the culprit are final: their commits landed, or they needed none.
       finalize(pending, plan, shas, culprit, found.base);
@@ -247,23 +254,32 @@ async function landUntilRefused(
   detail: string,
   deps: Pick<WriteBatchDeps, 'repo' | 'lease'>,
 ): Promise<{ refused: number; base: string | null; detail: string }> {
+  // refused: the index of the first refused commit, or -1 when in the end every commit landed.
   let lo = 0;
   let hi = shas.length - 1;
-  let probeAt = (n: number) => (n === 0 ? 0 : (lo + hi) >> 1);
-  while (lo < hi) {
-    const mid = probeAt(lo);
-    probeAt = () => (lo + hi) >> 1;
+  /** Whether `hi` was refused by a probe of this search, not only by the push before it. */
+  let hiProbed = false;
+  const probe = async (index: number) => {
     await deps.lease.assertHeld();
-    const probe = await deps.repo.push(shas[mid]!, base);
-    if (probe.ok) {
-      base = shas[mid]!;
-      lo = mid + 1;
-    } else if (probe.reason === 'rejected-by-remote') {
-      hi = mid;
-      detail = probe.detail;
+    const r = await deps.repo.push(shas[index]!, base);
+    if (r.ok) {
+      base = shas[index]!;
+      lo = index + 1;
+    } else if (r.reason === 'rejected-by-remote') {
+      hi = index;
+      hiProbed = true;
+      detail = r.detail;
     } else {
-      throw new PushConflictError(`the branch moved while isolating a refused commit: ${probe.detail}`);
+      throw new PushConflictError(`the branch moved while isolating a refused commit: ${r.detail}`);
     }
+  };
+  if (lo < hi) await probe(0);
+  while (lo < hi) await probe((lo + hi) >> 1);
+  // Commits landed during the search, and the last one was refused only before it began: the remote
+  // may have come back meanwhile, so ask again before blaming it.
+  if (lo > 0 && !hiProbed) {
+    await probe(hi);
+    if (lo > hi) return { refused: -1, base, detail };
   }
   return { refused: lo, base, detail };
 }
