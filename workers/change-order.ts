@@ -31,14 +31,23 @@ export function changeOrder<T>(items: readonly T[], keyOf: (item: T) => ChangeKe
     const rv = /^\d+$/.test(k.resourceVersion) ? BigInt(k.resourceVersion) : undefined;
     return { time: last, cluster: k.cluster, rv };
   });
-  return items
-    .map((_, i) => i)
-    .sort((a, b) => {
-      const x = keys[a]!;
-      const y = keys[b]!;
-      if (x.time !== y.time) return x.time - y.time;
-      if (x.cluster !== y.cluster) return x.cluster < y.cluster ? -1 : 1;
-      if (x.rv !== undefined && y.rv !== undefined && x.rv !== y.rv) return x.rv < y.rv ? -1 : 1;
-      return a - b;
-    });
+  const order = items.map((_, i) => i).sort((a, b) => keys[a]!.time - keys[b]!.time || a - b);
+  // Within a run of equal times, one cluster's items with a resourceVersion take the places they hold
+  // in ascending resourceVersion; other items (other clusters, no version) keep their places.
+  for (let start = 0; start < order.length; ) {
+    let end = start + 1;
+    while (end < order.length && keys[order[end]!]!.time === keys[order[start]!]!.time) end++;
+    const byCluster = new Map<string, number[]>();
+    for (let p = start; p < end; p++) {
+      const k = keys[order[p]!]!;
+      if (k.rv === undefined) continue;
+      byCluster.set(k.cluster, [...(byCluster.get(k.cluster) ?? []), p]);
+    }
+    for (const places of byCluster.values()) {
+      const sorted = places.map((p) => order[p]!).sort((a, b) => (keys[a]!.rv! < keys[b]!.rv! ? -1 : keys[a]!.rv! > keys[b]!.rv! ? 1 : a - b));
+      places.forEach((p, i) => (order[p] = sorted[i]!));
+    }
+    start = end;
+  }
+  return order;
 }

@@ -24,3 +24,10 @@ describe('changeOrder', () => {
     expect(order([''], ['x'])).toEqual([0, 1]);
   });
 });
+
+describe('changeOrder across clusters', () => {
+  it('orders one cluster by resourceVersion within a tie and leaves the other cluster where it arrived', () => {
+    const t = '2026-11-25T10:00:00Z';
+    expect(order([t, 'b', '9'], [t, 'a', '20'], [t, 'b', '3'], [t, 'a', '10'])).toEqual([2, 3, 0, 1]);
+  });
+});
