@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { createApp } from './dashboard/app.js';
+import { createBackpressure } from './dashboard/backpressure.js';
 import type { DashboardCredentials } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
 import { createMetrics, type ServiceMetrics } from './dashboard/metrics.js';
@@ -35,6 +36,10 @@ export interface ServiceOptions {
   replicaId?: string;
   /** How long the webhook waits for Valkey before answering 503. @defaultValue 10000 */
   storeTimeoutMs?: number;
+  /** Events waiting in the ingest queue above which batches get 429. @defaultValue 200000 */
+  ingestBacklogLimit?: number;
+  /** Share of Valkey's maxmemory above which batches get 503. @defaultValue 0.9 */
+  valkeyMemoryRatio?: number;
 }
 
 export interface RunningService {
@@ -82,6 +87,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     ingestQueue,
     bodyLimitBytes: opts.bodyLimitBytes,
     storeTimeoutMs: opts.storeTimeoutMs,
+    backpressure: createBackpressure({
+      ingestQueue: ingestQueue as Queue,
+      connection,
+      backlogLimit: opts.ingestBacklogLimit ?? 200_000,
+      memoryRatio: opts.valkeyMemoryRatio ?? 0.9,
+    }),
     logger,
     metrics,
     board,

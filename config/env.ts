@@ -20,6 +20,10 @@ const EnvSchema = z.object({
   KEY_PREFIX: z.string().regex(/^[A-Za-z0-9{}_-]+$/, 'letters, digits, "-", "_" and {hash tag} braces only').default(DEFAULT_PREFIX),
   /** @defaultValue 10485760 (10 MiB) — larger audit batches get 413. */
   WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+  /** @defaultValue 200000 — events waiting in the ingest queue above which batches get 429 + Retry-After. */
+  INGEST_BACKLOG_LIMIT: z.coerce.number().int().positive().default(200_000),
+  /** @defaultValue 0.9 — share of Valkey's maxmemory above which batches get 503 + Retry-After. */
+  VALKEY_MEMORY_HIGH_WATERMARK: z.coerce.number().gt(0).max(1).default(0.9),
   /** @defaultValue 5000 — how long a writer's partition lease lives without renewal. */
   LEASE_TTL_MS: z.coerce.number().int().min(500).default(5000),
   /** @defaultValue 500 — the most events one push carries. */

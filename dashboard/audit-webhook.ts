@@ -15,6 +15,7 @@ import { INGEST_JOB_OPTIONS } from '../queues/job-options.js';
 import { eventJobId } from '../queues/names.js';
 import { parseAuditPayload } from '../workers/ingest/audit-event-schema.js';
 import { toIngestJob, type SkipReason } from '../workers/ingest/filter-audit-event.js';
+import type { Refusal } from './backpressure.js';
 import type { ServiceMetrics } from './metrics.js';
 
 export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
@@ -31,6 +32,8 @@ export interface AuditWebhookOptions {
    * @defaultValue 10000
    */
   storeTimeoutMs?: number;
+  /** Refuses a batch (429/503 with Retry-After) when the backlog or Valkey memory is past its bound. */
+  backpressure?: (incoming: number) => Promise<Refusal | null>;
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -113,6 +116,17 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     for (const [reason, n] of Object.entries(skipped)) metrics.eventsSkipped.inc({ cluster: cluster.name, reason }, n);
 
     if (jobs.length > 0) {
+      let refusal: Refusal | null = null;
+      try {
+        refusal = (await opts.backpressure?.(jobs.length)) ?? null;
+      } catch (err) {
+        opts.logger.warn({ err }, 'could not read the backlog and memory of Valkey; accepting the batch');
+      }
+      if (refusal) {
+        res.set('Retry-After', String(refusal.retryAfterSeconds));
+        opts.logger.warn({ cluster: cluster.name, events: jobs.length, reason: refusal.reason }, refusal.error);
+        return reject(res, metrics, { status: refusal.status, reason: refusal.reason, error: refusal.error });
+      }
       try {
         await withTimeout(
           opts.ingestQueue.addBulk(
