@@ -60,6 +60,8 @@ async function main(): Promise<void> {
     dashboardCredentials: env.DASHBOARD_USERNAME && env.DASHBOARD_PASSWORD ? { username: env.DASHBOARD_USERNAME, password: env.DASHBOARD_PASSWORD } : undefined,
     replicaId: env.REPLICA_ID,
     ingestBacklogLimit: env.INGEST_BACKLOG_LIMIT,
+    writeAttempts: env.WRITE_ATTEMPTS,
+    writeBackoffMs: env.WRITE_BACKOFF_MS,
     valkeyMemoryRatio: env.VALKEY_MEMORY_HIGH_WATERMARK,
   });
   logger.info({ dashboard: `${service.url}/admin/queues`, metrics: `${service.url}/metrics` }, 'ready');

@@ -12,6 +12,7 @@ import { createQueueDashboard } from './dashboard/bull-board.js';
 import { createMetrics, type ServiceMetrics } from './dashboard/metrics.js';
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
+import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
 import { INGEST_QUEUE } from './queues/names.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
 import { compileRules } from './workers/route/compile-rules.js';
@@ -36,6 +37,10 @@ export interface ServiceOptions {
   replicaId?: string;
   /** How long the webhook waits for Valkey before answering 503. @defaultValue 10000 */
   storeTimeoutMs?: number;
+  /** Attempts of a write job that the remote refuses, before it is a dead letter. @defaultValue 5 */
+  writeAttempts?: number;
+  /** First retry delay of such a job (doubling). @defaultValue 2000 */
+  writeBackoffMs?: number;
   /** Events waiting in the ingest queue above which batches get 429. @defaultValue 200000 */
   ingestBacklogLimit?: number;
   /** Share of Valkey's maxmemory above which batches get 503. @defaultValue 0.9 */
@@ -65,7 +70,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   }
   const board = createQueueDashboard([ingestQueue, ...writeQueues.values()] as Queue[], opts.dashboardReadOnly);
 
-  const router = startRouter({ connection, prefix, routes: compileRules(config), writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics });
+  const writeJobOptions = {
+    ...WRITE_JOB_OPTIONS,
+    attempts: opts.writeAttempts ?? WRITE_JOB_OPTIONS.attempts,
+    backoff: { type: 'exponential', delay: opts.writeBackoffMs ?? 2000 },
+  };
+  const router = startRouter({ connection, prefix, routes: compileRules(config), writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics, writeJobOptions });
   const writers: PartitionWriter[] = [...config.partitions.values()].map(({ partition, credentials }) =>
     startPartitionWriter({
       connection,
@@ -97,6 +107,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     metrics,
     board,
     dashboardCredentials: opts.dashboardCredentials,
+    dashboardReadOnly: opts.dashboardReadOnly,
+    queues: () => [ingestQueue, ...writeQueues.values()] as Queue[],
     ping: () => connection.ping(),
   });
   const server: Server = await new Promise((resolve, reject) => {

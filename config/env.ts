@@ -24,6 +24,10 @@ const EnvSchema = z.object({
   INGEST_BACKLOG_LIMIT: z.coerce.number().int().positive().default(200_000),
   /** @defaultValue 0.9 — share of Valkey's maxmemory above which batches get 503 + Retry-After. */
   VALKEY_MEMORY_HIGH_WATERMARK: z.coerce.number().gt(0).max(1).default(0.9),
+  /** @defaultValue 5 — attempts of a write the remote refuses before it becomes a dead letter. */
+  WRITE_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  /** @defaultValue 2000 — first retry delay of such a write, doubling each attempt. */
+  WRITE_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
   /** @defaultValue 5000 — how long a writer's partition lease lives without renewal. */
   LEASE_TTL_MS: z.coerce.number().int().min(500).default(5000),
   /** @defaultValue 500 — the most events one push carries. */

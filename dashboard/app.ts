@@ -1,6 +1,8 @@
 // The service's HTTP surface on one Express app: the audit webhook, Bull Board, metrics and health.
 import express, { type Express } from 'express';
+import type { Queue } from 'bullmq';
 import { basicAuth, type DashboardCredentials } from './basic-auth.js';
+import { replayRouter } from './replay-api.js';
 import { auditWebhookRouter, type AuditWebhookOptions } from './audit-webhook.js';
 import { BULL_BOARD_PATH, type BullBoard } from './bull-board.js';
 
@@ -8,6 +10,9 @@ export interface AppOptions extends AuditWebhookOptions {
   board: BullBoard;
   /** Basic-auth credentials for Bull Board; undefined = no authentication (a proxy in front must add it). */
   dashboardCredentials?: DashboardCredentials;
+  /** Every queue, for operator actions by queue name. */
+  queues: () => Queue[];
+  dashboardReadOnly: boolean;
   /** Resolves when Valkey answers; /readyz fails while it does not. */
   ping: () => Promise<unknown>;
 }
@@ -16,9 +21,10 @@ export function createApp(opts: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(auditWebhookRouter(opts));
-  if (opts.dashboardCredentials) app.use(BULL_BOARD_PATH, basicAuth(opts.dashboardCredentials, 'GitOps Reverser queues'));
+  if (opts.dashboardCredentials) app.use('/admin', basicAuth(opts.dashboardCredentials, 'GitOps Reverser queues'));
   else opts.logger.warn('Bull Board at /admin/queues has no authentication: set DASHBOARD_USERNAME and DASHBOARD_PASSWORD, or serve it only behind an authenticating proxy');
   app.use(BULL_BOARD_PATH, opts.board.router);
+  app.use(replayRouter({ queues: opts.queues, readOnly: opts.dashboardReadOnly }));
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', opts.metrics.registry.contentType);
     res.send(await opts.metrics.registry.metrics());

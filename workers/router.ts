@@ -26,6 +26,8 @@ export interface RouterOptions {
   leaseTtlMs: number;
   /** @defaultValue 500 */
   batchSize?: number;
+  /** Attempts and backoff of write jobs. @defaultValue WRITE_JOB_OPTIONS */
+  writeJobOptions?: JobsOptions;
   logger: Logger;
   metrics: ServiceMetrics;
 }
@@ -33,7 +35,7 @@ export interface RouterOptions {
 type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: string; jobs: { name: string; data: WriteJob; opts: JobsOptions }[] }>;
 
 /** Routes one event: its outcome, with its writes appended to `pending` (nothing is added yet). */
-export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 'writeQueues' | 'metrics'>, pending: PendingWrites): IngestResult | JobFailure {
+export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 'writeQueues' | 'metrics' | 'writeJobOptions'>, pending: PendingWrites): IngestResult | JobFailure {
   const normalized = normalizeEvent(job);
   if (normalized.kind === 'no-object-body') {
     opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
@@ -71,7 +73,7 @@ export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 
     };
     const entry = pending.get(queue.name) ?? { queue, partitionId: target.partition.id, jobs: [] };
     // The job id makes a redelivered event (a batch routed again after a crash) add nothing twice.
-    entry.jobs.push({ name: event.operation, data, opts: { ...WRITE_JOB_OPTIONS, jobId: writeJobId(event.eventKey, target.key) } });
+    entry.jobs.push({ name: event.operation, data, opts: { ...(opts.writeJobOptions ?? WRITE_JOB_OPTIONS), jobId: writeJobId(event.eventKey, target.key) } });
     pending.set(queue.name, entry);
     writes.push({ target: target.key, queue: queue.name, filePath });
   }

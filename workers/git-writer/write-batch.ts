@@ -20,8 +20,12 @@ import { readTreeIndex } from './tree-index.js';
 const WORK_REF = 'refs/reverser/work';
 /** Non-fast-forward refusals of one batch before it waits (someone pushes to the branch all the time). */
 const MAX_CONFLICTS = 3;
-/** First commits refused in a row, with nothing landed, after which the remote counts as refusing everything. */
-const MAX_SUSPECTS = 2;
+/**
+ * First commits refused in a row, with nothing landed, after which the remote counts as refusing
+ * everything (and the batch waits). More poison events than this at the head of the queue at once would
+ * hold the partition until one of them is blamed by other evidence; each suspect costs two pushes.
+ */
+const MAX_SUSPECTS = 5;
 /** How many applied-write keys the state keeps beyond what the last fetch read. */
 const MAX_APPLIED_KEYS = 20_000;
 
@@ -182,7 +186,7 @@ export async function writeBatch(
       }
       const job = batch[culprit]!;
       const why = `${REFUSED_PREFIX} ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${found.detail}`;
-      log.warn({ file: job.filePath, auditID: job.auditID, detail: found.detail }, 'the remote refused one commit');
+      log.warn({ file: job.filePath, auditID: job.auditID, detail: found.detail, refusedAt: found.refused, commitsTried: shas.length }, 'the remote refused one commit');
       // Refused right after the remote accepted the commit before it: that event is poison. Refused as
       // the first commit: a suspect; the remote may be refusing everything.
       // A job refused as poison before (while others landed) needs no new evidence: alone in the queue,

@@ -1,0 +1,31 @@
+// POST /admin/api/replay {"queue": "<name>", "jobs": ["<id>", …]}: replays dead letters of one queue
+// (all of them when `jobs` is absent). An operator action: refused while the dashboard is read-only.
+import type { Queue } from 'bullmq';
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import { replayFailed } from '../queues/replay-failed.js';
+
+const ReplayRequest = z.object({ queue: z.string().min(1), jobs: z.array(z.string().min(1)).optional() });
+
+export function replayRouter(opts: { queues: () => Queue[]; readOnly: boolean }): Router {
+  const router = express.Router();
+  router.post('/admin/api/replay', express.json({ limit: '1mb' }), async (req, res) => {
+    if (opts.readOnly) {
+      res.status(403).json({ error: 'the dashboard is read-only: set DASHBOARD_READ_ONLY=false to replay jobs' });
+      return;
+    }
+    const parsed = ReplayRequest.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      res.status(400).json({ error: `${issue?.path.join('.') || '(body)'}: ${issue?.message}` });
+      return;
+    }
+    const queue = opts.queues().find((q) => q.name === parsed.data.queue);
+    if (!queue) {
+      res.status(404).json({ error: `no queue named "${parsed.data.queue}"` });
+      return;
+    }
+    res.json(await replayFailed(queue, parsed.data.jobs));
+  });
+  return router;
+}
