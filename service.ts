@@ -9,7 +9,7 @@ import { createApp } from './dashboard/app.js';
 import { createBackpressure } from './dashboard/backpressure.js';
 import type { DashboardCredentials } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
-import { createMetrics, type ServiceMetrics } from './dashboard/metrics.js';
+import { createMetrics, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
@@ -68,6 +68,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   for (const { partition } of config.partitions.values()) {
     writeQueues.set(partition.queueName, new Queue<WriteJob>(partition.queueName, { connection, prefix }));
   }
+  registerQueueGauges(metrics, prefix.replace(/[{}]/g, ''), () => [ingestQueue, ...writeQueues.values()] as Queue[]);
   const board = createQueueDashboard([ingestQueue, ...writeQueues.values()] as Queue[], opts.dashboardReadOnly);
 
   const writeJobOptions = {

@@ -1,6 +1,7 @@
 // Prometheus metrics of the service, in one registry, named `<prefix>_…` with bounded label sets
 // (cluster names come from configuration, never from request input).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Queue } from 'bullmq';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WriterMetrics } from '../workers/git-writer/writer-metrics.js';
 
 export interface ServiceMetrics extends WriterMetrics {
@@ -39,4 +40,25 @@ export function createMetrics(prefix: string): ServiceMetrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Queue depth per queue and state, read from Valkey when Prometheus scrapes: the backlog (waiting,
+ * delayed, active) and the dead letters (failed). Label values are queue names from configuration.
+ */
+export function registerQueueGauges(metrics: ServiceMetrics, prefix: string, queues: () => Queue[]): void {
+  const p = prefix.replace(/[^a-zA-Z0-9_]/g, '_');
+  new Gauge({
+    name: `${p}_queue_jobs`,
+    help: 'Jobs per queue and state (waiting, delayed, active = backlog; failed = dead letters)',
+    labelNames: ['queue', 'state'],
+    registers: [metrics.registry],
+    async collect() {
+      this.reset();
+      for (const queue of queues()) {
+        const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+        for (const [state, n] of Object.entries(counts)) this.set({ queue: queue.name, state }, n);
+      }
+    },
+  });
 }

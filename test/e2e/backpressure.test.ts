@@ -45,6 +45,11 @@ describe.skipIf(Boolean(process.env.VALKEY_URL))('backpressure', () => {
     expect(refused.headers.get('retry-after')).toBe('10');
     expect(await refused.json()).toEqual({ reason: 'backlog', error: 'the ingest backlog is full (4 events waiting, limit 6); retry later' });
     expect(await service.ingestQueue.getWaitingCount()).toBe(4);
+    // The backlog is visible to Prometheus.
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    const p = service.prefix.replace(/[^a-zA-Z0-9_]/g, '_'); // gitops_reverser outside tests
+    expect(metrics).toContain(`${p}_queue_jobs{queue="ingest",state="waiting"} 4`);
+    expect(metrics).toContain(`${p}_webhook_requests_rejected_total{reason="backlog"} 1`);
     await service.ingestQueue.resume();
     await waitFor(async () => (await service.ingestQueue.getWaitingCount()) === 0, 'the backlog drains');
     await new Promise((r) => setTimeout(r, 600));
