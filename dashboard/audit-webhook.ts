@@ -36,10 +36,14 @@ export interface AuditWebhookOptions {
   backpressure?: (incoming: number) => Promise<Refusal | null>;
 }
 
+class ValkeyTimeoutError extends Error {
+  override name = 'ValkeyTimeoutError';
+}
+
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Valkey did not confirm the write within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new ValkeyTimeoutError(`Valkey did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
@@ -118,8 +122,12 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     if (jobs.length > 0) {
       let refusal: Refusal | null = null;
       try {
-        refusal = (await opts.backpressure?.(jobs.length)) ?? null;
+        refusal = opts.backpressure ? await withTimeout(opts.backpressure(jobs.length), opts.storeTimeoutMs ?? 10_000) : null;
       } catch (err) {
+        if (err instanceof ValkeyTimeoutError) {
+          res.set('Retry-After', '5');
+          return reject(res, metrics, { status: 503, reason: 'store-failed', error: `could not store the events, retry later: ${err.message}` });
+        }
         opts.logger.warn({ err }, 'could not read the backlog and memory of Valkey; accepting the batch');
       }
       if (refusal) {

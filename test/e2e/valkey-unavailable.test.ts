@@ -42,7 +42,7 @@ describe.skipIf(Boolean(process.env.VALKEY_URL))('webhook while Valkey does not 
     expect(refused.headers.get('retry-after')).toBe('5');
     expect(await refused.json()).toEqual({
       reason: 'store-failed',
-      error: 'could not store the events, retry later: Valkey did not confirm the write within 500 ms',
+      error: 'could not store the events, retry later: Valkey did not answer within 500 ms',
     });
     valkey.server!.process.kill('SIGCONT');
 

@@ -26,6 +26,10 @@ describe('readEnv', () => {
       GIT_COMMITTER_EMAIL: 'gitops-reverser@localhost',
       DASHBOARD_READ_ONLY: true,
       LOG_LEVEL: 'info',
+      INGEST_BACKLOG_LIMIT: 200_000,
+      VALKEY_MEMORY_HIGH_WATERMARK: 0.9,
+      WRITE_ATTEMPTS: 5,
+      WRITE_BACKOFF_MS: 2000,
     });
     const env = readEnv({});
     expect(env.VALKEY_URL).toBeUndefined();
