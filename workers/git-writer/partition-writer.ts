@@ -15,6 +15,7 @@ import { ownKeys, type Partition } from '../../queues/names.js';
 import { GitRemoteError, gitAuthEnv, openMirror, type Mirror } from './git-remote.js';
 import { PushConflictError, REFUSED_PREFIX, RemoteRefusingError, writeBatch, type RemoteState } from './write-batch.js';
 import type { WriterMetrics } from './writer-metrics.js';
+import { removeStaleLocks } from './stale-locks.js';
 import { changeOrder } from '../change-order.js';
 
 export interface PartitionWriterOptions {
@@ -54,9 +55,12 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
 
   async function ensureMirror(): Promise<Mirror> {
     if (mirror) return mirror;
+    const dir = join(opts.dataDir, 'git', `${partition.id}.git`);
+    const stale = await removeStaleLocks(dir);
+    if (stale.length > 0) log.warn({ files: stale }, 'removed lock files a killed process left in the mirror');
     const auth = await gitAuthEnv(partition.repoURL, opts.credentials);
     cleanupAuth = auth.cleanup;
-    mirror = await openMirror({ dir: join(opts.dataDir, 'git', `${partition.id}.git`), repoURL: partition.repoURL, branch: partition.branch, env: auth.env });
+    mirror = await openMirror({ dir, repoURL: partition.repoURL, branch: partition.branch, env: auth.env });
     return mirror;
   }
 
