@@ -65,10 +65,11 @@ interface Fetched {
 /**
  * Jobs fetched by hand are not extended by BullMQ; the consumer extends the locks of its batch itself.
  * Short, because after a holder dies its batch comes back only once these locks expired and a stalled
- * check ran: the takeover time is about lease TTL + LOCK_DURATION_MS + STALLED_INTERVAL_MS.
+ * check ran: the takeover time is about lease TTL + lock duration + stalled interval. Twice the lease TTL
+ * (10 s by default), never under 4 s: a holder whose event loop stalls longer loses its locks, and the
+ * fence then stops it before its next side effect.
  */
-const LOCK_DURATION_MS = 10_000;
-const STALLED_INTERVAL_MS = 5_000;
+const lockDurationFor = (leaseTtlMs: number) => Math.max(2 * leaseTtlMs, 4000);
 const MAX_BACKOFF_MS = 30_000;
 const FETCH_PIPELINE = 50;
 /** Unexpected failures of batches led by one job before that job alone goes to the failed set. */
@@ -76,6 +77,8 @@ const MAX_BATCH_FAILURES = 5;
 
 export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOptions<D, R>): ExclusiveBatchConsumer {
   const log = opts.logger;
+  const LOCK_DURATION_MS = lockDurationFor(opts.leaseTtlMs);
+  const STALLED_INTERVAL_MS = LOCK_DURATION_MS / 2;
   const worker = new Worker(opts.queueName, null, {
     connection: opts.connection,
     prefix: opts.prefix,

@@ -26,16 +26,19 @@ export function partitionOf(repoURL: string, branch: string): Partition {
 }
 
 /**
- * One spelling per remote, so that `https://host/org/repo`, `…/repo.git` and `…/repo/` are one partition
- * (Git hosts serve them as one repository; two partitions would mean two writers on one branch).
- * Local paths are left alone: there `repo` and `repo.git` are different directories.
+ * One spelling per repository, so that `https://host/org/repo`, `…/repo.git`, `…/repo/`,
+ * `ssh://git@host/org/repo` and `git@host:org/repo` are one partition (Git hosts serve them as one
+ * repository; two partitions would mean two writers on one branch), and `file:///srv/r.git` is the local
+ * path `/srv/r.git`. Local paths are otherwise left alone: there `repo` and `repo.git` are two directories.
  */
 export function canonicalRemote(repoURL: string): string {
-  const remote = /^([a-z][a-z0-9+.-]*:\/\/|[^/@:]+@[^/:]+:)/i.test(repoURL) && !/^file:\/\//i.test(repoURL);
-  if (!remote) return repoURL;
-  const trimmed = repoURL.replace(/\/+$/, '').replace(/\.git$/, '');
-  // Scheme and host are case-insensitive; the path may not be.
-  return trimmed.replace(/^([^/]*\/\/[^/]+|[^:]+:)/, (head) => head.toLowerCase());
+  if (/^file:\/\//i.test(repoURL)) return decodeURIComponent(repoURL.replace(/^file:\/\/(localhost)?/i, '')).replace(/\/+$/, '');
+  const url = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/@]*@)?([^/:]+)(?::\d+)?\/(.*)$/i.exec(repoURL);
+  const scp = url ? undefined : /^(?:[^/@]+@)?([^/:]+):(?!\/\/)(.*)$/.exec(repoURL);
+  const parts = url ?? scp;
+  if (!parts) return repoURL.replace(/\/+$/, '');
+  // Host names are case-insensitive; repository paths may not be.
+  return `${parts[1]!.toLowerCase()}/${parts[2]!.replace(/\/+$/, '').replace(/\.git$/, '')}`;
 }
 
 /** Keys of the project's own state (not BullMQ's), all under the prefix. */

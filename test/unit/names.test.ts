@@ -7,7 +7,7 @@ const URLS = [
   'git@github.com:Example/Fleet.git',
   'ssh://git@git.example:2222/team/repo.git/',
   '/srv/git/local.git',
-  'file:///srv/git/local.git',
+  'file:///srv/git/other.git',
   '/',
 ];
 const BRANCHES = ['main', 'release/2024.1', 'feature/JIRA-1:x', 'Main', 'caf\u00e9', 'a'.repeat(200)];
@@ -68,6 +68,10 @@ describe('partitionOf', () => {
     expect(partitionOf('https://github.com/Example/fleet', 'main').id).not.toBe(id); // paths may be case-sensitive
     expect(partitionOf('git@github.com:example/fleet.git', 'main').id).toBe(partitionOf('git@GITHUB.com:example/fleet', 'main').id);
     expect(partitionOf('/srv/git/fleet.git', 'main').id).not.toBe(partitionOf('/srv/git/fleet', 'main').id);
+    expect(partitionOf('ssh://git@github.com/example/fleet.git', 'main').id).toBe(id);
+    expect(partitionOf('git@github.com:example/fleet.git', 'main').id).toBe(id);
+    expect(partitionOf('https://bot@github.com/example/fleet', 'main').id).toBe(id);
+    expect(partitionOf('file:///srv/git/fleet.git', 'main').id).toBe(partitionOf('/srv/git/fleet.git', 'main').id);
   });
 
   it('does not confuse the url/branch boundary', () => {
