@@ -96,6 +96,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
   /** A sleep that stop() cuts short, so shutdown never waits out a backoff. */
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
+      if (stopping) return resolve();
       const timer = setTimeout(resolve, ms);
       wake = () => {
         clearTimeout(timer);
@@ -268,6 +269,30 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     opts.onBatch?.(completed, failed);
   }
 
+  /** After a failed batch: back to the head of the queue, in order (see the top of this file). */
+  async function recover(err: unknown, pending: Fetched[]): Promise<void> {
+    backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
+    if (opts.isTransient(err)) {
+      log.warn({ err, events: pending.length, retryInMs: backoffMs }, `${opts.owner}: batch handed back`);
+      await handBack(pending);
+      return;
+    }
+    // An unexpected error: failing the jobs into BullMQ's retries would put them behind later events.
+    // The batch waits at the head instead; only when the same first job fails MAX_BATCH_FAILURES times
+    // in a row does that one job go to the dead letters, and the rest go on.
+    const head = pending[0];
+    streak = head && streak.jobId === head.job.id ? { jobId: streak.jobId, count: streak.count + 1 } : { jobId: head?.job.id, count: 1 };
+    if (head && streak.count >= MAX_BATCH_FAILURES) {
+      log.error({ err, job: head.job.id }, `${opts.owner}: the first job of the batch failed ${streak.count} times; it goes to the failed jobs`);
+      await head.job.moveToFailed(new UnrecoverableError(`failed ${streak.count} times as the first of its batch: ${(err as Error).message}`), head.token, false);
+      await handBack(pending.slice(1));
+      backoffMs = 0;
+      return;
+    }
+    log.error({ err, events: pending.length, failures: streak.count, retryInMs: backoffMs }, `${opts.owner}: batch failed; it waits at the head of the queue`);
+    await handBack(pending);
+  }
+
   async function loop(): Promise<void> {
     await worker.startStalledCheckTimer();
     while (!stopping) {
@@ -285,36 +310,22 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
           await processBatch(batch);
           backoffMs = 0;
           streak = { count: 0 };
+          continue;
         } catch (err) {
           const pending = inHand;
           inHand = [];
           if (err instanceof LeaseLostError) dropLease();
-          if (opts.isTransient(err)) {
-            backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
-            log.warn({ err, events: pending.length, retryInMs: backoffMs }, `${opts.owner}: batch handed back`);
-            await handBack(pending);
-            } else {
-            // An unexpected error: failing the jobs into BullMQ's retries would put them behind later
-            // events. The batch waits at the head instead; only when the same first job fails
-            // MAX_BATCH_FAILURES times in a row does that one job go to the dead letters, and the rest go on.
-            const head = pending[0];
-            streak = head && streak.jobId === head.job.id ? { jobId: streak.jobId, count: streak.count + 1 } : { jobId: head?.job.id, count: 1 };
-            backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(500, backoffMs * 2));
-            if (head && streak.count >= MAX_BATCH_FAILURES) {
-              log.error({ err, job: head.job.id }, `${opts.owner}: the first job of the batch failed ${streak.count} times; it goes to the failed jobs`);
-              await head.job.moveToFailed(new UnrecoverableError(`failed ${streak.count} times as the first of its batch: ${(err as Error).message}`), head.token, false);
-              await handBack(pending.slice(1));
-                  backoffMs = 0;
-            } else {
-              log.error({ err, events: pending.length, failures: streak.count, retryInMs: backoffMs }, `${opts.owner}: batch failed; it waits at the head of the queue`);
-              await handBack(pending);
-                }
-          }
+          await recover(err, pending);
         }
+        // A job that could not be handed back (its lock was gone) is still active and returns only through
+        // a stalled check: fetching behind it now would reorder. Same wait as a new lease holder's.
+        if (lease) await awaitPredecessorBatch(lease);
       } catch (err) {
         // Valkey unreachable and the like: keep the loop alive, clients reconnect on their own.
         log.error({ err }, `${opts.owner}: consumer loop error`);
         await pause(500);
+        // Whatever was in hand may not have gone back: never fetch behind jobs that are still active.
+        if (lease) await awaitPredecessorBatch(lease).catch(() => undefined);
       }
     }
   }

@@ -48,6 +48,8 @@ export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 
     return { outcome: 'unrouted' };
   }
   const writes: { target: string; queue: string; filePath: string }[] = [];
+  // Collected first and added to `pending` only when every target worked: a failed event adds nothing.
+  const mine: { queue: Queue<WriteJob>; partitionId: string; job: { name: string; data: WriteJob; opts: JobsOptions } }[] = [];
   for (const target of targets) {
     let filePath: string;
     try {
@@ -71,11 +73,15 @@ export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 
       author: event.author,
       stageTimestamp: event.stageTimestamp,
     };
-    const entry = pending.get(queue.name) ?? { queue, partitionId: target.partition.id, jobs: [] };
     // The job id makes a redelivered event (a batch routed again after a crash) add nothing twice.
-    entry.jobs.push({ name: event.operation, data, opts: { ...(opts.writeJobOptions ?? WRITE_JOB_OPTIONS), jobId: writeJobId(event.eventKey, target.key) } });
-    pending.set(queue.name, entry);
+    const job = { name: event.operation, data, opts: { ...(opts.writeJobOptions ?? WRITE_JOB_OPTIONS), jobId: writeJobId(event.eventKey, target.key) } };
+    mine.push({ queue, partitionId: target.partition.id, job });
     writes.push({ target: target.key, queue: queue.name, filePath });
+  }
+  for (const { queue, partitionId, job } of mine) {
+    const entry = pending.get(queue.name) ?? { queue, partitionId, jobs: [] };
+    entry.jobs.push(job);
+    pending.set(queue.name, entry);
   }
   return { outcome: 'routed', writes };
 }
