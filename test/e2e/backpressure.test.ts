@@ -4,9 +4,9 @@
 import type { Valkey } from 'iovalkey';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConnection } from '../../queues/connection.js';
-import { auditEvent, eventList, type ObjectSpec } from '../support/audit-events.js';
+import { auditEvent, type ObjectSpec } from '../support/audit-events.js';
 import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
-import { singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
+import { postToC1, singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
 const cm = (name: string): ObjectSpec => ({ apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: 'shop', name, body: { data: { v: name } } });
@@ -29,12 +29,7 @@ describe.skipIf(Boolean(process.env.VALKEY_URL))('backpressure', () => {
     await valkey?.stop();
   });
 
-  const post = (names: string[]) =>
-    fetch(`${service.url}/audit-webhook/c1`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer t0ken-c1' },
-      body: JSON.stringify(eventList(names.map((n) => auditEvent('create', cm(n), { user: 'alice' })))),
-    });
+  const post = (names: string[]) => postToC1(service.url, names.map((n) => auditEvent('create', cm(n), { user: 'alice' })));
 
   it('429 with Retry-After past the backlog bound, and the batch is accepted once the backlog drains', async () => {
     await service.ingestQueue.pause(); // the router takes nothing: the backlog grows

@@ -4,9 +4,9 @@
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEvent, eventList, type ObjectSpec } from '../support/audit-events.js';
+import { auditEvent, type ObjectSpec } from '../support/audit-events.js';
 import { commitLog, createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
-import { singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
+import { postToC1, singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
 const cm = (name: string, v: string): ObjectSpec => ({ apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: 'shop', name, body: { data: { v } } });
@@ -33,12 +33,7 @@ describe('dead letters and replay', () => {
     await valkey?.stop();
   });
 
-  const post = (events: Record<string, unknown>[]) =>
-    fetch(`${service.url}/audit-webhook/c1`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer t0ken-c1' },
-      body: JSON.stringify(eventList(events)),
-    });
+  const post = (events: Record<string, unknown>[]) => postToC1(service.url, events);
   const replay = (url: string, body: unknown) =>
     fetch(`${url}/admin/api/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 

@@ -1,9 +1,9 @@
 // The webhook acknowledges only what Valkey stored: while the server does not answer, a batch gets 503
 // with Retry-After; the API server's retry after the server is back is committed exactly once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEvent, eventList, type ObjectSpec } from '../support/audit-events.js';
+import { auditEvent, type ObjectSpec } from '../support/audit-events.js';
 import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
-import { singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
+import { postToC1, singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
 const spec = (name: string, v: string): ObjectSpec => ({ apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: 'shop', name, body: { data: { v } } });
@@ -23,12 +23,7 @@ describe.skipIf(Boolean(process.env.VALKEY_URL))('webhook while Valkey does not 
     await valkey?.stop();
   });
 
-  const post = (items: Record<string, unknown>[]) =>
-    fetch(`${service.url}/audit-webhook/c1`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer t0ken-c1' },
-      body: JSON.stringify(eventList(items)),
-    });
+  const post = (items: Record<string, unknown>[]) => postToC1(service.url, items);
 
   it('answers 503 with Retry-After, and the retried batch is committed once', async () => {
     const first = [auditEvent('create', spec('a', '1'), { user: 'alice' })];

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { demoConfigYaml } from '../../config/demo-config.js';
+import { eventList } from './audit-events.js';
 import { parseConfig } from '../../config/load-config.js';
 import { startService, type RunningService, type ServiceOptions } from '../../service.js';
 import { uniquePrefix } from './valkey-server.js';
@@ -47,4 +48,13 @@ export async function startTestService(valkeyUrl: string, configYaml: (dir: stri
 /** The smallest useful configuration: cluster "c1" (token "t0ken-c1"), everything to one bare repo. */
 export function singleClusterConfig(remote: string, path = 'clusters/c1'): string {
   return demoConfigYaml(remote, { cluster: 'c1', token: 't0ken-c1', path });
+}
+
+/** POSTs an audit EventList to cluster "c1" of singleClusterConfig, as its API server would. */
+export function postToC1(serviceUrl: string, events: Record<string, unknown>[]): Promise<Response> {
+  return fetch(`${serviceUrl}/audit-webhook/c1`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer t0ken-c1' },
+    body: JSON.stringify(eventList(events)),
+  });
 }
