@@ -61,15 +61,18 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const replicaId = opts.replicaId ?? `${hostname()}-${process.pid}`;
   const connection = openConnection(opts.valkeyUrl);
   connection.on('error', (err) => logger.warn({ err: err.message }, 'Valkey connection error (reconnecting)'));
-  const metrics = createMetrics(prefix.replace(/[{}]/g, ''));
+  // Metric names take the prefix without a Valkey Cluster hash tag's braces.
+  const metricPrefix = prefix.replace(/[{}]/g, '');
+  const metrics = createMetrics(metricPrefix);
 
   const ingestQueue = new Queue<IngestJob>(INGEST_QUEUE, { connection, prefix });
   const writeQueues = new Map<string, Queue<WriteJob>>();
   for (const { partition } of config.partitions.values()) {
     writeQueues.set(partition.queueName, new Queue<WriteJob>(partition.queueName, { connection, prefix }));
   }
-  registerQueueGauges(metrics, prefix.replace(/[{}]/g, ''), () => [ingestQueue, ...writeQueues.values()] as Queue[]);
-  const board = createQueueDashboard([ingestQueue, ...writeQueues.values()] as Queue[], opts.dashboardReadOnly);
+  const allQueues = () => [ingestQueue, ...writeQueues.values()] as Queue[];
+  registerQueueGauges(metrics, metricPrefix, allQueues);
+  const board = createQueueDashboard(allQueues(), opts.dashboardReadOnly);
 
   const writeJobOptions = {
     ...WRITE_JOB_OPTIONS,
@@ -109,7 +112,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     board,
     dashboardCredentials: opts.dashboardCredentials,
     dashboardReadOnly: opts.dashboardReadOnly,
-    queues: () => [ingestQueue, ...writeQueues.values()] as Queue[],
+    queues: allQueues,
     ping: () => connection.ping(),
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -136,7 +139,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       await Promise.all([router.stop(), ...writers.map((w) => w.stop())]);
       await closed;
       clearTimeout(drainRequests);
-      await Promise.all([ingestQueue, ...writeQueues.values()].map((q) => q.close()));
+      await Promise.all(allQueues().map((q) => q.close()));
       await connection.quit().catch(() => connection.disconnect());
     },
   };
