@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import type { Queue } from 'bullmq';
 import { basicAuth, type DashboardCredentials } from './basic-auth.js';
 import { replayRouter } from './replay-api.js';
+import { withTimeout } from './valkey-timeout.js';
 import { auditWebhookRouter, type AuditWebhookOptions } from './audit-webhook.js';
 import { BULL_BOARD_PATH, type BullBoard } from './bull-board.js';
 
@@ -34,7 +35,7 @@ export function createApp(opts: AppOptions): Express {
   });
   app.get('/readyz', async (_req, res) => {
     try {
-      await Promise.race([opts.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('Valkey did not answer within 2 s')), 2000))]);
+      await withTimeout(opts.ping(), 2000);
       res.json({ status: 'ready' });
     } catch (err) {
       res.status(503).json({ status: 'not ready', error: (err as Error).message });

@@ -17,6 +17,7 @@ import { parseAuditPayload } from '../workers/ingest/audit-event-schema.js';
 import { toIngestJob, type SkipReason } from '../workers/ingest/filter-audit-event.js';
 import type { Refusal } from './backpressure.js';
 import type { ServiceMetrics } from './metrics.js';
+import { ValkeyTimeoutError, withTimeout } from './valkey-timeout.js';
 
 export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
 
@@ -34,18 +35,6 @@ export interface AuditWebhookOptions {
   storeTimeoutMs?: number;
   /** Refuses a batch (429/503 with Retry-After) when the backlog or Valkey memory is past its bound. */
   backpressure?: (incoming: number) => Promise<Refusal | null>;
-}
-
-class ValkeyTimeoutError extends Error {
-  override name = 'ValkeyTimeoutError';
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ValkeyTimeoutError(`Valkey did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 type Rejection = { status: number; reason: string; error: string };

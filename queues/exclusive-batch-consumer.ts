@@ -48,8 +48,6 @@ export interface ExclusiveBatchConsumerOptions<D, R> {
   isTransient(err: unknown): boolean;
   /** Called when this replica takes the lease (state cached from an earlier holding is stale). */
   onLeaseAcquired?(fence: number): void;
-  /** Called after each batch with the numbers of jobs completed and failed. */
-  onBatch?(completed: number, failed: number): void;
 }
 
 export interface ExclusiveBatchConsumer {
@@ -167,7 +165,7 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
    * takes them puts them back in change order.
    */
   async function awaitPredecessorBatch(held: HeldLease): Promise<void> {
-    const activeKey = `${opts.prefix}:${opts.queueName}:active`;
+    const activeKey = worker.keys.active!; // BullMQ's own name for the list (always defined)
     const started = Date.now();
     const deadline = started + LOCK_DURATION_MS + 3 * STALLED_INTERVAL_MS;
     let waited = false;
@@ -220,8 +218,6 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
 
   async function processBatch(batch: Fetched[]): Promise<void> {
     const valid: { fetched: Fetched; data: D }[] = [];
-    let failed = 0;
-    let completed = 0;
     for (const fetched of batch) {
       const parsed = opts.schema.safeParse(fetched.job.data);
       if (parsed.success) {
@@ -231,7 +227,6 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
       // A malformed payload never becomes valid by retrying: straight to failed, visible with its error.
       const issue = parsed.error.issues[0];
       await fetched.job.moveToFailed(new UnrecoverableError(`invalid job payload: ${issue?.path.join('.')}: ${issue?.message}`), fetched.token, false);
-      failed++;
     }
     inHand = valid.map((v) => v.fetched);
     if (valid.length === 0) return;
@@ -258,15 +253,9 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     await Promise.all(
       done.map(({ job, token }, i) => {
         const result = results[i];
-        if (result instanceof JobFailure) {
-          failed++;
-          return job.moveToFailed(result.error, token, false);
-        }
-        completed++;
-        return job.moveToCompleted(result, token, false);
+        return result instanceof JobFailure ? job.moveToFailed(result.error, token, false) : job.moveToCompleted(result, token, false);
       }),
     );
-    opts.onBatch?.(completed, failed);
   }
 
   /** After a failed batch: back to the head of the queue, in order (see the top of this file). */

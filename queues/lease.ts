@@ -73,9 +73,3 @@ export async function tryAcquireLease(
     },
   };
 }
-
-/** Who holds a partition now (for the dashboard and logs). */
-export async function leaseHolder(client: Valkey, leaseKey: string): Promise<string | null> {
-  return client.get(leaseKey);
-}
-

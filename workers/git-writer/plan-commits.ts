@@ -33,6 +33,13 @@ export function compareResourceVersions(a: string, b: string): number | undefine
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** Records `rv` for `path` unless a newer one is already there ('' records nothing). */
+export function keepNewestVersion(versions: Map<string, string>, path: string, rv: string): void {
+  if (!rv) return;
+  const known = versions.get(path);
+  if (!known || (compareResourceVersions(rv, known) ?? 1) > 0) versions.set(path, rv);
+}
+
 export function planCommits(
   jobs: WriteJob[],
   tree: ReadonlyMap<string, string>,
@@ -45,12 +52,7 @@ export function planCommits(
   const next = new Map(tree);
   const versions = new Map<string, string>();
   const commits: PlannedCommit[] = [];
-  /** Keeps the newest resourceVersion per file. */
-  const record = (job: WriteJob) => {
-    if (!job.resourceVersion) return;
-    const known = versions.get(job.filePath);
-    if (!known || (compareResourceVersions(job.resourceVersion, known) ?? 1) > 0) versions.set(job.filePath, job.resourceVersion);
-  };
+  const record = (job: WriteJob) => keepNewestVersion(versions, job.filePath, job.resourceVersion);
   const outcomes: PlannedOutcome[] = jobs.map((job) => {
     if (alreadyApplied.has(appliedKey(job))) {
       record(job);

@@ -13,7 +13,7 @@ import type { HeldLease } from '../../queues/lease.js';
 import { appliedKey, readAppliedKeys } from './applied-events.js';
 import { writeCommits } from './fast-import-committer.js';
 import type { Mirror } from './git-remote.js';
-import { compareResourceVersions, planCommits, type CommitPlan } from './plan-commits.js';
+import { keepNewestVersion, planCommits, type CommitPlan } from './plan-commits.js';
 import { readTreeIndex } from './tree-index.js';
 
 /** A private ref: fast-import moves it freely, nothing else reads it. */
@@ -81,14 +81,6 @@ export interface BatchWrite {
   commits: number;
 }
 
-/** Keeps the newest resourceVersion per file in `into`. */
-function recordVersions(into: Map<string, string>, from: ReadonlyMap<string, string>): void {
-  for (const [path, rv] of from) {
-    const known = into.get(path);
-    if (!known || (compareResourceVersions(rv, known) ?? 1) > 0) into.set(path, rv);
-  }
-}
-
 function withApplied(applied: Set<string>, jobs: WriteJob[]): Set<string> {
   for (const job of jobs) applied.add(appliedKey(job));
   for (const key of applied) {
@@ -133,10 +125,10 @@ export async function writeBatch(
           ? { outcome: 'committed', commit: shas[outcome.commitIndex]!, pushedAs: head ?? '' }
           : { outcome: 'unchanged', reason: outcome.reason, head: head ?? '' };
       if (outcome.kind !== 'unchanged' || outcome.reason !== 'stale') {
-        if (job.resourceVersion) recordVersions(landedVersions, new Map([[job.filePath, job.resourceVersion]]));
+        keepNewestVersion(landedVersions, job.filePath, job.resourceVersion);
+        keepNewestVersion(known, job.filePath, job.resourceVersion);
       }
     }
-    recordVersions(known, landedVersions);
   };
 
   const runPass = async (work: number[]) => {
