@@ -328,7 +328,8 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
       await running;
       clearInterval(renewTimer);
       clearInterval(lockTimer);
-      if (lease) await lease.release().catch(() => undefined);
+      // Not released (Valkey away): the lease simply expires after its TTL.
+      if (lease) await lease.release().catch((err: unknown) => log.warn({ err }, `${opts.owner}: could not release the lease; it expires after ${opts.leaseTtlMs} ms`));
       lease = null;
       await worker.close();
     },
