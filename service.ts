@@ -79,7 +79,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     attempts: opts.writeAttempts ?? WRITE_JOB_OPTIONS.attempts,
     backoff: { type: 'exponential', delay: opts.writeBackoffMs ?? 2000 },
   };
-  const router = startRouter({ connection, prefix, routes: compileRules(config), writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics, writeJobOptions });
+  const routes = compileRules(config);
+  const router = startRouter({ connection, prefix, routes: () => routes, writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics, writeJobOptions });
   const writers: PartitionWriter[] = [...config.partitions.values()].map(({ partition, credentials }) =>
     startPartitionWriter({
       connection,

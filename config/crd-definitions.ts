@@ -38,6 +38,8 @@ export interface CrdSpec {
   columns?: PrinterColumn[];
   /** Extra properties of `status`, beside `conditions` and `observedGeneration`. */
   status?: Record<string, SchemaNode>;
+  /** CEL rules on the whole spec, repeating zod refinements that have no JSON Schema form. */
+  specRules?: { rule: string; message: string }[];
 }
 
 export interface PrinterColumn {
@@ -65,6 +67,19 @@ export const CRD_SPECS: readonly CrdSpec[] = [
     shortNames: ['cp'],
     scope: 'Cluster',
     spec: ClusterProviderSchema.shape.spec,
+    specRules: [
+      {
+        rule: 'has(self.audit) || (has(self.watch) && self.watch.enabled)',
+        message: 'a ClusterProvider needs spec.audit (audit webhook) or spec.watch.enabled: true (watch mode)',
+      },
+    ],
+    columns: [
+      { name: 'Audit Secret', type: 'string', jsonPath: '.spec.audit.tokenSecretRef.name', priority: 1 },
+      { name: 'Watched', type: 'integer', jsonPath: '.status.watchedResources', description: 'Resource types × namespaces watched' },
+    ],
+    status: {
+      watchedResources: { type: 'integer', description: 'How many (resource type, namespace) watches run for this cluster.' },
+    },
   },
   {
     kind: 'GitProvider',
@@ -86,8 +101,17 @@ export const CRD_SPECS: readonly CrdSpec[] = [
       { name: 'Branch', type: 'string', jsonPath: '.spec.branch', priority: 1 },
       { name: 'Path', type: 'string', jsonPath: '.spec.path', priority: 1 },
       { name: 'Last Commit', type: 'string', jsonPath: '.status.lastCommit.sha', description: 'SHA of the last commit pushed' },
+      { name: 'Backlog', type: 'integer', jsonPath: '.status.backlog', description: 'Changes waiting to be written' },
     ],
-    status: { lastCommit: lastCommitSchema },
+    status: {
+      lastCommit: lastCommitSchema,
+      backlog: { type: 'integer', minimum: 0, description: 'Changes of this target waiting in its partition queue.' },
+      lastError: {
+        type: 'object',
+        description: 'The last write error of this target (cleared by the next successful push).',
+        properties: { message: { type: 'string' }, time: { type: 'string', format: 'date-time' } },
+      },
+    },
   },
   {
     kind: 'WatchRule',
@@ -185,6 +209,7 @@ function specSchema(crd: CrdSpec): SchemaNode {
   const resourceItem = resources?.items as SchemaNode | undefined;
   // A pattern, not CEL: a rule on every item of an unbounded list of unbounded strings exceeds the cost budget.
   if (resourceItem) resourceItem.pattern = '^[^/]+$';
+  if (crd.specRules) spec['x-kubernetes-validations'] = crd.specRules;
   return spec;
 }
 

@@ -5,9 +5,18 @@ import type { ResourceRule } from './resource-schemas.js';
 
 export interface ClusterSource {
   name: string;
-  /** The bearer token this cluster's API server sends with its audit batches. */
-  token: string;
+  /** The bearer token this cluster's API server sends with its audit batches; undefined: no audit webhook. */
+  token?: string;
   allowedNamespaces?: string[];
+  /** Kubeconfig text for reading objects back; undefined: the service's own credentials. */
+  kubeConfig?: string;
+  /** Set when the cluster is in watch mode. */
+  watch?: { auditJoinGraceMs: number };
+  /** Client-side limits of requests to this cluster's API server. */
+  qps: number;
+  burst: number;
+  /** Accepted audit events per second, over all replicas; undefined: unlimited. */
+  rateLimit?: { eventsPerSecond: number; burst: number };
 }
 
 export interface ResolvedGitProvider {

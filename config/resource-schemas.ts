@@ -17,15 +17,57 @@ const namespacedMeta = z.object({ name: dnsName, namespace: dnsName.default('def
 
 export const SecretKeyRefSchema = z.object({ name: dnsName, namespace: dnsName, key: z.string().min(1) });
 
+/** Client-side request limits towards one source cluster's API server (reads: object fetch, watch lists). */
+const ClientLimitsSchema = {
+  /** Sustained requests per second to this cluster's API server. */
+  qps: z.number().positive().max(10000).default(20),
+  /** Requests allowed in a burst above qps. */
+  burst: z.int().min(1).max(100000).default(40),
+};
+
 export const ClusterProviderSchema = z.object({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal('ClusterProvider'),
   metadata: clusterScopedMeta,
-  spec: z.object({
-    audit: z.object({ tokenSecretRef: SecretKeyRefSchema }),
-    /** When set, events of namespaced objects outside these namespaces are dropped before anything is queued. */
-    allowedNamespaces: z.array(dnsName).optional(),
-  }),
+  spec: z
+    .object({
+      /** The audit webhook of this cluster. Absent for a cluster that is only watched. */
+      audit: z
+        .object({
+          /** Bearer token the API server sends (its audit webhook kubeconfig `token`). */
+          tokenSecretRef: SecretKeyRefSchema,
+        })
+        .optional(),
+      /** When set, events of namespaced objects outside these namespaces are dropped before anything is queued. */
+      allowedNamespaces: z.array(dnsName).optional(),
+      /**
+       * A kubeconfig (Secret key) for reading objects back from this cluster: object fetch for audit events
+       * without a body, and watch mode. Absent: the service's own credentials (KUBECONFIG or in-cluster).
+       */
+      kubeConfigSecretRef: SecretKeyRefSchema.optional(),
+      /**
+       * Watch mode, for clusters that cannot send audit events (EKS, AKS, GKE): the resource types and
+       * namespaces the rules select are watched and fed into the same pipeline.
+       */
+      watch: z
+        .object({
+          enabled: z.boolean().default(false),
+          /** How long a watch event waits for the audit event of the same change, to name its author. */
+          auditJoinGraceSeconds: z.number().min(0).max(300).default(5),
+        })
+        .optional(),
+      ...ClientLimitsSchema,
+      /** Audit events this cluster may have accepted per second (all replicas together); beyond it, 429. */
+      rateLimit: z
+        .object({
+          eventsPerSecond: z.number().positive().max(1000000),
+          burst: z.int().min(1).max(10000000),
+        })
+        .optional(),
+    })
+    .refine((spec) => spec.audit !== undefined || spec.watch?.enabled === true, {
+      message: 'a ClusterProvider needs spec.audit (audit webhook) or spec.watch.enabled: true (watch mode)',
+    }),
 });
 
 export const GitProviderSchema = z.object({

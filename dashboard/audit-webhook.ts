@@ -58,7 +58,8 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
   const authenticate = (req: Request, res: Response, next: NextFunction) => {
     const name = String(req.params.clusterProvider);
     const cluster = opts.clusters().get(name);
-    if (!cluster) return reject(res, metrics, { status: 404, reason: 'unknown-cluster', error: `unknown cluster provider "${name.slice(0, 253)}"` });
+    // A watch-only cluster has no webhook: to a sender it is as unknown as a cluster never registered.
+    if (!cluster?.token) return reject(res, metrics, { status: 404, reason: 'unknown-cluster', error: `unknown cluster provider "${name.slice(0, 253)}"` });
     const header = req.get('authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) return reject(res, metrics, { status: 401, reason: 'missing-token', error: 'missing bearer token: send "Authorization: Bearer <token>"' });

@@ -19,7 +19,11 @@ import { objectFilePath, UnsafePathError } from './route/path-layout.js';
 export interface RouterOptions {
   connection: Valkey;
   prefix: string;
-  routes: CompiledRoutes;
+  /**
+   * The routing rules in force. Read once per batch: a configuration change swaps in a new compiled set
+   * between batches, so every event is routed by one whole set of rules, the old or the new.
+   */
+  routes: () => CompiledRoutes;
   /** Partition queue by queue name; every target's partition must be here. */
   writeQueues: Map<string, Queue<WriteJob>>;
   replicaId: string;
@@ -35,14 +39,19 @@ export interface RouterOptions {
 type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: string; jobs: { name: string; data: WriteJob; opts: JobsOptions }[] }>;
 
 /** Routes one event: its outcome, with its writes appended to `pending` (nothing is added yet). */
-export function routeEvent(job: IngestJob, opts: Pick<RouterOptions, 'routes' | 'writeQueues' | 'metrics' | 'writeJobOptions'>, pending: PendingWrites): IngestResult | JobFailure {
+export function routeEvent(
+  job: IngestJob,
+  routes: CompiledRoutes,
+  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions'>,
+  pending: PendingWrites,
+): IngestResult | JobFailure {
   const normalized = normalizeEvent(job);
   if (normalized.kind === 'no-object-body') {
     opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
     return { outcome: 'no-object-body', reason: normalized.reason };
   }
   const event = normalized.event;
-  const targets = matchTargets(opts.routes, event.identity, event.operation);
+  const targets = matchTargets(routes, event.identity, event.operation);
   if (targets.length === 0) {
     opts.metrics.eventsUnrouted.inc({ cluster: event.clusterId });
     return { outcome: 'unrouted' };
@@ -106,10 +115,11 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
     schema: IngestJobSchema,
     async handle(jobs, lease) {
       const pending: PendingWrites = new Map();
+      const routes = opts.routes();
       const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
       for (const i of changeOrder(jobs, ingestChangeKey)) {
         try {
-          results[i] = routeEvent(jobs[i]!, opts, pending);
+          results[i] = routeEvent(jobs[i]!, routes, opts, pending);
         } catch (err) {
           // One event that breaks normalizing must not hold up the events behind it: it fails alone.
           results[i] = new JobFailure(err as Error);

@@ -1,0 +1,269 @@
+// Resolves validated configuration objects (from a CONFIG_FILE or from the cluster's informers) into the
+// configuration the service runs with, and says of every object what is wrong with it. Each problem is
+// structured (object, field, reason, message): a file load prints them all and refuses to start; in a
+// cluster each becomes that object's Ready=False condition while every sound object keeps working.
+// A broken object is left out of the result, and so is whatever depends on it (a target of a broken
+// provider), with a problem that points at the cause.
+import picomatch from 'picomatch';
+import { partitionOf } from '../queues/names.js';
+import { UnsafePathError, validateBasePath } from '../workers/route/path-layout.js';
+import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from './resolved-config.js';
+import type { ClusterProvider, ClusterWatchRule, ConfigKind, GitProvider, GitTarget, ResourceRule, SecretObject, WatchRule } from './resource-schemas.js';
+
+/** The configuration objects, each already valid against its schema. */
+export interface ConfigObjects {
+  ClusterProvider: ClusterProvider[];
+  GitProvider: GitProvider[];
+  GitTarget: GitTarget[];
+  WatchRule: WatchRule[];
+  ClusterWatchRule: ClusterWatchRule[];
+  Secret: SecretObject[];
+}
+
+export const emptyConfigObjects = (): ConfigObjects => ({ ClusterProvider: [], GitProvider: [], GitTarget: [], WatchRule: [], ClusterWatchRule: [], Secret: [] });
+
+/** Why an object is not Ready: the `reason` of its condition (CamelCase, as Kubernetes spells reasons). */
+export type ProblemReason =
+  | 'InvalidSpec'
+  | 'Duplicate'
+  | 'SecretNotFound'
+  | 'SecretKeyNotFound'
+  | 'SecretKeyEmpty'
+  | 'CredentialsRequired'
+  | 'GitProviderNotFound'
+  | 'GitProviderNotReady'
+  | 'ClusterProviderNotFound'
+  | 'ClusterProviderNotReady'
+  | 'InvalidBranch'
+  | 'BranchNotAllowed'
+  | 'InvalidPath'
+  | 'PathOverlap'
+  | 'GitTargetNotFound'
+  | 'GitTargetNotReady'
+  | 'NoMatchingResources';
+
+export interface ConfigProblem {
+  kind: ConfigKind;
+  /** `name` for cluster-scoped objects, `namespace/name` otherwise. */
+  key: string;
+  /** The field to fix, e.g. `spec.branch`; '' for the object as a whole. */
+  field: string;
+  reason: ProblemReason;
+  message: string;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.kind} ${p.key}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+}
+
+export interface ResolveOptions {
+  /**
+   * The resources a cluster serves, as `group/resource` ('' group for core), from API discovery; undefined
+   * when unknown (a CONFIG_FILE outside a cluster). When known, a rule that selects none of them is reported.
+   */
+  resourcesOf?: (cluster: string) => ReadonlySet<string> | undefined;
+}
+
+export interface ResolveResult {
+  config: ResolvedConfig;
+  problems: ConfigProblem[];
+}
+
+export function keyOf(obj: { metadata: { name: string; namespace?: string } }): string {
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
+}
+
+function decodeSecret(secret: SecretObject): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  Object.assign(out, secret.stringData ?? {});
+  return out;
+}
+
+export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {}): ResolveResult {
+  const problems: ConfigProblem[] = [];
+  const report = (kind: ConfigKind, key: string, field: string, reason: ProblemReason, message: string) =>
+    problems.push({ kind, key, field, reason, message });
+  const broken = (kind: ConfigKind, key: string) => problems.some((p) => p.kind === kind && p.key === key);
+
+  // Of two objects with one key (possible only in a file), the first counts and the second is reported.
+  const unique = <T extends { metadata: { name: string; namespace?: string } }>(kind: ConfigKind, items: T[]): T[] => {
+    const seen = new Set<string>();
+    return items.filter((item) => {
+      const key = keyOf(item);
+      if (seen.has(key)) {
+        report(kind, key, '', 'Duplicate', 'defined more than once');
+        return false;
+      }
+      seen.add(key);
+      return true;
+    });
+  };
+  const secrets = new Map(unique('Secret', objects.Secret).map((s) => [keyOf(s), decodeSecret(s)]));
+
+  const clusters = new Map<string, ClusterSource>();
+  for (const cp of unique('ClusterProvider', objects.ClusterProvider)) {
+    const name = cp.metadata.name;
+    const secretValue = (field: string, ref: { name: string; namespace: string; key: string }): string | undefined => {
+      const secret = secrets.get(`${ref.namespace}/${ref.name}`);
+      const value = secret?.[ref.key];
+      if (!secret) report('ClusterProvider', name, field, 'SecretNotFound', `Secret ${ref.namespace}/${ref.name} not found`);
+      else if (value === undefined) report('ClusterProvider', name, `${field}.key`, 'SecretKeyNotFound', `Secret ${ref.namespace}/${ref.name} has no key "${ref.key}"`);
+      else if (value === '') report('ClusterProvider', name, `${field}.key`, 'SecretKeyEmpty', `key "${ref.key}" of Secret ${ref.namespace}/${ref.name} is empty`);
+      return value || undefined;
+    };
+    const token = cp.spec.audit ? secretValue('spec.audit.tokenSecretRef', cp.spec.audit.tokenSecretRef) : undefined;
+    const kubeConfig = cp.spec.kubeConfigSecretRef ? secretValue('spec.kubeConfigSecretRef', cp.spec.kubeConfigSecretRef) : undefined;
+    if (broken('ClusterProvider', name)) continue;
+    clusters.set(name, {
+      name,
+      token,
+      allowedNamespaces: cp.spec.allowedNamespaces,
+      kubeConfig,
+      watch: cp.spec.watch?.enabled ? { auditJoinGraceMs: cp.spec.watch.auditJoinGraceSeconds * 1000 } : undefined,
+      qps: cp.spec.qps,
+      burst: cp.spec.burst,
+      rateLimit: cp.spec.rateLimit,
+    });
+  }
+  const clusterNames = new Set(objects.ClusterProvider.map((cp) => cp.metadata.name));
+
+  const providers = new Map<string, ResolvedGitProvider>();
+  for (const gp of unique('GitProvider', objects.GitProvider)) {
+    const key = keyOf(gp);
+    let credentials: Record<string, string> | undefined;
+    if (gp.spec.secretRef) {
+      credentials = secrets.get(`${gp.metadata.namespace}/${gp.spec.secretRef.name}`);
+      if (!credentials) report('GitProvider', key, 'spec.secretRef', 'SecretNotFound', `Secret ${gp.metadata.namespace}/${gp.spec.secretRef.name} not found`);
+    } else if (/^(https?|ssh):\/\//.test(gp.spec.url) || /^[^/]+@[^:]+:/.test(gp.spec.url)) {
+      // Public https remotes can be fetched anonymously but never pushed to: say so now, not at the first push.
+      report('GitProvider', key, 'spec.secretRef', 'CredentialsRequired', `required for remote URL ${gp.spec.url}`);
+    }
+    if (!broken('GitProvider', key)) providers.set(key, { key, url: gp.spec.url, credentials, allowedBranches: gp.spec.allowedBranches });
+  }
+  const declaredProviders = new Map(objects.GitProvider.map((gp) => [keyOf(gp), gp]));
+
+  const targets = new Map<string, ResolvedTarget>();
+  // Where each target would write, even one that is broken otherwise: two targets in one folder of a
+  // branch are reported whatever else is wrong with them.
+  const placements: Placement[] = [];
+  for (const gt of unique('GitTarget', objects.GitTarget)) {
+    const key = keyOf(gt);
+    // Every problem of a target is reported, even when an earlier one already makes it unusable.
+    const providerKey = `${gt.metadata.namespace}/${gt.spec.providerRef.name}`;
+    const provider = providers.get(providerKey);
+    const declared = declaredProviders.get(providerKey);
+    if (!declared) {
+      report('GitTarget', key, 'spec.providerRef.name', 'GitProviderNotFound', `GitProvider ${providerKey} not found`);
+    } else if (!provider) {
+      report('GitTarget', key, 'spec.providerRef.name', 'GitProviderNotReady', `GitProvider ${providerKey} is not ready (see its conditions)`);
+    }
+    const clusterName = gt.spec.clusterProviderRef.name;
+    if (!clusterNames.has(clusterName)) {
+      report('GitTarget', key, 'spec.clusterProviderRef.name', 'ClusterProviderNotFound', `ClusterProvider ${clusterName} not found`);
+    } else if (!clusters.has(clusterName)) {
+      report('GitTarget', key, 'spec.clusterProviderRef.name', 'ClusterProviderNotReady', `ClusterProvider ${clusterName} is not ready (see its conditions)`);
+    }
+    if (!isValidBranchName(gt.spec.branch)) {
+      report('GitTarget', key, 'spec.branch', 'InvalidBranch', `"${gt.spec.branch}" is not a valid Git branch name`);
+    } else if (declared && !declared.spec.allowedBranches.some((glob) => picomatch.isMatch(gt.spec.branch, glob))) {
+      report(
+        'GitTarget',
+        key,
+        'spec.branch',
+        'BranchNotAllowed',
+        `"${gt.spec.branch}" is not allowed by GitProvider ${providerKey} (allowedBranches: ${declared.spec.allowedBranches.join(', ')})`,
+      );
+    }
+    let path: string | undefined;
+    try {
+      path = validateBasePath(gt.spec.path);
+    } catch (err) {
+      if (!(err instanceof UnsafePathError)) throw err;
+      report('GitTarget', key, 'spec.path', 'InvalidPath', `${JSON.stringify(err.value)} ${err.reason}`);
+    }
+    if (path === undefined) continue;
+    if (declared) placements.push({ key, partitionId: partitionOf(declared.spec.url, gt.spec.branch).id, path });
+    if (provider && !broken('GitTarget', key)) {
+      const partition = partitionOf(provider.url, gt.spec.branch);
+      targets.set(key, { key, provider, branch: gt.spec.branch, path, clusterProvider: clusterName, partition });
+    }
+  }
+  for (const [mine, other] of overlappingPaths(placements)) {
+    report('GitTarget', mine.key, 'spec.path', 'PathOverlap', `"${mine.path || '.'}" overlaps GitTarget ${other.key} ("${other.path || '.'}") on the same repository and branch`);
+    targets.delete(mine.key);
+  }
+
+  const declaredTargets = new Set(objects.GitTarget.map(keyOf));
+  const rules: ResolvedRule[] = [];
+  const addRule = (kind: 'WatchRule' | 'ClusterWatchRule', key: string, field: string, targetKey: string, namespace: string | undefined, list: ResourceRule[]) => {
+    // A broken target is reported once, as itself; the rule says only that it waits for it.
+    if (!declaredTargets.has(targetKey)) report(kind, key, field, 'GitTargetNotFound', `GitTarget ${targetKey} not found`);
+    else if (!targets.has(targetKey)) report(kind, key, field, 'GitTargetNotReady', `GitTarget ${targetKey} is not ready (see its conditions)`);
+    const target = targets.get(targetKey);
+    const known = target ? opts.resourcesOf?.(target.clusterProvider) : undefined;
+    if (target && known) {
+      list.forEach((r, i) => {
+        if (!selectsAny(r, known)) {
+          report(
+            kind,
+            key,
+            `spec.rules[${i}]`,
+            'NoMatchingResources',
+            `no resource of cluster ${target.clusterProvider} matches apiGroups [${r.apiGroups.map((g) => JSON.stringify(g)).join(', ')}] and resources [${r.resources.join(', ')}]: use plural resource names as \`kubectl api-resources\` lists them`,
+          );
+        }
+      });
+    }
+    rules.push({ source: `${kind} ${key}`, namespace, targetKey, rules: list });
+  };
+  for (const wr of unique('WatchRule', objects.WatchRule)) {
+    addRule('WatchRule', keyOf(wr), 'spec.targetRef.name', `${wr.metadata.namespace}/${wr.spec.targetRef.name}`, wr.metadata.namespace, wr.spec.rules);
+  }
+  for (const cwr of unique('ClusterWatchRule', objects.ClusterWatchRule)) {
+    addRule('ClusterWatchRule', keyOf(cwr), 'spec.targetRef', `${cwr.spec.targetRef.namespace}/${cwr.spec.targetRef.name}`, undefined, cwr.spec.rules);
+  }
+
+  const partitions: ResolvedConfig['partitions'] = new Map();
+  for (const t of targets.values()) partitions.set(t.partition.id, { partition: t.partition, credentials: t.provider.credentials });
+  return { config: { clusters, targets, rules, partitions }, problems };
+}
+
+/** Whether a rule selects at least one of the `group/resource` names a cluster serves. */
+function selectsAny(rule: ResourceRule, known: ReadonlySet<string>): boolean {
+  const anyGroup = rule.apiGroups.includes('*');
+  const anyResource = rule.resources.includes('*');
+  for (const gr of known) {
+    const slash = gr.indexOf('/');
+    const group = gr.slice(0, slash);
+    const resource = gr.slice(slash + 1);
+    if ((anyGroup || rule.apiGroups.includes(group)) && (anyResource || rule.resources.includes(resource))) return true;
+  }
+  return false;
+}
+
+interface Placement {
+  key: string;
+  partitionId: string;
+  path: string;
+}
+
+/** Targets that write into a folder of one branch that an earlier target already writes to; each with that earlier one. */
+function overlappingPaths(list: Placement[]): [Placement, Placement][] {
+  const out: [Placement, Placement][] = [];
+  const inside = (x: string, y: string) => x === y || x === '' || y.startsWith(`${x}/`);
+  for (let j = 1; j < list.length; j++) {
+    const b = list[j]!;
+    const a = list.slice(0, j).find((a) => a.partitionId === b.partitionId && (inside(a.path, b.path) || inside(b.path, a.path)));
+    if (a) out.push([b, a]);
+  }
+  return out;
+}
+
+/** The rules of `git check-ref-format --branch`, without starting a process. */
+export function isValidBranchName(branch: string): boolean {
+  if (branch.startsWith('-') || branch.startsWith('/') || branch.endsWith('/') || branch.endsWith('.')) return false;
+  if (branch.includes('..') || branch.includes('//') || branch.includes('@{') || branch === '@' || branch === 'HEAD') return false;
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(branch)) return false;
+  return branch.split('/').every((part) => part.length > 0 && !part.startsWith('.') && !part.endsWith('.lock'));
+}
