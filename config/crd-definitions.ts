@@ -72,6 +72,10 @@ export const CRD_SPECS: readonly CrdSpec[] = [
         rule: 'has(self.audit) || (has(self.watch) && self.watch.enabled)',
         message: 'a ClusterProvider needs spec.audit (audit webhook) or spec.watch.enabled: true (watch mode)',
       },
+      {
+        rule: '!has(self.audit) || has(self.audit.tokenSecretRef) || has(self.audit.clientCertificate)',
+        message: 'the audit webhook needs tokenSecretRef or clientCertificate',
+      },
     ],
     columns: [
       { name: 'Audit Secret', type: 'string', jsonPath: '.spec.audit.tokenSecretRef.name', priority: 1 },

@@ -112,12 +112,13 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
       else if (value === '') report('ClusterProvider', name, `${field}.key`, 'SecretKeyEmpty', `key "${ref.key}" of Secret ${ref.namespace}/${ref.name} is empty`);
       return value || undefined;
     };
-    const token = cp.spec.audit ? secretValue('spec.audit.tokenSecretRef', cp.spec.audit.tokenSecretRef) : undefined;
+    const token = cp.spec.audit?.tokenSecretRef ? secretValue('spec.audit.tokenSecretRef', cp.spec.audit.tokenSecretRef) : undefined;
     const kubeConfig = cp.spec.kubeConfigSecretRef ? secretValue('spec.kubeConfigSecretRef', cp.spec.kubeConfigSecretRef) : undefined;
     if (broken('ClusterProvider', name)) continue;
     clusters.set(name, {
       name,
       token,
+      clientCommonName: cp.spec.audit?.clientCertificate?.commonName,
       allowedNamespaces: cp.spec.allowedNamespaces,
       kubeConfig,
       watch: cp.spec.watch?.enabled ? { auditJoinGraceMs: cp.spec.watch.auditJoinGraceSeconds * 1000 } : undefined,

@@ -7,6 +7,8 @@ export interface ClusterSource {
   name: string;
   /** The bearer token this cluster's API server sends with its audit batches; undefined: no audit webhook. */
   token?: string;
+  /** The CN of the client certificate this cluster's API server presents; undefined: not checked. */
+  clientCommonName?: string;
   allowedNamespaces?: string[];
   /** Kubeconfig text for reading objects back; undefined: the service's own credentials. */
   kubeConfig?: string;

@@ -35,7 +35,15 @@ export const ClusterProviderSchema = z.object({
       audit: z
         .object({
           /** Bearer token the API server sends (its audit webhook kubeconfig `token`). */
-          tokenSecretRef: SecretKeyRefSchema,
+          tokenSecretRef: SecretKeyRefSchema.optional(),
+          /**
+           * Client certificate the API server presents (its audit webhook kubeconfig `client-certificate`),
+           * checked when the service serves TLS with a client CA (TLS_CLIENT_CA_FILE). Its subject CN must match.
+           */
+          clientCertificate: z.object({ commonName: z.string().min(1).max(64) }).optional(),
+        })
+        .refine((audit) => audit.tokenSecretRef !== undefined || audit.clientCertificate !== undefined, {
+          message: 'the audit webhook needs tokenSecretRef or clientCertificate',
         })
         .optional(),
       /** When set, events of namespaced objects outside these namespaces are dropped before anything is queued. */

@@ -59,11 +59,11 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     const name = String(req.params.clusterProvider);
     const cluster = opts.clusters().get(name);
     // A watch-only cluster has no webhook: to a sender it is as unknown as a cluster never registered.
-    if (!cluster?.token) return reject(res, metrics, { status: 404, reason: 'unknown-cluster', error: `unknown cluster provider "${name.slice(0, 253)}"` });
+    if (!cluster || (cluster.token === undefined && cluster.clientCommonName === undefined)) return reject(res, metrics, { status: 404, reason: 'unknown-cluster', error: `unknown cluster provider "${name.slice(0, 253)}"` });
     const header = req.get('authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) return reject(res, metrics, { status: 401, reason: 'missing-token', error: 'missing bearer token: send "Authorization: Bearer <token>"' });
-    if (!tokenMatches(match[1]!.trim(), cluster.token)) return reject(res, metrics, { status: 401, reason: 'wrong-token', error: `wrong bearer token for cluster provider "${name}"` });
+    if (!tokenMatches(match[1]!.trim(), cluster.token ?? '')) return reject(res, metrics, { status: 401, reason: 'wrong-token', error: `wrong bearer token for cluster provider "${name}"` });
     res.locals.cluster = cluster;
     next();
   };
