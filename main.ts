@@ -6,7 +6,8 @@ import { pino, type Logger } from 'pino';
 import { DEMO_CLUSTER, DEMO_TOKEN, loadDemoConfig } from './config/demo-config.js';
 import { readEnv, type ServiceEnv } from './config/env.js';
 import { loadConfigFile } from './config/load-config.js';
-import type { ResolvedConfig } from './config/resolved-config.js';
+import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
+import { startKubeConfigSource } from './kube/config-source.js';
 import { redactUrl } from './queues/connection.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from './queues/embedded-valkey.js';
 import { startService, type RunningService } from './service.js';
@@ -16,25 +17,33 @@ const SHUTDOWN_LIMIT_MS = 20_000;
 
 let embedded: EmbeddedValkey | undefined;
 
-async function loadConfiguration(env: ServiceEnv, logger: Logger): Promise<ResolvedConfig> {
-  if (env.CONFIG_FILE) {
+async function loadConfiguration(env: ServiceEnv, logger: Logger): Promise<ConfigSource> {
+  if (env.CONFIG_SOURCE === 'kubernetes') {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const kubeConfig = new KubeConfig();
+    // KUBECONFIG when set, else the Pod's service account.
+    kubeConfig.loadFromDefault();
+    logger.info({ server: kubeConfig.getCurrentCluster()?.server }, 'reading the configuration from the cluster (gitopsreverser.io objects)');
+    return startKubeConfigSource({ kubeConfig, logger });
+  }
+  if (env.CONFIG_SOURCE === 'file' && env.CONFIG_FILE) {
     const config = await loadConfigFile(env.CONFIG_FILE);
     logger.info({ file: env.CONFIG_FILE, targets: config.targets.size, clusters: config.clusters.size }, 'configuration loaded');
-    return config;
+    return fixedConfigSource(config);
   }
   const demo = await loadDemoConfig(env.DATA_DIR);
   logger.info(
     { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `http://127.0.0.1:${env.PORT}/audit-webhook/${DEMO_CLUSTER}` },
     `CONFIG_FILE is not set: running the demo configuration (bearer token "${DEMO_TOKEN}"); see README "Quick start"`,
   );
-  return demo.config;
+  return fixedConfigSource(demo.config);
 }
 
 async function main(): Promise<void> {
   const env = readEnv();
   const logger = pino({ level: env.LOG_LEVEL, redact: ['*.token', '*.password', 'req.headers.authorization'] });
   // Configuration first: a typo in it must not leave a Valkey server behind.
-  const config = await loadConfiguration(env, logger);
+  const configSource = await loadConfiguration(env, logger);
 
   let valkeyUrl = env.VALKEY_URL;
   if (!valkeyUrl) {
@@ -46,7 +55,7 @@ async function main(): Promise<void> {
   }
 
   const service: RunningService = await startService({
-    config,
+    configSource,
     valkeyUrl,
     prefix: env.KEY_PREFIX,
     dataDir: env.DATA_DIR,

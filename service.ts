@@ -13,13 +13,17 @@ import { createMetrics, registerQueueGauges, type ServiceMetrics } from './dashb
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
-import { INGEST_QUEUE } from './queues/names.js';
+import { INGEST_QUEUE, type Partition } from './queues/names.js';
+import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
 import { compileRules } from './workers/route/compile-rules.js';
 import { startRouter } from './workers/router.js';
 
 export interface ServiceOptions {
-  config: ResolvedConfig;
+  /** A fixed configuration (a CONFIG_FILE, the demo); or give `configSource`. */
+  config?: ResolvedConfig;
+  /** A live configuration (the cluster's CRDs): routes, partitions and clusters follow its changes. */
+  configSource?: ConfigSource;
   valkeyUrl: string;
   prefix: string;
   dataDir: string;
@@ -53,11 +57,15 @@ export interface RunningService {
   metrics: ServiceMetrics;
   ingestQueue: Queue<IngestJob>;
   writeQueues: Map<string, Queue<WriteJob>>;
+  /** The configuration whose routes are in force right now. */
+  currentConfig(): ResolvedConfig;
   stop(): Promise<void>;
 }
 
 export async function startService(opts: ServiceOptions): Promise<RunningService> {
-  const { config, logger, prefix } = opts;
+  const { logger, prefix } = opts;
+  const configSource = opts.configSource ?? (opts.config ? fixedConfigSource(opts.config) : undefined);
+  if (!configSource) throw new Error('startService needs config or configSource');
   const replicaId = opts.replicaId ?? `${hostname()}-${process.pid}`;
   const connection = openConnection(opts.valkeyUrl);
   connection.on('error', (err) => logger.warn({ err: err.message }, 'Valkey connection error (reconnecting)'));
@@ -67,21 +75,17 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
 
   const ingestQueue = new Queue<IngestJob>(INGEST_QUEUE, { connection, prefix });
   const writeQueues = new Map<string, Queue<WriteJob>>();
-  for (const { partition } of config.partitions.values()) {
-    writeQueues.set(partition.queueName, new Queue<WriteJob>(partition.queueName, { connection, prefix }));
-  }
   const allQueues = () => [ingestQueue, ...writeQueues.values()] as Queue[];
   registerQueueGauges(metrics, metricPrefix, allQueues);
-  const board = createQueueDashboard(allQueues(), opts.dashboardReadOnly);
+  const board = createQueueDashboard([ingestQueue as Queue], opts.dashboardReadOnly);
 
   const writeJobOptions = {
     ...WRITE_JOB_OPTIONS,
     attempts: opts.writeAttempts ?? WRITE_JOB_OPTIONS.attempts,
     backoff: { type: 'exponential', delay: opts.writeBackoffMs ?? 2000 },
   };
-  const routes = compileRules(config);
-  const router = startRouter({ connection, prefix, routes: () => routes, writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics, writeJobOptions });
-  const writers: PartitionWriter[] = [...config.partitions.values()].map(({ partition, credentials }) =>
+  const writers = new Map<string, { writer: PartitionWriter; credentials: string }>();
+  const startWriter = (partition: Partition, credentials: Record<string, string> | undefined): PartitionWriter =>
     startPartitionWriter({
       connection,
       prefix,
@@ -94,8 +98,43 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       committer: opts.committer,
       logger,
       metrics,
-    }),
-  );
+    });
+
+  let config = configSource.current().config;
+  let routes = compileRules(config);
+  /**
+   * Makes a configuration the one in force. The partitions' queues and writers exist BEFORE the new routes
+   * do, so the router never routes to a partition that has nowhere to go: an event is routed by the old
+   * rules or by the new ones, and lost by neither. A writer whose partition is no longer configured keeps
+   * running until the service stops: what was routed to it before the change is still written.
+   */
+  const apply = async (next: ResolvedConfig): Promise<void> => {
+    for (const { partition, credentials } of next.partitions.values()) {
+      if (!writeQueues.has(partition.queueName)) {
+        const queue = new Queue<WriteJob>(partition.queueName, { connection, prefix });
+        writeQueues.set(partition.queueName, queue);
+        board.addQueue(queue as Queue);
+      }
+      const fingerprint = JSON.stringify(credentials ?? null);
+      const running = writers.get(partition.id);
+      if (running?.credentials === fingerprint) continue;
+      // New credentials: the writer hands its batch back and releases the lease, a new one takes over.
+      if (running) await running.writer.stop();
+      writers.set(partition.id, { writer: startWriter(partition, credentials), credentials: fingerprint });
+    }
+    config = next;
+    routes = compileRules(next);
+  };
+  await apply(config);
+  let applying = Promise.resolve();
+  configSource.onChange((snapshot) => {
+    applying = applying
+      .then(() => apply(snapshot.config))
+      .then(() => logger.info({ targets: snapshot.config.targets.size, partitions: writers.size, problems: snapshot.problems.length }, 'configuration changed; routes switched'))
+      .catch((err: unknown) => logger.error({ err }, 'could not apply the changed configuration; the previous one stays in force'));
+  });
+
+  const router = startRouter({ connection, prefix, routes: () => routes, writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics, writeJobOptions });
 
   const app = createApp({
     clusters: () => config.clusters,
@@ -122,7 +161,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
-  logger.info({ port, replica: replicaId, partitions: writers.length, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
+  logger.info({ port, replica: replicaId, partitions: writers.size, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -130,6 +169,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     metrics,
     ingestQueue,
     writeQueues,
+    currentConfig: () => config,
     async stop() {
       // Stop taking requests, and at the same time finish (or hand back) the batches in hand and release
       // the leases, so another replica takes over at once instead of after the lease TTL.
@@ -137,7 +177,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       server.closeIdleConnections();
       // A request in flight gets a moment to finish; a keep-alive client must not hold the shutdown.
       const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
-      await Promise.all([router.stop(), ...writers.map((w) => w.stop())]);
+      await configSource.stop();
+      await applying;
+      await Promise.all([router.stop(), ...[...writers.values()].map((w) => w.writer.stop())]);
       await closed;
       clearTimeout(drainRequests);
       await Promise.all(allQueues().map((q) => q.close()));

@@ -10,8 +10,16 @@ const gitIdent = z.string().min(1).regex(/^[^<>\n\r]+$/, "may not contain '<', '
 const EnvSchema = z.object({
   /** redis:// or rediss:// URL; unset = start an embedded server. */
   VALKEY_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
-  /** Multi-document YAML of configuration objects; unset = the demo configuration. */
+  /** Multi-document YAML of configuration objects; unset = the demo configuration (or the cluster's, see CONFIG_SOURCE). */
   CONFIG_FILE: z.string().min(1).optional(),
+  /**
+   * Where the configuration comes from: `file` (CONFIG_FILE), `kubernetes` (the gitopsreverser.io objects of
+   * the cluster, watched live, with KUBECONFIG or the in-cluster service account) or `demo`.
+   * @defaultValue file when CONFIG_FILE is set, else kubernetes inside a Pod (KUBERNETES_SERVICE_HOST), else demo
+   */
+  CONFIG_SOURCE: z.enum(['file', 'kubernetes', 'demo']).optional(),
+  /** Set by Kubernetes in every Pod; read only to choose the default CONFIG_SOURCE. */
+  KUBERNETES_SERVICE_HOST: z.string().optional(),
   /** @defaultValue ./.data — embedded Valkey's AOF, Git mirrors, the demo repository. */
   DATA_DIR: z.string().min(1).default('./.data'),
   /** @defaultValue 8080 */
@@ -45,7 +53,8 @@ const EnvSchema = z.object({
   REPLICA_ID: z.string().min(1).optional(),
 });
 
-export type ServiceEnv = z.infer<typeof EnvSchema>;
+export type ConfigSourceKind = 'file' | 'kubernetes' | 'demo';
+export type ServiceEnv = Omit<z.infer<typeof EnvSchema>, 'CONFIG_SOURCE'> & { CONFIG_SOURCE: ConfigSourceKind };
 
 export class EnvError extends Error {
   override name = 'EnvError';
@@ -61,5 +70,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   if (Boolean(result.data.DASHBOARD_USERNAME) !== Boolean(result.data.DASHBOARD_PASSWORD)) {
     throw new EnvError('invalid environment:\n  - DASHBOARD_USERNAME and DASHBOARD_PASSWORD go together: set both or neither');
   }
-  return { ...result.data, DATA_DIR: resolve(result.data.DATA_DIR) };
+  const data = result.data;
+  const source: ConfigSourceKind = data.CONFIG_SOURCE ?? (data.CONFIG_FILE ? 'file' : data.KUBERNETES_SERVICE_HOST ? 'kubernetes' : 'demo');
+  if (source === 'file' && !data.CONFIG_FILE) throw new EnvError('invalid environment:\n  - CONFIG_SOURCE: file needs CONFIG_FILE');
+  return { ...data, CONFIG_SOURCE: source, DATA_DIR: resolve(data.DATA_DIR) };
 }

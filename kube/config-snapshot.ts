@@ -26,3 +26,20 @@ export interface ConfigSnapshot {
   /** Every configuration object of the cluster, valid or not. Empty when configured from a file. */
   observed: ObservedObject[];
 }
+
+/** Where the running service gets its configuration: a file (fixed) or the cluster (live). */
+export interface ConfigSource {
+  /** The latest snapshot; there is always one after start resolved. */
+  current(): ConfigSnapshot;
+  /** Called with every new snapshot, after the initial one. */
+  onChange(listener: (snapshot: ConfigSnapshot) => void): void;
+  /** Resolve again now (for example after discovery found new resource types). */
+  refresh(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A configuration that never changes: a CONFIG_FILE, the demo, a test's. */
+export function fixedConfigSource(config: ResolvedConfig): ConfigSource {
+  const snapshot: ConfigSnapshot = { config, problems: [], observed: [] };
+  return { current: () => snapshot, onChange: () => undefined, refresh: async () => undefined, stop: async () => undefined };
+}

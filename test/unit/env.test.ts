@@ -17,6 +17,7 @@ describe('readEnv', () => {
   it('applies every default', () => {
     expect(readEnv({})).toEqual({
       DATA_DIR: resolve(process.cwd(), '.data'),
+      CONFIG_SOURCE: 'demo',
       PORT: 8080,
       KEY_PREFIX: 'gitops-reverser',
       WEBHOOK_BODY_LIMIT_BYTES: 10 * 1024 * 1024,
@@ -36,6 +37,15 @@ describe('readEnv', () => {
     expect(env.CONFIG_FILE).toBeUndefined();
     expect(env.REPLICA_ID).toBeUndefined();
     expect(env.WEBHOOK_BODY_LIMIT_BYTES).toBe(10_485_760);
+  });
+
+  it('chooses the configuration source: a file when given, the cluster inside a Pod, else the demo', () => {
+    expect(readEnv({ CONFIG_FILE: '/etc/c.yaml' }).CONFIG_SOURCE).toBe('file');
+    expect(readEnv({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }).CONFIG_SOURCE).toBe('kubernetes');
+    expect(readEnv({ KUBERNETES_SERVICE_HOST: '10.0.0.1', CONFIG_FILE: '/etc/c.yaml' }).CONFIG_SOURCE).toBe('file');
+    expect(readEnv({ CONFIG_SOURCE: 'kubernetes' }).CONFIG_SOURCE).toBe('kubernetes');
+    expect(() => readEnv({ CONFIG_SOURCE: 'file' })).toThrow('CONFIG_SOURCE: file needs CONFIG_FILE');
+    expect(() => readEnv({ CONFIG_SOURCE: 'etcd' })).toThrow(/CONFIG_SOURCE/);
   });
 
   it('treats empty values as unset and ignores unrelated variables', () => {

@@ -1,0 +1,203 @@
+// The configuration as the cluster holds it: client-node informers on the five gitopsreverser.io kinds,
+// resolved again (debounced) whenever one of them changes, with the Secrets they reference read by name.
+// Every resolution becomes a ConfigSnapshot for the service (new routes, partitions, clusters) and the
+// status reporter (each object's conditions). A broken object gets its problems and is left out; the
+// others keep working: that is why the cluster path resolves leniently where a CONFIG_FILE is strict.
+import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { issuePath } from '../config/load-config.js';
+import { emptyConfigObjects, resolveConfig, type ConfigObjects, type ConfigProblem, type ResolveOptions } from '../config/resolve-config.js';
+import { API_VERSION, SCHEMA_BY_KIND, type SecretObject } from '../config/resource-schemas.js';
+import type { ConfigSnapshot, ConfigSource, ObservedObject, StatusKind } from './config-snapshot.js';
+
+type ClientNode = typeof import('@kubernetes/client-node');
+
+/** The configuration kinds, with their plural names and scope. */
+export const CONFIG_KINDS: readonly { kind: StatusKind; plural: string; namespaced: boolean }[] = [
+  { kind: 'ClusterProvider', plural: 'clusterproviders', namespaced: false },
+  { kind: 'GitProvider', plural: 'gitproviders', namespaced: true },
+  { kind: 'GitTarget', plural: 'gittargets', namespaced: true },
+  { kind: 'WatchRule', plural: 'watchrules', namespaced: true },
+  { kind: 'ClusterWatchRule', plural: 'clusterwatchrules', namespaced: false },
+];
+
+const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];
+
+export interface KubeConfigSourceOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  /** Quiet time after a change before resolving, so a `kubectl apply` of ten objects resolves once. @defaultValue 200 */
+  debounceMs?: number;
+  /** How often referenced Secrets are read again (a rotated token or kubeconfig). @defaultValue 30000 */
+  secretRefreshMs?: number;
+  /** Delay before an informer that failed (API server away, 403) starts again; doubles up to 30 s. @defaultValue 1000 */
+  retryMs?: number;
+  /** API discovery per source cluster, for the "rule matches nothing" check. */
+  resourcesOf?: ResolveOptions['resourcesOf'];
+}
+
+type Informer = import('@kubernetes/client-node').Informer<KubernetesObject> & import('@kubernetes/client-node').ObjectCache<KubernetesObject>;
+
+/** Starts the informers and resolves once they have listed everything; rejects when the first list fails. */
+export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Promise<ConfigSource> {
+  const k8s: ClientNode = await import('@kubernetes/client-node');
+  const { kubeConfig: kc, logger } = opts;
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const listeners: ((s: ConfigSnapshot) => void)[] = [];
+  const secretCache = new Map<string, { secret?: SecretObject; readAt: number }>();
+  let stopped = false;
+  let debounce: NodeJS.Timeout | undefined;
+  let resolving: Promise<void> = Promise.resolve();
+
+  const informers = CONFIG_KINDS.map(({ kind, plural }) => {
+    const path = `/apis/${GROUP}/${VERSION}/${plural}`;
+    const list = () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+    const informer: Informer = k8s.makeInformer(kc, path, list);
+    let retry = opts.retryMs ?? 1000;
+    informer.on('change', () => {
+      retry = opts.retryMs ?? 1000;
+      schedule();
+    });
+    // client-node's informer stops on an error other than 410: start it again with backoff, so an API
+    // server that was away (or an RBAC fix) heals without a restart. Meanwhile the last snapshot holds.
+    informer.on('error', (err: unknown) => {
+      if (stopped) return;
+      logger.warn({ kind, err: errorText(err), retryInMs: retry }, `watching ${kind} failed; starting again`);
+      setTimeout(() => {
+        if (!stopped) informer.start().catch((e: unknown) => logger.warn({ kind, err: errorText(e) }, `restarting the ${kind} informer failed`));
+      }, retry).unref();
+      retry = Math.min(retry * 2, 30_000);
+    });
+    return { kind, informer };
+  });
+
+  const readSecret = async (namespace: string, name: string, fresh: boolean): Promise<SecretObject | undefined> => {
+    const key = `${namespace}/${name}`;
+    const cached = secretCache.get(key);
+    if (cached && !fresh) return cached.secret;
+    let secret: SecretObject | undefined;
+    try {
+      const s = await core.readNamespacedSecret({ name, namespace });
+      secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, data: s.data ?? {} };
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code !== 404) logger.warn({ secret: key, err: errorText(err) }, `cannot read Secret ${key}; objects that reference it are not ready`);
+    }
+    secretCache.set(key, { secret, readAt: Date.now() });
+    return secret;
+  };
+
+  /** Parses every cached object; a schema failure becomes that object's InvalidSpec problem. */
+  const collect = (): { objects: ConfigObjects; problems: ConfigProblem[]; observed: ObservedObject[] } => {
+    const objects = emptyConfigObjects();
+    const problems: ConfigProblem[] = [];
+    const observed: ObservedObject[] = [];
+    for (const { kind, informer } of informers) {
+      // Oldest first (ties by name): of two targets claiming one folder, the one that was there first keeps it.
+      const byAge = [...informer.list()].sort(
+        (a, b) =>
+          String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')) ||
+          `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`.localeCompare(`${b.metadata?.namespace ?? ''}/${b.metadata?.name ?? ''}`),
+      );
+      for (const raw of byAge) {
+        const meta = raw.metadata ?? {};
+        const name = meta.name ?? '';
+        const key = meta.namespace ? `${meta.namespace}/${name}` : name;
+        observed.push({ kind, key, name, namespace: meta.namespace, generation: meta.generation ?? 0, status: (raw as { status?: Record<string, unknown> }).status });
+        const schema: z.ZodType = SCHEMA_BY_KIND[kind];
+        const parsed = schema.safeParse(raw);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) problems.push({ kind, key, field: issuePath(issue.path), reason: 'InvalidSpec', message: issue.message });
+          continue;
+        }
+        (objects[kind] as unknown[]).push(parsed.data);
+      }
+    }
+    return { objects, problems, observed };
+  };
+
+  const resolveNow = async (freshSecrets: boolean): Promise<ConfigSnapshot> => {
+    const { objects, problems, observed } = collect();
+    const refs = new Set<string>();
+    for (const cp of objects.ClusterProvider) {
+      for (const ref of [cp.spec.audit?.tokenSecretRef, cp.spec.kubeConfigSecretRef]) if (ref) refs.add(`${ref.namespace}/${ref.name}`);
+    }
+    for (const gp of objects.GitProvider) if (gp.spec.secretRef) refs.add(`${gp.metadata.namespace}/${gp.spec.secretRef.name}`);
+    const secrets = await Promise.all(
+      [...refs].map((ref) => {
+        const [namespace, name] = ref.split('/') as [string, string];
+        return readSecret(namespace, name, freshSecrets);
+      }),
+    );
+    objects.Secret = secrets.filter((s): s is SecretObject => s !== undefined);
+    const resolved = resolveConfig(objects, { resourcesOf: opts.resourcesOf });
+    return { config: resolved.config, problems: [...problems, ...resolved.problems], observed };
+  };
+
+  // Resolutions run one at a time, in order: a slow Secret read never lets an older snapshot win.
+  const publish = (freshSecrets: boolean): Promise<void> => {
+    resolving = resolving.then(async () => {
+      if (stopped) return;
+      try {
+        const next = await resolveNow(freshSecrets);
+        const changed = fingerprint(next) !== fingerprint(snapshot);
+        snapshot = next;
+        if (changed) for (const l of listeners) l(next);
+      } catch (err) {
+        logger.error({ err: errorText(err) }, 'resolving the configuration failed; keeping the previous one');
+      }
+    });
+    return resolving;
+  };
+
+  function schedule(): void {
+    if (stopped || !started) return;
+    clearTimeout(debounce);
+    debounce = setTimeout(() => void publish(true), opts.debounceMs ?? 200);
+  }
+
+  let started = false;
+  await Promise.all(informers.map(({ informer }) => informer.start()));
+  let snapshot = await resolveNow(true);
+  started = true;
+  const refresh = setInterval(() => void publish(true), opts.secretRefreshMs ?? 30_000);
+  refresh.unref();
+  logger.info(
+    { targets: snapshot.config.targets.size, clusters: snapshot.config.clusters.size, problems: snapshot.problems.length },
+    'configuration loaded from the cluster',
+  );
+
+  return {
+    current: () => snapshot,
+    onChange: (listener) => listeners.push(listener),
+    refresh: () => publish(false),
+    async stop() {
+      stopped = true;
+      clearTimeout(debounce);
+      clearInterval(refresh);
+      await Promise.all(informers.map(({ informer }) => informer.stop()));
+      await resolving;
+    },
+  };
+}
+
+/** What makes two snapshots different for the service and the status reporter. Secret values count too (a rotated token). */
+function fingerprint(s: ConfigSnapshot): string {
+  return JSON.stringify({
+    clusters: [...s.config.clusters.values()],
+    targets: [...s.config.targets.values()],
+    rules: s.config.rules,
+    problems: s.problems,
+    // Status too: the reporter compares what it wants with what the cluster shows, so it must see its own writes.
+    observed: s.observed.map((o) => [o.kind, o.key, o.generation, o.status]),
+  });
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  const e = err as { code?: number; body?: unknown };
+  if (e && typeof e === 'object' && 'code' in e) return `HTTP ${String(e.code)}: ${typeof e.body === 'string' ? e.body : JSON.stringify(e.body)}`;
+  return String(err);
+}
