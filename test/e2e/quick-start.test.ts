@@ -25,6 +25,8 @@ describe('quick start', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(port) };
     delete env.VALKEY_URL;
     delete env.CONFIG_FILE;
+    delete env.CONFIG_SOURCE;
+    delete env.KUBERNETES_SERVICE_HOST;
     const child = spawn(TSX, ['main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (b: Buffer) => (output += b.toString()));

@@ -1,0 +1,98 @@
+// `npm start` configured by the cluster (CONFIG_SOURCE=kubernetes with KUBECONFIG), as it runs in a Pod:
+// the gitopsreverser.io objects are read through the API (the stand-in, or a real cluster when KUBECONFIG
+// is set for the tests), an audit batch becomes commits, and a GitTarget added while it runs is picked up.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../queues/embedded-valkey.js';
+import { auditEvent, eventList } from '../support/audit-events.js';
+import { clusterProviderObject, clusterWatchRuleObject, gitProviderObject, gitTargetObject, secretObject } from '../support/config-objects.js';
+import { createBareRemote, commitLog, treeFiles, waitFor } from '../support/git-repos.js';
+import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
+
+const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+const skip = await kubeSkipReason();
+if (skip) console.info(`skipped: ${skip}`);
+
+describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', () => {
+  let kube: KubeTarget;
+  let valkey: TestValkey;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
+  });
+  afterAll(async () => {
+    await kube?.stop();
+    await valkey?.stop();
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
+
+  it('reads its configuration from the cluster, commits audit events, and follows a new GitTarget', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gr-cluster-mode-'));
+    dirs.push(dir);
+    const remote = await createBareRemote(dir);
+    const ns = await kube.namespace();
+    const cluster = `prod-${randomBytes(3).toString('hex')}`;
+    const created = [
+      secretObject(ns, 'audit', { token: 'prod-token' }),
+      clusterProviderObject(cluster, { audit: { tokenSecretRef: { name: 'audit', namespace: ns, key: 'token' } } }),
+      gitProviderObject(ns, 'repo', remote),
+      gitTargetObject(ns, 'apps', { provider: 'repo', path: 'apps', cluster }),
+      clusterWatchRuleObject(`${cluster}-deployments`, { namespace: ns, name: 'apps' }, ['deployments'], ['apps']),
+    ];
+    for (const obj of created) await kube.create(obj);
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, kube.kubeConfig().exportConfig());
+
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CONFIG_SOURCE: 'kubernetes',
+      KUBECONFIG: kubeconfig,
+      VALKEY_URL: valkey.url,
+      KEY_PREFIX: uniquePrefix('cm'),
+      DATA_DIR: join(dir, 'data'),
+      PORT: String(port),
+    };
+    delete env.CONFIG_FILE;
+    const child = spawn(TSX, ['main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const post = (events: Record<string, unknown>[]) =>
+      fetch(`http://127.0.0.1:${port}/audit-webhook/${cluster}`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer prod-token', 'content-type': 'application/json' },
+        body: JSON.stringify(eventList(events)),
+      });
+    const deployment = (name: string) => ({ apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: 'shop', name, body: { spec: { replicas: 2 } } });
+    try {
+      await waitFor(async () => output.includes('"msg":"ready"'), `the service to be ready; output so far:\n${output}`, 30_000);
+      expect(output).toContain('configuration loaded from the cluster');
+
+      expect((await post([auditEvent('create', deployment('web'), { user: 'alice' })])).status).toBe(200);
+      await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the first commit');
+      expect([...(await treeFiles(remote)).keys()]).toEqual(['apps/shop/apps/deployments/web.yaml']);
+
+      // A second target and rule appear while the service runs: no restart, the next event goes to both.
+      await kube.create(gitTargetObject(ns, 'audit-copy', { provider: 'repo', path: 'copy', cluster }));
+      await kube.create(clusterWatchRuleObject(`${cluster}-copy`, { namespace: ns, name: 'audit-copy' }, ['deployments'], ['apps']));
+      await waitFor(async () => output.includes('configuration changed; routes switched') && output.includes('"targets":2'), 'the new target to be in force');
+      expect((await post([auditEvent('update', deployment('web'), { user: 'bob' })])).status).toBe(200);
+      await waitFor(async () => [...(await treeFiles(remote)).keys()].some((f) => f.startsWith('copy/')), 'the copy target to be written');
+      expect((await commitLog(remote)).map((c) => c.author)).toEqual(['alice', 'bob']); // one commit per change, both files in it
+      expect([...(await treeFiles(remote)).keys()].sort()).toEqual(['apps/shop/apps/deployments/web.yaml', 'copy/shop/apps/deployments/web.yaml']);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      for (const obj of created.reverse()) await kube.remove(obj);
+    }
+    expect(await exited).toBe(0);
+  });
+});
+
