@@ -40,7 +40,7 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
     const created = [
       secretObject(ns, 'audit', { token: 'prod-token' }),
       clusterProviderObject(cluster, { audit: { tokenSecretRef: { name: 'audit', namespace: ns, key: 'token' } } }),
-      gitProviderObject(ns, 'repo', remote),
+      gitProviderObject(ns, 'repo', remote, ['main', 'audit/*']),
       gitTargetObject(ns, 'apps', { provider: 'repo', path: 'apps', cluster }),
       clusterWatchRuleObject(`${cluster}-deployments`, { namespace: ns, name: 'apps' }, ['deployments'], ['apps']),
     ];
@@ -70,23 +70,31 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
         headers: { authorization: 'Bearer prod-token', 'content-type': 'application/json' },
         body: JSON.stringify(eventList(events)),
       });
-    const deployment = (name: string) => ({ apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: 'shop', name, body: { spec: { replicas: 2 } } });
+    const deployment = (name: string, replicas: number) => ({ apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: 'shop', name, body: { spec: { replicas } } });
     try {
       await waitFor(async () => output.includes('"msg":"ready"'), `the service to be ready; output so far:\n${output}`, 30_000);
       expect(output).toContain('configuration loaded from the cluster');
 
-      expect((await post([auditEvent('create', deployment('web'), { user: 'alice' })])).status).toBe(200);
+      expect((await post([auditEvent('create', deployment('web', 2), { user: 'alice' })])).status).toBe(200);
       await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the first commit');
       expect([...(await treeFiles(remote)).keys()]).toEqual(['apps/shop/apps/deployments/web.yaml']);
 
-      // A second target and rule appear while the service runs: no restart, the next event goes to both.
-      await kube.create(gitTargetObject(ns, 'audit-copy', { provider: 'repo', path: 'copy', cluster }));
+      const queues = async () =>
+        ((await (await fetch(`http://127.0.0.1:${port}/admin/queues/api/queues`)).json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
+      expect((await queues()).filter((q) => q.startsWith('write-'))).toHaveLength(1);
+
+      // A second target (another branch: a new partition) and its rule appear while the service runs: no
+      // restart, its queue shows in Bull Board, and the next event goes to both targets.
+      await kube.create(gitTargetObject(ns, 'audit-copy', { provider: 'repo', branch: 'audit/copy', path: 'copy', cluster }));
       await kube.create(clusterWatchRuleObject(`${cluster}-copy`, { namespace: ns, name: 'audit-copy' }, ['deployments'], ['apps']));
       await waitFor(async () => output.includes('configuration changed; routes switched') && output.includes('"targets":2'), 'the new target to be in force');
-      expect((await post([auditEvent('update', deployment('web'), { user: 'bob' })])).status).toBe(200);
-      await waitFor(async () => [...(await treeFiles(remote)).keys()].some((f) => f.startsWith('copy/')), 'the copy target to be written');
-      expect((await commitLog(remote)).map((c) => c.author)).toEqual(['alice', 'bob']); // one commit per change, both files in it
-      expect([...(await treeFiles(remote)).keys()].sort()).toEqual(['apps/shop/apps/deployments/web.yaml', 'copy/shop/apps/deployments/web.yaml']);
+      expect((await post([auditEvent('update', deployment('web', 3), { user: 'bob' })])).status).toBe(200);
+      await waitFor(async () => (await treeFiles(remote, 'audit/copy').catch(() => new Map())).size === 1, 'the copy target to be written');
+      expect((await queues()).filter((q) => q.startsWith('write-'))).toHaveLength(2);
+      await waitFor(async () => (await commitLog(remote)).length === 2, 'the update on main');
+      expect((await commitLog(remote)).map((c) => c.author)).toEqual(['alice', 'bob']);
+      expect((await commitLog(remote, 'audit/copy')).map((c) => c.author)).toEqual(['bob']);
+      expect([...(await treeFiles(remote, 'audit/copy')).keys()]).toEqual(['copy/shop/apps/deployments/web.yaml']);
     } finally {
       child.kill('SIGTERM');
       await exited;
