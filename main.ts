@@ -2,6 +2,7 @@
 // starts an embedded Valkey when VALKEY_URL is not set, runs the service, and shuts it all down on
 // SIGTERM/SIGINT. Whatever fails on the way, an embedded server it started is stopped again.
 import { join } from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { DEMO_CLUSTER, DEMO_TOKEN, loadDemoConfig } from './config/demo-config.js';
 import { readEnv, type ServiceEnv } from './config/env.js';
@@ -17,12 +18,20 @@ const SHUTDOWN_LIMIT_MS = 20_000;
 
 let embedded: EmbeddedValkey | undefined;
 
-async function loadConfiguration(env: ServiceEnv, logger: Logger): Promise<ConfigSource> {
-  if (env.CONFIG_SOURCE === 'kubernetes') {
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kubeConfig = new KubeConfig();
-    // KUBECONFIG when set, else the Pod's service account.
-    kubeConfig.loadFromDefault();
+/**
+ * The service's own Kubernetes credentials: KUBECONFIG when set, else the Pod's service account; none
+ * outside a cluster (client-node would otherwise fall back to http://localhost:8080).
+ */
+async function ownKubeConfig(env: ServiceEnv): Promise<KubeConfig | undefined> {
+  if (!process.env.KUBECONFIG && !env.KUBERNETES_SERVICE_HOST && env.CONFIG_SOURCE !== 'kubernetes') return undefined;
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  return kubeConfig;
+}
+
+async function loadConfiguration(env: ServiceEnv, logger: Logger, kubeConfig: KubeConfig | undefined): Promise<ConfigSource> {
+  if (env.CONFIG_SOURCE === 'kubernetes' && kubeConfig) {
     logger.info({ server: kubeConfig.getCurrentCluster()?.server }, 'reading the configuration from the cluster (gitopsreverser.io objects)');
     return startKubeConfigSource({ kubeConfig, logger });
   }
@@ -43,7 +52,8 @@ async function main(): Promise<void> {
   const env = readEnv();
   const logger = pino({ level: env.LOG_LEVEL, redact: ['*.token', '*.password', 'req.headers.authorization'] });
   // Configuration first: a typo in it must not leave a Valkey server behind.
-  const configSource = await loadConfiguration(env, logger);
+  const kubeConfig = await ownKubeConfig(env);
+  const configSource = await loadConfiguration(env, logger, kubeConfig);
 
   let valkeyUrl = env.VALKEY_URL;
   if (!valkeyUrl) {
@@ -56,6 +66,9 @@ async function main(): Promise<void> {
 
   const service: RunningService = await startService({
     configSource,
+    kubeConfig,
+    reportStatus: env.CONFIG_SOURCE === 'kubernetes' ? {} : undefined,
+    tls: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE, clientCaFile: env.TLS_CLIENT_CA_FILE } : undefined,
     valkeyUrl,
     prefix: env.KEY_PREFIX,
     dataDir: env.DATA_DIR,

@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { createApp } from './dashboard/app.js';
+import { createClusterRateLimit } from './dashboard/cluster-rate-limit.js';
+import { listen, type TlsFiles } from './dashboard/listen.js';
 import { createBackpressure } from './dashboard/backpressure.js';
 import type { DashboardCredentials } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
@@ -14,7 +16,12 @@ import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
 import { INGEST_QUEUE, type Partition } from './queues/names.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ClusterClients } from './kube/cluster-clients.js';
 import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
+import { createObjectFetcher } from './kube/object-fetcher.js';
+import { startStatusReporter } from './kube/status/status-reporter.js';
+import { recordTargetProgress } from './workers/git-writer/target-progress.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
 import { compileRules } from './workers/route/compile-rules.js';
 import { startRouter } from './workers/router.js';
@@ -24,6 +31,18 @@ export interface ServiceOptions {
   config?: ResolvedConfig;
   /** A live configuration (the cluster's CRDs): routes, partitions and clusters follow its changes. */
   configSource?: ConfigSource;
+  /**
+   * The service's own Kubernetes credentials (KUBECONFIG or in-cluster): used for source clusters whose
+   * ClusterProvider names no kubeconfig Secret. Undefined outside a cluster.
+   */
+  kubeConfig?: KubeConfig;
+  /**
+   * Write each configuration object's status (conditions, last commit, backlog) through `kubeConfig`:
+   * when the configuration comes from the cluster.
+   */
+  reportStatus?: { intervalMs?: number; minIntervalMs?: number };
+  /** Serve HTTPS (and ask for client certificates when a client CA is given). */
+  tls?: TlsFiles;
   valkeyUrl: string;
   prefix: string;
   dataDir: string;
@@ -98,8 +117,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       committer: opts.committer,
       logger,
       metrics,
+      // Last commit and last error per target, for the GitTargets' status (read by whichever replica reports).
+      onProgress: (progress) => void recordTargetProgress(connection, prefix, progress).catch((err: unknown) => logger.warn({ err }, 'recording target progress failed')),
     });
 
+  const clusterClients = new ClusterClients({ defaultKubeConfig: opts.kubeConfig });
   let config = configSource.current().config;
   let routes = compileRules(config);
   /**
@@ -122,19 +144,51 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       if (running) await running.writer.stop();
       writers.set(partition.id, { writer: startWriter(partition, credentials), credentials: fingerprint });
     }
+    clusterClients.update(next.clusters);
+    const certOnly = [...next.clusters.values()].filter((c) => c.clientCommonName && !c.token).map((c) => c.name);
+    if (certOnly.length > 0 && !opts.tls?.clientCaFile) {
+      logger.warn({ clusters: certOnly }, 'these clusters authenticate by client certificate only, but TLS_CLIENT_CA_FILE is not set: their audit batches will be refused');
+    }
     config = next;
     routes = compileRules(next);
   };
   await apply(config);
+  const status =
+    opts.reportStatus && opts.kubeConfig
+      ? startStatusReporter({
+          kubeConfig: opts.kubeConfig,
+          connection,
+          prefix,
+          logger,
+          metrics,
+          queues: (name) => writeQueues.get(name),
+          intervalMs: opts.reportStatus.intervalMs,
+          writer: { minIntervalMs: opts.reportStatus.minIntervalMs },
+        })
+      : undefined;
+  status?.update(configSource.current());
   let applying = Promise.resolve();
   configSource.onChange((snapshot) => {
     applying = applying
       .then(() => apply(snapshot.config))
+      .then(() => status?.update(snapshot))
       .then(() => logger.info({ targets: snapshot.config.targets.size, partitions: writers.size, problems: snapshot.problems.length }, 'configuration changed; routes switched'))
       .catch((err: unknown) => logger.error({ err }, 'could not apply the changed configuration; the previous one stays in force'));
   });
 
-  const router = startRouter({ connection, prefix, routes: () => routes, writeQueues, replicaId, leaseTtlMs: opts.leaseTtlMs, logger, metrics, writeJobOptions });
+  const router = startRouter({
+    connection,
+    prefix,
+    routes: () => routes,
+    writeQueues,
+    replicaId,
+    leaseTtlMs: opts.leaseTtlMs,
+    logger,
+    metrics,
+    writeJobOptions,
+    // Audit events without a body (Metadata level, unrecorded patch responses) are read back from their cluster.
+    fetchObject: createObjectFetcher(clusterClients),
+  });
 
   const app = createApp({
     clusters: () => config.clusters,
@@ -154,17 +208,16 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     dashboardReadOnly: opts.dashboardReadOnly,
     queues: allQueues,
     ping: () => connection.ping(),
+    // Per-cluster rate limits are kept in Valkey: exact over all replicas.
+    rateLimit: createClusterRateLimit({ connection, prefix }),
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve(s));
-    s.once('error', reject);
-  });
+  const server: Server = await listen(app, { port: opts.port, host: opts.host ?? '0.0.0.0', tls: opts.tls });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   logger.info({ port, replica: replicaId, partitions: writers.size, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     metrics,
     ingestQueue,
@@ -179,6 +232,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
       await configSource.stop();
       await applying;
+      await status?.stop();
       await Promise.all([router.stop(), ...[...writers.values()].map((w) => w.writer.stop())]);
       await closed;
       clearTimeout(drainRequests);

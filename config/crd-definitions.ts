@@ -109,7 +109,7 @@ export const CRD_SPECS: readonly CrdSpec[] = [
     ],
     status: {
       lastCommit: lastCommitSchema,
-      backlog: { type: 'integer', minimum: 0, description: 'Changes of this target waiting in its partition queue.' },
+      backlog: { type: 'integer', minimum: 0, description: 'Changes waiting in the queue of this target\'s partition (its repository and branch, shared with other targets on them).' },
       lastError: {
         type: 'object',
         description: 'The last write error of this target (cleared by the next successful push).',

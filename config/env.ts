@@ -51,6 +51,14 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** A name for this replica in leases and logs. @defaultValue hostname-pid */
   REPLICA_ID: z.string().min(1).optional(),
+  /** PEM certificate (chain) and key: serve HTTPS instead of HTTP. Set both or neither. */
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  /**
+   * PEM CA bundle: ask clients for a certificate and verify it against these CAs, for ClusterProviders
+   * with spec.audit.clientCertificate. Clients without one still connect (token authentication). Needs TLS.
+   */
+  TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
 });
 
 export type ConfigSourceKind = 'file' | 'kubernetes' | 'demo';
@@ -71,6 +79,12 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
     throw new EnvError('invalid environment:\n  - DASHBOARD_USERNAME and DASHBOARD_PASSWORD go together: set both or neither');
   }
   const data = result.data;
+  if (Boolean(data.TLS_CERT_FILE) !== Boolean(data.TLS_KEY_FILE)) {
+    throw new EnvError('invalid environment:\n  - TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither');
+  }
+  if (data.TLS_CLIENT_CA_FILE && !data.TLS_CERT_FILE) {
+    throw new EnvError('invalid environment:\n  - TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE: client certificates are only asked for over HTTPS');
+  }
   const source: ConfigSourceKind = data.CONFIG_SOURCE ?? (data.CONFIG_FILE ? 'file' : data.KUBERNETES_SERVICE_HOST ? 'kubernetes' : 'demo');
   if (source === 'file' && !data.CONFIG_FILE) throw new EnvError('invalid environment:\n  - CONFIG_SOURCE: file needs CONFIG_FILE');
   return { ...data, CONFIG_SOURCE: source, DATA_DIR: resolve(data.DATA_DIR) };

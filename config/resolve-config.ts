@@ -227,7 +227,7 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
 
   const partitions: ResolvedConfig['partitions'] = new Map();
   for (const t of targets.values()) partitions.set(t.partition.id, { partition: t.partition, credentials: t.provider.credentials });
-  return { config: { clusters, targets, rules, partitions }, problems };
+  return { config: { clusters, providers, targets, rules, partitions }, problems };
 }
 
 /** Whether a rule selects at least one of the `group/resource` names a cluster serves. */

@@ -51,6 +51,8 @@ export interface ResolvedRule {
 
 export interface ResolvedConfig {
   clusters: Map<string, ClusterSource>;
+  /** Every sound GitProvider, by `namespace/name`, used by a target or not (its reachability is reported either way). */
+  providers: Map<string, ResolvedGitProvider>;
   targets: Map<string, ResolvedTarget>;
   rules: ResolvedRule[];
   /** Every partition the targets write to. */

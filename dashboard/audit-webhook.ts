@@ -1,11 +1,10 @@
 // POST /audit-webhook/:clusterProvider — where API servers send their audit batches.
 //
-// Checks run cheapest and least trusting first: the cluster must be known (404) and the bearer token
-// right (401) before the body is even read; then content type (415), size (413), JSON and the audit
-// schema (400). Only then are the kept events stored, with one addBulk, and the answer is 2xx only once
-// Valkey has them: an API server that sees an error retries the batch, and the job ids make that retry
-// add nothing twice.
-import { timingSafeEqual, createHash } from 'node:crypto';
+// Checks run cheapest and least trusting first: the cluster must be known (404) and its bearer token or
+// client certificate right (401) before the body is even read; then content type (415), size (413), JSON
+// and the audit schema (400); then the backlog and the cluster's rate limit (429/503). Only then are the
+// kept events stored, with one addBulk, and the answer is 2xx only once Valkey has them: an API server
+// that sees an error retries the batch, and the job ids make that retry add nothing twice.
 import type { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
@@ -16,8 +15,10 @@ import { eventJobId } from '../queues/names.js';
 import { parseAuditPayload } from '../workers/ingest/audit-event-schema.js';
 import { toIngestJob, type SkipReason } from '../workers/ingest/filter-audit-event.js';
 import type { Refusal } from './backpressure.js';
+import type { ClusterRateLimit, RateLimitRefusal } from './cluster-rate-limit.js';
 import type { ServiceMetrics } from './metrics.js';
 import { ValkeyTimeoutError, withTimeout } from './valkey-timeout.js';
+import { authenticateCluster, peerCertificate } from './webhook-auth.js';
 
 export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
 
@@ -35,20 +36,16 @@ export interface AuditWebhookOptions {
   storeTimeoutMs?: number;
   /** Refuses a batch (429/503 with Retry-After) when the backlog or Valkey memory is past its bound. */
   backpressure?: (incoming: number) => Promise<Refusal | null>;
+  /** Takes a batch's events from its cluster's token bucket (clusters with spec.rateLimit); 429 when empty. */
+  rateLimit?: ClusterRateLimit;
 }
 
 type Rejection = { status: number; reason: string; error: string };
 
 function reject(res: Response, metrics: ServiceMetrics, r: Rejection): void {
-  metrics.webhookRejected.inc({ reason: r.reason });
+  // The cluster label is set only once the name is found in the configuration (bounded cardinality).
+  metrics.webhookRejected.inc({ cluster: (res.locals.clusterName as string | undefined) ?? '', reason: r.reason });
   res.status(r.status).json({ error: r.error, reason: r.reason });
-}
-
-/** Compares digests, so neither the length nor the content of the token leaks through timing. */
-function tokenMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return expected.length > 0 && timingSafeEqual(a, b);
 }
 
 export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
@@ -60,10 +57,9 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     const cluster = opts.clusters().get(name);
     // A watch-only cluster has no webhook: to a sender it is as unknown as a cluster never registered.
     if (!cluster || (cluster.token === undefined && cluster.clientCommonName === undefined)) return reject(res, metrics, { status: 404, reason: 'unknown-cluster', error: `unknown cluster provider "${name.slice(0, 253)}"` });
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match) return reject(res, metrics, { status: 401, reason: 'missing-token', error: 'missing bearer token: send "Authorization: Bearer <token>"' });
-    if (!tokenMatches(match[1]!.trim(), cluster.token ?? '')) return reject(res, metrics, { status: 401, reason: 'wrong-token', error: `wrong bearer token for cluster provider "${name}"` });
+    res.locals.clusterName = cluster.name;
+    const failure = authenticateCluster(cluster, req.get('authorization'), peerCertificate(req.socket));
+    if (failure) return reject(res, metrics, { status: 401, ...failure });
     res.locals.cluster = cluster;
     next();
   };
@@ -110,19 +106,29 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     for (const [reason, n] of Object.entries(skipped)) metrics.eventsSkipped.inc({ cluster: cluster.name, reason }, n);
 
     if (jobs.length > 0) {
-      let refusal: Refusal | null = null;
-      try {
-        refusal = opts.backpressure ? await withTimeout(opts.backpressure(jobs.length), opts.storeTimeoutMs ?? 10_000) : null;
-      } catch (err) {
-        if (err instanceof ValkeyTimeoutError) {
-          res.set('Retry-After', '5');
-          return reject(res, metrics, { status: 503, reason: 'store-failed', error: `could not store the events, retry later: ${err.message}` });
+      let refusal: Refusal | RateLimitRefusal | null = null;
+      // Backpressure first: it only reads, so a batch it refuses costs the cluster no tokens.
+      const { backpressure, rateLimit } = opts;
+      const limit = cluster.rateLimit;
+      const checks: { failed: string; check: () => Promise<Refusal | RateLimitRefusal | null> }[] = [];
+      if (backpressure) checks.push({ failed: 'could not read the backlog and memory of Valkey; accepting the batch', check: () => backpressure(jobs.length) });
+      if (rateLimit && limit) checks.push({ failed: 'could not take rate limit tokens in Valkey; accepting the batch', check: () => rateLimit(cluster.name, limit, jobs.length) });
+      for (const { failed, check } of checks) {
+        if (refusal) break;
+        try {
+          refusal = await withTimeout(check(), opts.storeTimeoutMs ?? 10_000);
+        } catch (err) {
+          if (err instanceof ValkeyTimeoutError) {
+            res.set('Retry-After', '5');
+            return reject(res, metrics, { status: 503, reason: 'store-failed', error: `could not store the events, retry later: ${err.message}` });
+          }
+          opts.logger.warn({ err, cluster: cluster.name }, failed);
         }
-        opts.logger.warn({ err }, 'could not read the backlog and memory of Valkey; accepting the batch');
       }
       if (refusal) {
         res.set('Retry-After', String(refusal.retryAfterSeconds));
         opts.logger.warn({ cluster: cluster.name, events: jobs.length, reason: refusal.reason }, refusal.error);
+        if (refusal.reason === 'rate-limited' || refusal.reason === 'batch-exceeds-burst') metrics.eventsRateLimited.inc({ cluster: cluster.name }, jobs.length);
         return reject(res, metrics, { status: refusal.status, reason: refusal.reason, error: refusal.error });
       }
       try {

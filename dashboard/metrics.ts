@@ -3,14 +3,19 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WriterMetrics } from '../workers/git-writer/writer-metrics.js';
+import type { StatusMetrics } from '../kube/status/status-metrics.js';
 
-export interface ServiceMetrics extends WriterMetrics {
+export interface ServiceMetrics extends WriterMetrics, StatusMetrics {
   registry: Registry;
   eventsReceived: Counter<'cluster'>;
   eventsIngested: Counter<'cluster'>;
   eventsSkipped: Counter<'cluster' | 'reason'>;
-  webhookRejected: Counter<'reason'>;
+  /** `cluster` is '' for a request naming no configured cluster: URLs must not add label values. */
+  webhookRejected: Counter<'cluster' | 'reason'>;
+  eventsRateLimited: Counter<'cluster'>;
   eventsWithoutBody: Counter<'cluster'>;
+  /** Objects read back from their cluster for events without a body; outcome found, gone or failed. */
+  objectsFetched: Counter<'cluster' | 'outcome'>;
   eventsUnrouted: Counter<'cluster'>;
   writesQueued: Counter<'partition'>;
 }
@@ -26,12 +31,15 @@ export function createMetrics(prefix: string): ServiceMetrics {
     eventsReceived: counter('events_received_total', 'Audit events received by the webhook', ['cluster']),
     eventsIngested: counter('events_ingested_total', 'Audit events kept and stored in the ingest queue', ['cluster']),
     eventsSkipped: counter('events_skipped_total', 'Audit events filtered out at ingest, by reason', ['cluster', 'reason']),
-    webhookRejected: counter('webhook_requests_rejected_total', 'Webhook requests refused, by reason', ['reason']),
+    webhookRejected: counter('webhook_requests_rejected_total', 'Webhook requests refused, by cluster and reason', ['cluster', 'reason']),
+    eventsRateLimited: counter('events_rate_limited_total', 'Audit events refused because their cluster was over its rate limit', ['cluster']),
     eventsWithoutBody: counter('events_without_object_total', 'Events that carried no object body (recorded, not written)', ['cluster']),
+    objectsFetched: counter('objects_fetched_total', 'Objects read back from their cluster for events without a body, by outcome (found, gone, failed)', ['cluster', 'outcome']),
     eventsUnrouted: counter('events_unrouted_total', 'Events that no rule selected', ['cluster']),
     writesQueued: counter('writes_queued_total', 'Writes queued per partition', ['partition']),
     commits: counter('commits_total', 'Commits pushed', ['partition']),
     ownershipChanges: counter('partition_ownership_changes_total', 'Write leases taken by this replica', ['partition']),
+    statusWrites: counter('status_writes_total', 'Status patches of configuration objects, by kind and outcome (written, gone, failed)', ['kind', 'outcome']),
     pushDuration: new Histogram({
       name: `${p}_push_duration_seconds`,
       help: 'Time to build and push one batch',

@@ -10,6 +10,7 @@ import { issuePath } from '../config/load-config.js';
 import { emptyConfigObjects, resolveConfig, type ConfigObjects, type ConfigProblem, type ResolveOptions } from '../config/resolve-config.js';
 import { API_VERSION, SCHEMA_BY_KIND, type SecretObject } from '../config/resource-schemas.js';
 import type { ConfigSnapshot, ConfigSource, ObservedObject, StatusKind } from './config-snapshot.js';
+import { secretReferences } from './secret-references.js';
 
 type ClientNode = typeof import('@kubernetes/client-node');
 
@@ -120,11 +121,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
 
   const resolveNow = async (freshSecrets: boolean): Promise<ConfigSnapshot> => {
     const { objects, problems, observed } = collect();
-    const refs = new Set<string>();
-    for (const cp of objects.ClusterProvider) {
-      for (const ref of [cp.spec.audit?.tokenSecretRef, cp.spec.kubeConfigSecretRef]) if (ref) refs.add(`${ref.namespace}/${ref.name}`);
-    }
-    for (const gp of objects.GitProvider) if (gp.spec.secretRef) refs.add(`${gp.metadata.namespace}/${gp.spec.secretRef.name}`);
+    const refs = new Set(secretReferences(objects).map((r) => `${r.namespace}/${r.name}`));
     const secrets = await Promise.all(
       [...refs].map((ref) => {
         const [namespace, name] = ref.split('/') as [string, string];

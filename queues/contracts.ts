@@ -34,8 +34,16 @@ export const IngestJobSchema = z.object({
   responseCode: z.number().int(),
   /** The object after the change: responseObject, or for create/update without one, requestObject. */
   object: jsonObject.optional(),
+  /** Where the event came from: the audit webhook (the default) or a watch of a cluster in watch mode. */
+  source: z.enum(['audit', 'watch']).optional(),
 });
 export type IngestJob = z.infer<typeof IngestJobSchema>;
+
+/**
+ * The username of a watch event whose audit event was not found (or never comes: a cluster without an
+ * audit webhook). A watch event itself carries no user; normalize names such an author as unknown.
+ */
+export const WATCH_UNKNOWN_USER = 'unknown';
 
 /** The canonical identity of an object; every key and path is built from it. namespace is '' when cluster-scoped. */
 export const ObjectIdentitySchema = z.object({
@@ -74,6 +82,7 @@ export type WriteResult =
 
 /** What an ingest job returns: where the event went. */
 export type IngestResult =
-  | { outcome: 'routed'; writes: { target: string; queue: string; filePath: string }[] }
+  /** fetched: the event carried no body; what was written is the object as read back from its cluster. */
+  | { outcome: 'routed'; writes: { target: string; queue: string; filePath: string }[]; fetched?: true }
   | { outcome: 'unrouted' }
   | { outcome: 'no-object-body'; reason: string };

@@ -51,6 +51,14 @@ export function ownKeys(prefix: string, partitionId: string) {
   };
 }
 
+/**
+ * Hash of one GitTarget's write progress (`namespace/name`): the last pushed commit and the last write
+ * error, recorded by the partition writers and read by the status reporter on any replica.
+ */
+export function targetProgressKey(prefix: string, targetKey: string): string {
+  return `${prefix}:target:${targetKey}:progress`;
+}
+
 /** The lease of the router, the one consumer of the ingest queue at a time. */
 export function routerKeys(prefix: string) {
   return leaseKeys(`${prefix}:router`);
@@ -63,6 +71,32 @@ function leaseKeys(base: string) {
     /** Monotonic fencing token counter, incremented on every acquisition. */
     fence: `${base}:fence`,
   };
+}
+
+/**
+ * Watch mode of one cluster: the lease that lets one replica watch it, and per watch (`watchKey`:
+ * `group/version/resource@namespace`, never 'lease' or 'fence') the resourceVersion it resumes from
+ * and the hash of the objects it knows (`namespace/name` → `resourceVersion uid`), compared on a re-list.
+ */
+export function watchKeys(prefix: string, cluster: string) {
+  const base = `${prefix}:watch:${cluster}`;
+  return {
+    ...leaseKeys(base),
+    state: (watchKey: string) => ({ checkpoint: `${base}:${watchKey}:checkpoint`, index: `${base}:${watchKey}:index` }),
+  };
+}
+
+/**
+ * Who made one change of a watched cluster, as its audit event said: `version` is the resourceVersion
+ * the change produced, or `deleted` for the author of a delete (whose watch event carries another one).
+ */
+export function auditAuthorKey(prefix: string, cluster: string, uid: string, version: string): string {
+  return `${prefix}:audit-author:${cluster}:${uid}:${version}`;
+}
+
+/** The token bucket of one cluster's audit webhook rate limit, shared by every replica. */
+export function rateLimitKey(prefix: string, cluster: string): string {
+  return `${prefix}:ratelimit:${cluster}`;
 }
 
 /** BullMQ job id of an ingested event: unique per cluster and audit ID ('_' never occurs in either). */

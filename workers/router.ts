@@ -2,16 +2,19 @@
 // router lease). For each stored audit event, in change order (workers/change-order.ts), it normalizes the event, matches the
 // compiled rules and prepares one write job per selected target; then it adds each partition's writes
 // with one addBulk. The queue order (the order the API server sent the events) thereby becomes the order
-// of every partition queue, and a batch costs a few round trips instead of a few per event.
+// of every partition queue, and a batch costs a few round trips instead of a few per event. Events that
+// carried no object body have it read back from their cluster first (workers/fetch-missing-bodies.ts).
 import { UnrecoverableError, type JobsOptions, type Queue } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ServiceMetrics } from '../dashboard/metrics.js';
+import type { ObjectFetcher } from '../kube/object-fetcher.js';
 import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } from '../queues/contracts.js';
 import { JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
 import { WRITE_JOB_OPTIONS } from '../queues/job-options.js';
 import { INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
 import { changeOrder, type ChangeKey } from './change-order.js';
+import { fetchMissingBodies, type BodyFetch } from './fetch-missing-bodies.js';
 import { normalizeEvent } from './normalize/normalize-event.js';
 import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
 import { objectFilePath, UnsafePathError } from './route/path-layout.js';
@@ -34,17 +37,33 @@ export interface RouterOptions {
   writeJobOptions?: JobsOptions;
   logger: Logger;
   metrics: ServiceMetrics;
+  /**
+   * Reads an event's object from its cluster when the audit event carried none (createObjectFetcher).
+   * Undefined: such events are recorded as no-object-body, with the audit level to blame.
+   */
+  fetchObject?: ObjectFetcher;
 }
 
-type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: string; jobs: { name: string; data: WriteJob; opts: JobsOptions }[] }>;
+export type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: string; jobs: { name: string; data: WriteJob; opts: JobsOptions }[] }>;
 
-/** Routes one event: its outcome, with its writes appended to `pending` (nothing is added yet). */
+/**
+ * Routes one event: its outcome, with its writes appended to `pending` (nothing is added yet).
+ * `fetch` says what became of a missing body that was read back (fetchMissingBodies).
+ */
 export function routeEvent(
   job: IngestJob,
   routes: CompiledRoutes,
   opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions'>,
   pending: PendingWrites,
+  fetch?: BodyFetch,
 ): IngestResult | JobFailure {
+  // An unreachable cluster fails the event, so BullMQ retries it with backoff and, after its attempts, keeps
+  // it as a dead letter to replay: a change is never dropped because its cluster was away for a moment.
+  if (fetch?.kind === 'not-fetched' && fetch.transient) return new JobFailure(new Error(fetch.reason));
+  if (fetch?.kind === 'not-fetched') {
+    opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
+    return { outcome: 'no-object-body', reason: fetch.reason };
+  }
   const normalized = normalizeEvent(job);
   if (normalized.kind === 'no-object-body') {
     opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
@@ -92,13 +111,50 @@ export function routeEvent(
     entry.jobs.push(job);
     pending.set(queue.name, entry);
   }
-  return { outcome: 'routed', writes };
+  return fetch?.kind === 'fetched' ? { outcome: 'routed', writes, fetched: true } : { outcome: 'routed', writes };
 }
 
 function ingestChangeKey(job: IngestJob): ChangeKey {
   const metadata = job.object?.metadata as { resourceVersion?: unknown } | undefined;
   const rv = typeof metadata?.resourceVersion === 'string' ? metadata.resourceVersion : '';
   return { stageTimestamp: job.stageTimestamp, cluster: job.clusterId, resourceVersion: rv };
+}
+
+/**
+ * Routes a batch: reads back the bodies it lacks, then routes each event in change order. The outcome
+ * of each job, in the batch's order, and the writes to add (nothing is added here).
+ */
+export async function routeBatch(
+  batch: IngestJob[],
+  routes: CompiledRoutes,
+  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'fetchObject'>,
+): Promise<{ results: (IngestResult | JobFailure)[]; pending: PendingWrites }> {
+  let jobs = batch;
+  let fetches: (BodyFetch | undefined)[] = [];
+  if (opts.fetchObject) {
+    // A fetched object is the object as it is now, so the event's resourceVersion becomes the current
+    // one: equal to the event's own, or newer when the object changed again since. That is safe: the
+    // writer keeps the newest resourceVersion per file and skips a write older than it, so the events
+    // of those later changes (behind this one, or in this batch) either write the same state again or
+    // are skipped as stale, and Git never goes back to an older state of the object. (The cost: a commit
+    // may carry a later change under this event's author, when the object changed again before the read.)
+    ({ jobs, fetches } = await fetchMissingBodies(batch, {
+      fetchObject: opts.fetchObject,
+      wanted: (identity, operation) => matchTargets(routes, identity, operation).length > 0,
+      metrics: opts.metrics,
+    }));
+  }
+  const pending: PendingWrites = new Map();
+  const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
+  for (const i of changeOrder(jobs, ingestChangeKey)) {
+    try {
+      results[i] = routeEvent(jobs[i]!, routes, opts, pending, fetches[i]);
+    } catch (err) {
+      // One event that breaks normalizing must not hold up the events behind it: it fails alone.
+      results[i] = new JobFailure(err as Error);
+    }
+  }
+  return { results, pending };
 }
 
 export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
@@ -114,17 +170,7 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
     logger: opts.logger.child({ stage: 'router' }),
     schema: IngestJobSchema,
     async handle(jobs, lease) {
-      const pending: PendingWrites = new Map();
-      const routes = opts.routes();
-      const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
-      for (const i of changeOrder(jobs, ingestChangeKey)) {
-        try {
-          results[i] = routeEvent(jobs[i]!, routes, opts, pending);
-        } catch (err) {
-          // One event that breaks normalizing must not hold up the events behind it: it fails alone.
-          results[i] = new JobFailure(err as Error);
-        }
-      }
+      const { results, pending } = await routeBatch(jobs, opts.routes(), opts);
       // A router that lost its lease must not add behind the next one's adds (that would reorder).
       await lease.assertHeld();
       for (const { queue, partitionId, jobs: writes } of pending.values()) {

@@ -44,7 +44,7 @@ describe.skipIf(Boolean(process.env.VALKEY_URL))('backpressure', () => {
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     const p = service.prefix.replace(/[^a-zA-Z0-9_]/g, '_'); // gitops_reverser outside tests
     expect(metrics).toContain(`${p}_queue_jobs{queue="ingest",state="waiting"} 4`);
-    expect(metrics).toContain(`${p}_webhook_requests_rejected_total{reason="backlog"} 1`);
+    expect(metrics).toContain(`${p}_webhook_requests_rejected_total{cluster="c1",reason="backlog"} 1`);
     await service.ingestQueue.resume();
     await waitFor(async () => (await service.ingestQueue.getWaitingCount()) === 0, 'the backlog drains');
     await new Promise((r) => setTimeout(r, 600));

@@ -79,6 +79,29 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the first commit');
       expect([...(await treeFiles(remote)).keys()]).toEqual(['apps/shop/apps/deployments/web.yaml']);
 
+      // A Metadata-level audit event carries no object: the service reads it back from the cluster.
+      const live = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'api', namespace: ns, labels: { app: 'api' } },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'api' } },
+          template: { metadata: { labels: { app: 'api' } }, spec: { containers: [{ name: 'api', image: 'registry.example.com/api:1.2.3' }] } },
+        },
+      };
+      await kube.create(live);
+      const metadataOnly = auditEvent('create', { apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: ns, name: 'api', body: {} }, { user: 'carol' });
+      delete metadataOnly.requestObject;
+      delete metadataOnly.responseObject;
+      metadataOnly.level = 'Metadata';
+      expect((await post([metadataOnly])).status).toBe(200);
+      await waitFor(async () => (await commitLog(remote)).length === 2, 'the fetched object committed');
+      const fetched = (await treeFiles(remote)).get(`apps/${ns}/apps/deployments/api.yaml`);
+      expect(fetched).toContain('image: registry.example.com/api:1.2.3');
+      expect((await commitLog(remote))[1]?.author).toBe('carol');
+      await kube.remove(live);
+
       const queues = async () =>
         ((await (await fetch(`http://127.0.0.1:${port}/admin/queues/api/queues`)).json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
       expect((await queues()).filter((q) => q.startsWith('write-'))).toHaveLength(1);
@@ -91,8 +114,8 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       expect((await post([auditEvent('update', deployment('web', 3), { user: 'bob' })])).status).toBe(200);
       await waitFor(async () => (await treeFiles(remote, 'audit/copy').catch(() => new Map())).size === 1, 'the copy target to be written');
       expect((await queues()).filter((q) => q.startsWith('write-'))).toHaveLength(2);
-      await waitFor(async () => (await commitLog(remote)).length === 2, 'the update on main');
-      expect((await commitLog(remote)).map((c) => c.author)).toEqual(['alice', 'bob']);
+      await waitFor(async () => (await commitLog(remote)).length === 3, 'the update on main');
+      expect((await commitLog(remote)).map((c) => c.author)).toEqual(['alice', 'carol', 'bob']);
       expect((await commitLog(remote, 'audit/copy')).map((c) => c.author)).toEqual(['bob']);
       expect([...(await treeFiles(remote, 'audit/copy')).keys()]).toEqual(['copy/shop/apps/deployments/web.yaml']);
     } finally {

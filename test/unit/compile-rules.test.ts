@@ -15,6 +15,7 @@ function target(key: string, clusterProvider = 'prod', path = key.replace('/', '
 function config(targets: ResolvedTarget[], rules: ResolvedRule[]): ResolvedConfig {
   return {
     clusters: new Map(),
+    providers: new Map(),
     targets: new Map(targets.map((t) => [t.key, t])),
     rules,
     partitions: new Map(),

@@ -113,6 +113,21 @@ describe('readEnv', () => {
     expect(envError(env).message).toBe(`invalid environment:\n  - ${line}`);
   });
 
+  it('TLS: certificate and key serve HTTPS; a client CA asks for client certificates', () => {
+    const env = readEnv({ TLS_CERT_FILE: '/tls/tls.crt', TLS_KEY_FILE: '/tls/tls.key', TLS_CLIENT_CA_FILE: '/tls/client-ca.crt' });
+    expect(env).toMatchObject({ TLS_CERT_FILE: '/tls/tls.crt', TLS_KEY_FILE: '/tls/tls.key', TLS_CLIENT_CA_FILE: '/tls/client-ca.crt' });
+    expect(readEnv({ TLS_CERT_FILE: '/tls/tls.crt', TLS_KEY_FILE: '/tls/tls.key' }).TLS_CLIENT_CA_FILE).toBeUndefined();
+    expect(readEnv({}).TLS_CERT_FILE).toBeUndefined();
+  });
+
+  it.each([
+    [{ TLS_CERT_FILE: '/tls/tls.crt' }, 'TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither'],
+    [{ TLS_KEY_FILE: '/tls/tls.key' }, 'TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither'],
+    [{ TLS_CLIENT_CA_FILE: '/tls/ca.crt' }, 'TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE: client certificates are only asked for over HTTPS'],
+  ])('refuses the TLS variables %j', (env, line) => {
+    expect(envError(env).message).toBe(`invalid environment:\n  - ${line}`);
+  });
+
   it('lists every bad variable at once', () => {
     expect(envError({ PORT: 'abc', VALKEY_URL: 'http://x', DASHBOARD_READ_ONLY: '1' }).message.split('\n')).toEqual([
       'invalid environment:',

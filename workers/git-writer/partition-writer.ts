@@ -16,6 +16,7 @@ import { GitRemoteError, gitAuthEnv, openMirror, type Mirror } from './git-remot
 import { PushConflictError, REFUSED_PREFIX, RemoteRefusingError, writeBatch, type RemoteState } from './write-batch.js';
 import type { WriterMetrics } from './writer-metrics.js';
 import { removeStaleLocks } from './stale-locks.js';
+import { withBatchProgress, type BatchProgress } from './target-progress.js';
 import { changeOrder } from '../change-order.js';
 
 export interface PartitionWriterOptions {
@@ -30,6 +31,8 @@ export interface PartitionWriterOptions {
   committer: GitAuthor;
   logger: Logger;
   metrics?: WriterMetrics;
+  /** Told of every batch written or handed back, for the targets' status (see target-progress.ts); must not throw or block. */
+  onProgress?: (progress: BatchProgress) => void;
 }
 
 export interface PartitionWriter {
@@ -118,7 +121,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     batchSize: opts.batchSize,
     logger: log,
     schema: WriteJobSchema,
-    handle: write,
+    handle: opts.onProgress ? withBatchProgress(write, opts.onProgress) : write,
     isTransient,
     onLeaseAcquired: () => {
       remote = undefined; // another writer may have pushed while we did not hold the lease

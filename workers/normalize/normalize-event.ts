@@ -2,7 +2,7 @@
 // who changed which object, how, and the sanitized YAML it should have in Git. It does not fetch
 // anything: when the audit level carried no body, it says so (no-object-body) and the caller
 // decides whether to fetch the object from the cluster.
-import type { GitAuthor, IngestJob, ObjectIdentity, Operation } from '../../queues/contracts.js';
+import { WATCH_UNKNOWN_USER, type GitAuthor, type IngestJob, type ObjectIdentity, type Operation } from '../../queues/contracts.js';
 import { eventJobId } from '../../queues/names.js';
 import { redactSecret } from '../ingest/redact-secret.js';
 import { identityOf } from './identity.js';
@@ -71,10 +71,32 @@ export function authorFor(username: string, clusterId: string): GitAuthor {
   return { name, email: `${local}@${domainLabel(clusterId)}.cluster.local` };
 }
 
+/** What a watch event's commit says when no audit event named the user (a watch event carries none). */
+export const UNKNOWN_WATCH_AUTHOR_NAME = 'unknown (watch event, no audit event joined)';
+
+function authorOf(job: IngestJob): GitAuthor {
+  if (job.source === 'watch' && job.user.username === WATCH_UNKNOWN_USER) {
+    return { name: UNKNOWN_WATCH_AUTHOR_NAME, email: authorFor(WATCH_UNKNOWN_USER, job.clusterId).email };
+  }
+  return authorFor(job.impersonatedUser?.username ?? job.user.username, job.clusterId);
+}
+
 function resourceVersionOf(object: Record<string, unknown> | undefined): string {
   const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;
   const rv = metadata?.resourceVersion;
   return typeof rv === 'string' ? rv : '';
+}
+
+/**
+ * For an event that normalizeEvent answers with no-object-body only because the audit event carried no
+ * body (level Metadata, a patch whose response was not recorded, a scale event whose body is a Scale):
+ * the identity and operation of the object to read back from the cluster instead. Undefined for every
+ * other event: a delete needs no body, a deletecollection and a nameless event name no one object.
+ */
+export function missingBody(job: IngestJob): { identity: ObjectIdentity; operation: Operation } | undefined {
+  if (job.verb === 'deletecollection' || job.verb === 'delete' || job.object) return undefined;
+  const identity = identityOf(job);
+  return identity.name === '' ? undefined : { identity, operation: OPERATION_BY_VERB[job.verb] };
 }
 
 export function normalizeEvent(job: IngestJob): NormalizeOutcome {
@@ -102,7 +124,6 @@ export function normalizeEvent(job: IngestJob): NormalizeOutcome {
     content = toCanonicalYaml(sanitizeObject(redactSecret(job.object, job.objectRef)));
   }
 
-  const username = job.impersonatedUser?.username ?? job.user.username;
   return {
     kind: 'change',
     event: {
@@ -113,7 +134,7 @@ export function normalizeEvent(job: IngestJob): NormalizeOutcome {
       operation,
       content,
       resourceVersion: resourceVersionOf(job.object),
-      author: authorFor(username, job.clusterId),
+      author: authorOf(job),
       stageTimestamp: job.stageTimestamp,
     },
   };

@@ -1,0 +1,122 @@
+// `rbac.ts` end to end: a configuration file in, multi-document YAML out; with --discover, the wildcards
+// expanded through real API discovery (the API-server stand-in, read by @kubernetes/client-node).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { runRbacCommand } from '../../kube/rbac-command.js';
+import { loadClientNode, startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in.js';
+
+const loaded = await loadClientNode();
+const skipReason = loaded instanceof Error ? loaded.message : undefined;
+
+const V = 'apiVersion: gitopsreverser.io/v1alpha1';
+const CONFIG = `${V}
+kind: ClusterProvider
+metadata: { name: local }
+spec:
+  watch: { enabled: true }
+---
+${V}
+kind: GitProvider
+metadata: { name: repo, namespace: team-a }
+spec: { url: /srv/repo.git, allowedBranches: ["main"] }
+---
+${V}
+kind: GitTarget
+metadata: { name: all, namespace: team-a }
+spec: { providerRef: { name: repo }, branch: main, path: ns, clusterProviderRef: { name: local } }
+---
+${V}
+kind: GitTarget
+metadata: { name: cluster, namespace: team-a }
+spec: { providerRef: { name: repo }, branch: main, path: cluster, clusterProviderRef: { name: local } }
+---
+${V}
+kind: WatchRule
+metadata: { name: everything, namespace: team-a }
+spec:
+  targetRef: { name: all }
+  rules: [{ operations: ["*"], apiGroups: ["*"], resources: ["*"] }]
+---
+${V}
+kind: ClusterWatchRule
+metadata: { name: namespaces }
+spec:
+  targetRef: { name: cluster, namespace: team-a }
+  rules: [{ operations: ["*"], apiGroups: [""], resources: ["namespaces"] }]
+`;
+
+async function run(argv: string[], kubeConfig?: () => Promise<import('@kubernetes/client-node').KubeConfig>) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runRbacCommand(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {}, kubeConfig });
+  return { code, stdout, stderr, docs: parseAllDocuments(stdout).map((d) => d.toJS() as Record<string, unknown>) };
+}
+
+describe('rbac.ts', () => {
+  let dir = '';
+  let file = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gr-rbac-'));
+    file = join(dir, 'config.yaml');
+    await writeFile(file, CONFIG);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('without --discover: prints what it can, names the wildcard rule, exits 2', async () => {
+    const r = await run(['--config', file, '--service-account', 'reverser', '--namespace', 'ops']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('note: WatchRule team-a/everything spec.rules[0] (apiGroups ["*"], resources [*]) has a wildcard: NOT granted; rerun with --discover');
+    expect(r.docs.map((d) => d.kind)).toEqual(['ClusterRole', 'ClusterRoleBinding']);
+    expect(r.docs[1]).toMatchObject({ subjects: [{ kind: 'ServiceAccount', name: 'reverser', namespace: 'ops' }] });
+    expect(r.stdout).not.toMatch(/- "?\*"?$/m);
+  });
+
+  it('refuses without --config, and with an unknown option', async () => {
+    expect((await run([])).code).toBe(1);
+    const bad = await run(['--config', file, '--bogus']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("Unknown option '--bogus'");
+    expect(bad.stdout).toBe('');
+  });
+
+  it('refuses a configuration with problems, listing them, printing nothing', async () => {
+    const broken = join(dir, 'broken.yaml');
+    await writeFile(broken, CONFIG.replace('clusterProviderRef: { name: local } }', 'clusterProviderRef: { name: gone } }'));
+    const r = await run(['--config', broken]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('GitTarget team-a/all: spec.clusterProviderRef.name: ClusterProvider gone not found');
+    expect(r.stdout).toBe('');
+  });
+
+  describe.skipIf(skipReason !== undefined)('--discover against an API server', () => {
+    let api: KubeApiStandIn;
+    beforeAll(async () => {
+      api = await startKubeApiStandIn();
+    });
+    afterAll(async () => {
+      await api?.stop();
+    });
+
+    it('expands the wildcards into the resources the cluster serves and exits 0', async () => {
+      const r = await run(['--config', file, '--discover'], async () => api.kubeConfig());
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const role = r.docs.find((d) => d.kind === 'Role') as { metadata: { namespace: string }; rules: unknown[] };
+      expect(role.metadata.namespace).toBe('team-a');
+      // Every namespaced resource the stand-in serves; its gitopsreverser.io kinds are already readable
+      // cluster-wide (ClusterRole), so the Role does not repeat them.
+      expect(role.rules).toEqual([
+        { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch'] },
+      ]);
+      const clusterRole = r.docs.find((d) => d.kind === 'ClusterRole') as { rules: { resources: string[] }[] };
+      expect(clusterRole.rules.flatMap((rule) => rule.resources)).toEqual(expect.arrayContaining(['namespaces', 'customresourcedefinitions']));
+      expect(r.stdout.startsWith(`# RBAC of GitOps Reverser for ${file}, wildcards expanded by API discovery`)).toBe(true);
+    });
+  });
+});

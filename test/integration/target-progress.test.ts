@@ -1,0 +1,103 @@
+// A partition writer's onProgress, recorded in a real Valkey: the target's last commit is the remote's
+// commit of its newest change; a remote that went away sets the target's last error, and the next
+// successful push clears it. Backlog is read from the partition queue.
+import { Queue } from 'bullmq';
+import type { Valkey } from 'iovalkey';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openConnection } from '../../queues/connection.js';
+import type { WriteJob } from '../../queues/contracts.js';
+import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
+import { partitionOf } from '../../queues/names.js';
+import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
+import { readPartitionBacklog, readTargetProgress, recordTargetProgress } from '../../workers/git-writer/target-progress.js';
+import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
+import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+function write(n: number, target: string): WriteJob {
+  return {
+    eventKey: `c1_evt-${n}`,
+    clusterId: 'c1',
+    auditID: `evt-${n}`,
+    target,
+    identity: { cluster: 'c1', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: `cm-${n}` },
+    operation: 'UPDATE',
+    filePath: `${target.replace('/', '-')}/cm-${n}.yaml`,
+    content: `n: "${n}"\n`,
+    resourceVersion: String(1000 + n),
+    author: { name: 'user', email: 'user@c1' },
+    stageTimestamp: new Date(Date.UTC(2026, 0, 10, 8, 0, n)).toISOString(),
+  };
+}
+
+describe('target progress from the partition writer', () => {
+  let valkey: TestValkey;
+  let client: Valkey;
+  let dir: string;
+  let writer: PartitionWriter | undefined;
+  let queue: Queue<WriteJob> | undefined;
+
+  beforeAll(async () => {
+    valkey = await startTestValkey();
+    client = openConnection(valkey.url);
+  });
+  afterEach(async () => {
+    await writer?.stop();
+    await queue?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  afterAll(async () => {
+    await client?.quit();
+    await valkey?.stop();
+  });
+
+  it('records last commit and last error per target, and clears the error on the next push', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gr-progress-'));
+    const remote = await createBareRemote(dir);
+    const prefix = uniquePrefix('progress');
+    const partition = partitionOf(remote, 'main');
+    queue = new Queue<WriteJob>(partition.queueName, { connection: client, prefix });
+    const add = (jobs: WriteJob[]) => queue!.addBulk(jobs.map((data) => ({ name: data.operation, data, opts: { ...WRITE_JOB_OPTIONS, jobId: data.eventKey } })));
+    const drained = async () => (await readPartitionBacklog(queue!)) === 0;
+
+    await add([write(1, 'ns/a'), write(2, 'ns/b'), write(3, 'ns/a')]);
+    expect(await readPartitionBacklog(queue)).toBe(3);
+    writer = startPartitionWriter({
+      connection: client,
+      prefix,
+      partition,
+      dataDir: join(dir, 'replica'),
+      replicaId: 'replica',
+      leaseTtlMs: 1000,
+      batchSize: 25,
+      committer: { name: 'GitOps Reverser', email: 'gr@test' },
+      logger,
+      onProgress: (p) => void recordTargetProgress(client, prefix, p).catch(() => undefined),
+    });
+    await waitFor(async () => (await commitLog(remote)).length === 3 && (await drained()), 'three commits');
+    const commits = await commitLog(remote);
+    await waitFor(async () => (await readTargetProgress(client, prefix, ['ns/b'])).get('ns/b')?.lastCommit !== undefined, 'progress recorded');
+    let progress = await readTargetProgress(client, prefix, ['ns/a', 'ns/b', 'ns/none']);
+    expect(progress.get('ns/a')?.lastCommit?.sha).toBe(commits[2]!.sha);
+    expect(progress.get('ns/b')?.lastCommit?.sha).toBe(commits[1]!.sha);
+    expect(progress.get('ns/none')).toEqual({});
+
+    // The remote goes away: the batch is handed back, and its target has an error.
+    await rename(remote, `${remote}.away`);
+    await add([write(4, 'ns/a')]);
+    await waitFor(async () => (await readTargetProgress(client, prefix, ['ns/a'])).get('ns/a')?.lastError !== undefined, 'the error recorded');
+    progress = await readTargetProgress(client, prefix, ['ns/a']);
+    expect(progress.get('ns/a')?.lastError?.message).toMatch(/^git (fetch|push) \S+ failed .*does not appear to be a git repository/);
+    expect(progress.get('ns/a')?.lastCommit?.sha).toBe(commits[2]!.sha);
+
+    await rename(`${remote}.away`, remote);
+    await waitFor(async () => (await commitLog(remote)).length === 4 && (await drained()), 'the fourth commit', 45_000);
+    await waitFor(async () => (await readTargetProgress(client, prefix, ['ns/a'])).get('ns/a')?.lastError === undefined, 'the error cleared');
+    expect((await readTargetProgress(client, prefix, ['ns/a'])).get('ns/a')?.lastCommit?.sha).toBe((await commitLog(remote))[3]!.sha);
+  });
+});

@@ -1,0 +1,124 @@
+// The status writer's debouncing, with a recording patch function instead of an API server (the wire is
+// covered by test/integration/status-reporter.test.ts): only changes are written, the latest per object
+// wins, at most one write per object per interval, bounded concurrency, 404 dropped, errors retried.
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ObservedObject } from '../../kube/config-snapshot.js';
+import { desiredStatus, type ObjectStatus } from '../../kube/status/conditions.js';
+import { startStatusWriter, statusPatch, type PatchStatus, type StatusRef, type StatusWriter } from '../../kube/status/status-writer.js';
+
+const logger = pino({ level: 'silent' });
+const obj = (name: string, status?: Record<string, unknown>): ObservedObject => ({ kind: 'WatchRule', key: `ns/${name}`, name, namespace: 'ns', generation: 1, status });
+const ready = (o: ObservedObject, ok = true): ObjectStatus =>
+  desiredStatus(o, { problems: ok ? [] : [{ kind: 'WatchRule', key: o.key, field: 'spec.targetRef.name', reason: 'GitTargetNotFound', message: 'GitTarget ns/x not found' }], now: new Date() });
+
+interface Call {
+  ref: StatusRef;
+  status: Record<string, unknown>;
+  at: number;
+}
+
+function recorder(answer: (call: Call) => Promise<void> = async () => undefined) {
+  const calls: Call[] = [];
+  let active = 0;
+  let maxActive = 0;
+  const patch: PatchStatus = async (ref, body) => {
+    const call = { ref, status: body.status, at: Date.now() };
+    calls.push(call);
+    active++;
+    maxActive = Math.max(maxActive, active);
+    try {
+      await new Promise((r) => setTimeout(r, 5));
+      await answer(call);
+    } finally {
+      active--;
+    }
+  };
+  return { calls, patch, maxActive: () => maxActive };
+}
+
+describe('status writer', () => {
+  let writer: StatusWriter | undefined;
+  afterEach(async () => writer?.stop());
+  const start = (patchStatus: PatchStatus, extra: { minIntervalMs?: number; concurrency?: number; settleMs?: number } = {}) =>
+    (writer = startStatusWriter({ kubeConfig: {} as KubeConfig, logger, patchStatus, minIntervalMs: 50, ...extra }));
+
+  it('writes nothing when the cluster already shows the desired status', async () => {
+    const r = recorder();
+    const w = start(r.patch);
+    const o = obj('a');
+    const desired = ready(o);
+    w.set(obj('a', desired), desired);
+    await w.idle();
+    expect(r.calls).toHaveLength(0);
+  });
+
+  it('writes a thousand identical hand-overs once', async () => {
+    const r = recorder();
+    const w = start(r.patch);
+    const o = obj('a');
+    for (let i = 0; i < 1000; i++) w.set(o, ready(o));
+    await w.idle();
+    // Later rounds still see the old status (informers lag): our own write counts as shown meanwhile.
+    for (let i = 0; i < 1000; i++) w.set(o, ready(o));
+    await w.idle();
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]!.ref).toEqual({ kind: 'WatchRule', name: 'a', namespace: 'ns' });
+  });
+
+  it('coalesces changes of one object: the latest wins, at most one write per interval', async () => {
+    const r = recorder();
+    const w = start(r.patch, { minIntervalMs: 150 });
+    const o = obj('a');
+    w.set(o, ready(o, true));
+    w.set(o, ready(o, false));
+    w.set(o, ready(o, true));
+    w.set(o, ready(o, false));
+    await w.idle();
+    expect(r.calls).toHaveLength(2);
+    expect(r.calls[1]!.at - r.calls[0]!.at).toBeGreaterThanOrEqual(145);
+    const last = r.calls[1]!.status.conditions as { status: string }[];
+    expect(last[0]!.status).toBe('False');
+  });
+
+  it('writes at most `concurrency` at once', async () => {
+    const r = recorder();
+    const w = start(r.patch, { concurrency: 3 });
+    for (let i = 0; i < 20; i++) {
+      const o = obj(`o${i}`);
+      w.set(o, ready(o));
+    }
+    await w.idle();
+    expect(r.calls).toHaveLength(20);
+    expect(r.maxActive()).toBe(3);
+  });
+
+  it('drops a deleted object (404) and tries other errors again on the next hand-over', async () => {
+    let fail: number | undefined = 500;
+    const r = recorder(async (call) => {
+      if (call.ref.name === 'gone') throw Object.assign(new Error('not found'), { code: 404 });
+      if (fail !== undefined) throw Object.assign(new Error('boom'), { code: fail });
+    });
+    const w = start(r.patch, { minIntervalMs: 20 });
+    const gone = obj('gone');
+    const flaky = obj('flaky');
+    w.set(gone, ready(gone));
+    w.set(flaky, ready(flaky));
+    await w.idle();
+    expect(r.calls.map((c) => c.ref.name).sort()).toEqual(['flaky', 'gone']);
+    fail = undefined;
+    await new Promise((res) => setTimeout(res, 25));
+    w.set(flaky, ready(flaky));
+    await w.idle();
+    expect(r.calls.map((c) => c.ref.name).sort()).toEqual(['flaky', 'flaky', 'gone']);
+  });
+
+  it('removes fields it no longer reports with null (JSON merge patch)', () => {
+    const o = obj('a');
+    const patch = statusPatch(ready(o), { lastError: { message: 'x', time: 't' }, conditions: [] });
+    expect(patch.status.lastError).toBeNull();
+    expect(patch.status.observedGeneration).toBe(1);
+    expect(Array.isArray(patch.status.conditions)).toBe(true);
+  });
+});
