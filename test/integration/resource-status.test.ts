@@ -1,0 +1,198 @@
+// One running service configured by the cluster (the stand-in over HTTP, or a real cluster with KUBECONFIG):
+// each invalid resource gets its Ready=False condition with a reason and a message saying what to fix,
+// the sound ones stay Ready and keep working, and a fix turns the condition True without a restart.
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKubeConfigSource } from '../../kube/config-source.js';
+import { auditEvent, eventList } from '../support/audit-events.js';
+import {
+  clusterProviderObject,
+  clusterWatchRuleObject,
+  gitProviderObject,
+  gitTargetObject,
+  secretObject,
+  watchRuleObject,
+  type Obj,
+} from '../support/config-objects.js';
+import { createBareRemote, commitLog, waitFor } from '../support/git-repos.js';
+import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import { startTestService, type TestService } from '../support/test-service.js';
+import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
+
+const skip = await kubeSkipReason();
+if (skip) console.info(`skipped: ${skip}`);
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+}
+type WithStatus = Obj & { metadata: { generation?: number }; status?: { conditions?: Condition[]; lastCommit?: { sha: string }; backlog?: number } };
+
+describe.skipIf(skip !== undefined)('status of the configuration resources', () => {
+  let kube: KubeTarget;
+  let valkey: TestValkey;
+  let service: TestService;
+  let remote: string;
+  let ns: string;
+  let cluster: string;
+  const created: Obj[] = [];
+
+  const create = async (obj: Obj) => {
+    created.push(obj);
+    return kube.create(obj);
+  };
+  const condition = async (obj: Obj, type: string): Promise<Condition | undefined> =>
+    ((await kube.read(obj)) as WithStatus | undefined)?.status?.conditions?.find((c) => c.type === type);
+  const waitForCondition = async (obj: Obj, type: string, status: string): Promise<Condition> => {
+    let last: Condition | undefined;
+    await waitFor(async () => (last = await condition(obj, type))?.status === status, `${obj.kind} ${obj.metadata?.name}: ${type}=${status} (last: ${JSON.stringify(last)})`, 15_000);
+    return last!;
+  };
+
+  beforeAll(async () => {
+    [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
+    remote = await createBareRemote();
+    ns = await kube.namespace();
+    cluster = `st-${randomBytes(3).toString('hex')}`;
+    await create(secretObject(ns, 'audit-token', { token: 'tok' }));
+    await create(clusterProviderObject(cluster, { audit: { tokenSecretRef: { name: 'audit-token', namespace: ns, key: 'token' } } }));
+    await create(gitProviderObject(ns, 'repo', remote));
+    await create(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }));
+    await create(watchRuleObject(ns, 'good', 'good', ['configmaps']));
+    const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, debounceMs: 50 });
+    service = await startTestService(valkey.url, () => '', {
+      config: undefined,
+      configSource: source,
+      kubeConfig: kube.kubeConfig(),
+      reportStatus: { intervalMs: 300, minIntervalMs: 100 },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await service?.close();
+    for (const obj of created.reverse()) await kube?.remove(obj).catch(() => undefined);
+    await kube?.stop();
+    await valkey?.stop();
+    if (remote) await rm(remote, { recursive: true, force: true });
+  });
+
+  it('marks the sound objects Ready and shows the target\'s last commit and the repository as reachable', async () => {
+    await waitForCondition(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }), 'Ready', 'True');
+    await waitForCondition(watchRuleObject(ns, 'good', 'good', ['configmaps']), 'Ready', 'True');
+    await waitForCondition(clusterProviderObject(cluster, {}), 'Ready', 'True');
+    await waitForCondition(gitProviderObject(ns, 'repo', remote), 'Reachable', 'True');
+
+    const event = auditEvent('create', { apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: ns, name: 'settings', body: { data: { a: '1' } } }, { user: 'alice' });
+    const res = await fetch(`${service.url}/audit-webhook/${cluster}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
+      body: JSON.stringify(eventList([event])),
+    });
+    expect(res.status).toBe(200);
+    await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the commit');
+    const [commit] = await commitLog(remote);
+    const target = gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster });
+    await waitFor(async () => ((await kube.read(target)) as WithStatus).status?.lastCommit?.sha === commit!.sha, 'lastCommit in the status', 15_000);
+    const live = (await kube.read(target)) as WithStatus;
+    expect(live.status?.backlog).toBe(0);
+    expect(live.status?.conditions?.find((c) => c.type === 'Synced')).toMatchObject({ status: 'True' });
+    expect(live.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: live.metadata.generation });
+  });
+
+  const cases: { name: string; make: () => Obj[]; check: () => Obj; reason: string; message: (ns: string) => string }[] = [
+    {
+      name: 'a GitTarget naming a GitProvider that does not exist',
+      make: () => [gitTargetObject(ns, 'no-provider', { provider: 'missing', path: 'c1', cluster })],
+      check: () => gitTargetObject(ns, 'no-provider', { provider: 'missing', path: 'c1', cluster }),
+      reason: 'GitProviderNotFound',
+      message: (n) => `spec.providerRef.name: GitProvider ${n}/missing not found`,
+    },
+    {
+      name: 'a GitTarget with an invalid branch name',
+      make: () => [gitTargetObject(ns, 'bad-branch', { provider: 'repo', branch: 'release..1', path: 'c2', cluster })],
+      check: () => gitTargetObject(ns, 'bad-branch', { provider: 'repo', branch: 'release..1', path: 'c2', cluster }),
+      reason: 'InvalidBranch',
+      message: () => 'spec.branch: "release..1" is not a valid Git branch name',
+    },
+    {
+      name: 'a GitTarget on a branch its provider does not allow',
+      make: () => [gitTargetObject(ns, 'not-allowed', { provider: 'repo', branch: 'dev', path: 'c3', cluster })],
+      check: () => gitTargetObject(ns, 'not-allowed', { provider: 'repo', branch: 'dev', path: 'c3', cluster }),
+      reason: 'BranchNotAllowed',
+      message: (n) => `spec.branch: "dev" is not allowed by GitProvider ${n}/repo (allowedBranches: main)`,
+    },
+    {
+      name: 'a GitTarget whose folder overlaps an older target',
+      make: () => [gitTargetObject(ns, 'overlap', { provider: 'repo', path: 'good/inner', cluster })],
+      check: () => gitTargetObject(ns, 'overlap', { provider: 'repo', path: 'good/inner', cluster }),
+      reason: 'PathOverlap',
+      message: (n) => `spec.path: "good/inner" overlaps GitTarget ${n}/good ("good") on the same repository and branch`,
+    },
+    {
+      name: 'a GitTarget naming a ClusterProvider that does not exist',
+      make: () => [gitTargetObject(ns, 'no-cluster', { provider: 'repo', path: 'c5', cluster: 'nowhere' })],
+      check: () => gitTargetObject(ns, 'no-cluster', { provider: 'repo', path: 'c5', cluster: 'nowhere' }),
+      reason: 'ClusterProviderNotFound',
+      message: () => 'spec.clusterProviderRef.name: ClusterProvider nowhere not found',
+    },
+    {
+      name: 'a WatchRule naming a GitTarget that does not exist',
+      make: () => [watchRuleObject(ns, 'orphan', 'ghost', ['configmaps'])],
+      check: () => watchRuleObject(ns, 'orphan', 'ghost', ['configmaps']),
+      reason: 'GitTargetNotFound',
+      message: (n) => `spec.targetRef.name: GitTarget ${n}/ghost not found`,
+    },
+    {
+      name: 'a ClusterWatchRule whose GitTarget is broken',
+      make: () => [clusterWatchRuleObject(`${cluster}-waits`, { namespace: ns, name: 'no-provider' }, ['configmaps'])],
+      check: () => clusterWatchRuleObject(`${cluster}-waits`, { namespace: ns, name: 'no-provider' }, ['configmaps']),
+      reason: 'GitTargetNotReady',
+      message: (n) => `spec.targetRef: GitTarget ${n}/no-provider is not ready (see its conditions)`,
+    },
+    {
+      name: 'a GitProvider whose Secret does not exist',
+      make: () => [gitProviderObject(ns, 'no-secret', 'https://git.example.com/team/repo.git', ['main'], 'absent')],
+      check: () => gitProviderObject(ns, 'no-secret', 'https://git.example.com/team/repo.git', ['main'], 'absent'),
+      reason: 'SecretNotFound',
+      message: (n) => `spec.secretRef: Secret ${n}/absent not found`,
+    },
+    {
+      name: 'a GitProvider of a remote URL without credentials',
+      make: () => [gitProviderObject(ns, 'anonymous', 'https://git.example.com/team/repo.git')],
+      check: () => gitProviderObject(ns, 'anonymous', 'https://git.example.com/team/repo.git'),
+      reason: 'CredentialsRequired',
+      message: () => 'spec.secretRef: required for remote URL https://git.example.com/team/repo.git',
+    },
+    {
+      name: 'a ClusterProvider whose token key is missing from its Secret',
+      make: () => [clusterProviderObject(`${cluster}-nokey`, { audit: { tokenSecretRef: { name: 'audit-token', namespace: ns, key: 'nokey' } } })],
+      check: () => clusterProviderObject(`${cluster}-nokey`, {}),
+      reason: 'SecretKeyNotFound',
+      message: (n) => `spec.audit.tokenSecretRef.key: Secret ${n}/audit-token has no key "nokey"`,
+    },
+  ];
+
+  for (const c of cases) {
+    it(`reports ${c.name}: Ready=False, ${c.reason}`, async () => {
+      for (const obj of c.make()) await create(obj);
+      const ready = await waitForCondition(c.check(), 'Ready', 'False');
+      const live = (await kube.read(c.check())) as WithStatus;
+      expect(ready).toMatchObject({ reason: c.reason, message: c.message(ns), observedGeneration: live.metadata.generation });
+    });
+  }
+
+  it('keeps the sound objects Ready beside the broken ones, and a fix turns a broken one Ready', async () => {
+    expect(await condition(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }), 'Ready')).toMatchObject({ status: 'True' });
+    const broken = gitTargetObject(ns, 'no-provider', { provider: 'missing', path: 'c1', cluster });
+    // The fix the message asks for: create the GitProvider it names.
+    await create(gitProviderObject(ns, 'missing', remote, ['*']));
+    await waitForCondition(broken, 'Ready', 'True');
+    await waitForCondition(clusterWatchRuleObject(`${cluster}-waits`, { namespace: ns, name: 'no-provider' }, ['configmaps']), 'Ready', 'True');
+    expect(service.currentConfig().targets.has(`${ns}/no-provider`)).toBe(true);
+  });
+});
