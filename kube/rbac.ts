@@ -25,7 +25,8 @@ export type { PolicyRule } from './rbac-policy.js';
 
 const READ = ['get', 'list', 'watch'] as const;
 const FETCH = ['get'] as const;
-const STATUS_WRITE = ['patch', 'update'] as const;
+/** The status reporter writes with merge patches only. */
+const STATUS_WRITE = ['patch'] as const;
 
 export interface RbacInput {
   config: ResolvedConfig;

@@ -132,7 +132,7 @@ const CONFIG_READ = { apiGroups: ['gitopsreverser.io'], resources: ['clusterprov
 const STATUS_WRITE = {
   apiGroups: ['gitopsreverser.io'],
   resources: ['clusterproviders/status', 'clusterwatchrules/status', 'gitproviders/status', 'gittargets/status', 'watchrules/status'],
-  verbs: ['patch', 'update'],
+  verbs: ['patch'],
 };
 const CRD_WATCH = { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['list', 'watch'] };
 
