@@ -21,6 +21,10 @@ import { ClusterClients } from './kube/cluster-clients.js';
 import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
 import { createObjectFetcher } from './kube/object-fetcher.js';
 import { startStatusReporter } from './kube/status/status-reporter.js';
+import { startDiscoveryCache } from './kube/discovery-cache.js';
+import { recordAuditAuthors } from './kube/watch/audit-join.js';
+import { startWatchSupervisor } from './kube/watch/watch-supervisor.js';
+import { rulesSelectingNothing } from './config/resolve-config.js';
 import { recordTargetProgress } from './workers/git-writer/target-progress.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
 import { compileRules } from './workers/route/compile-rules.js';
@@ -151,7 +155,24 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     }
     config = next;
     routes = compileRules(next);
+    // After the routes: what a new watch delivers is routed by the rules that asked for it.
+    await watches.apply(next);
+    discovery?.track(next.clusters.keys());
   };
+  const watches = startWatchSupervisor({
+    connection,
+    prefix,
+    ingestQueue,
+    clusterClients,
+    logger,
+    replicaId,
+    leaseTtlMs: opts.leaseTtlMs,
+    metrics,
+  });
+  // Discovery of the source clusters, for the "rule selects nothing" condition: only where status is reported.
+  const discovery =
+    opts.reportStatus && opts.kubeConfig ? startDiscoveryCache({ clients: clusterClients, logger, onChange: () => reportStatus() }) : undefined;
+  let snapshot = configSource.current();
   await apply(config);
   const status =
     opts.reportStatus && opts.kubeConfig
@@ -164,15 +185,23 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           queues: (name) => writeQueues.get(name),
           intervalMs: opts.reportStatus.intervalMs,
           writer: { minIntervalMs: opts.reportStatus.minIntervalMs },
+          watchedResources: () => watches.watchedResources(config),
         })
       : undefined;
-  status?.update(configSource.current());
+  function reportStatus(): void {
+    const known = discovery ? rulesSelectingNothing(snapshot.config, discovery.resourcesOf) : [];
+    status?.update(known.length > 0 ? { ...snapshot, problems: [...snapshot.problems, ...known] } : snapshot);
+  }
+  reportStatus();
   let applying = Promise.resolve();
-  configSource.onChange((snapshot) => {
+  configSource.onChange((next) => {
     applying = applying
-      .then(() => apply(snapshot.config))
-      .then(() => status?.update(snapshot))
-      .then(() => logger.info({ targets: snapshot.config.targets.size, partitions: writers.size, problems: snapshot.problems.length }, 'configuration changed; routes switched'))
+      .then(() => apply(next.config))
+      .then(() => {
+        snapshot = next;
+        reportStatus();
+      })
+      .then(() => logger.info({ targets: next.config.targets.size, partitions: writers.size, problems: next.problems.length }, 'configuration changed; routes switched'))
       .catch((err: unknown) => logger.error({ err }, 'could not apply the changed configuration; the previous one stays in force'));
   });
 
@@ -208,6 +237,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     dashboardReadOnly: opts.dashboardReadOnly,
     queues: allQueues,
     ping: () => connection.ping(),
+    recordAuthors: (cluster, jobs) => recordAuditAuthors(connection, prefix, cluster.name, jobs),
     // Per-cluster rate limits are kept in Valkey: exact over all replicas.
     rateLimit: createClusterRateLimit({ connection, prefix }),
   });
@@ -232,7 +262,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
       await configSource.stop();
       await applying;
+      discovery?.stop();
       await status?.stop();
+      await watches.stop();
       await Promise.all([router.stop(), ...[...writers.values()].map((w) => w.writer.stop())]);
       await closed;
       clearTimeout(drainRequests);

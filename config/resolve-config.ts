@@ -56,14 +56,6 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.kind} ${p.key}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
 }
 
-export interface ResolveOptions {
-  /**
-   * The resources a cluster serves, as `group/resource` ('' group for core), from API discovery; undefined
-   * when unknown (a CONFIG_FILE outside a cluster). When known, a rule that selects none of them is reported.
-   */
-  resourcesOf?: (cluster: string) => ReadonlySet<string> | undefined;
-}
-
 export interface ResolveResult {
   config: ResolvedConfig;
   problems: ConfigProblem[];
@@ -80,7 +72,7 @@ function decodeSecret(secret: SecretObject): Record<string, string> {
   return out;
 }
 
-export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {}): ResolveResult {
+export function resolveConfig(objects: ConfigObjects): ResolveResult {
   const problems: ConfigProblem[] = [];
   const report = (kind: ConfigKind, key: string, field: string, reason: ProblemReason, message: string) =>
     problems.push({ kind, key, field, reason, message });
@@ -201,22 +193,7 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
     // A broken target is reported once, as itself; the rule says only that it waits for it.
     if (!declaredTargets.has(targetKey)) report(kind, key, field, 'GitTargetNotFound', `GitTarget ${targetKey} not found`);
     else if (!targets.has(targetKey)) report(kind, key, field, 'GitTargetNotReady', `GitTarget ${targetKey} is not ready (see its conditions)`);
-    const target = targets.get(targetKey);
-    const known = target ? opts.resourcesOf?.(target.clusterProvider) : undefined;
-    if (target && known) {
-      list.forEach((r, i) => {
-        if (!selectsAny(r, known)) {
-          report(
-            kind,
-            key,
-            `spec.rules[${i}]`,
-            'NoMatchingResources',
-            `no resource of cluster ${target.clusterProvider} matches apiGroups [${r.apiGroups.map((g) => JSON.stringify(g)).join(', ')}] and resources [${r.resources.join(', ')}]: use plural resource names as \`kubectl api-resources\` lists them`,
-          );
-        }
-      });
-    }
-    rules.push({ source: `${kind} ${key}`, namespace, targetKey, rules: list });
+    rules.push({ source: `${kind} ${key}`, kind, key, namespace, targetKey, rules: list });
   };
   for (const wr of unique('WatchRule', objects.WatchRule)) {
     addRule('WatchRule', keyOf(wr), 'spec.targetRef.name', `${wr.metadata.namespace}/${wr.spec.targetRef.name}`, wr.metadata.namespace, wr.spec.rules);
@@ -228,6 +205,31 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
   const partitions: ResolvedConfig['partitions'] = new Map();
   for (const t of targets.values()) partitions.set(t.partition.id, { partition: t.partition, credentials: t.provider.credentials });
   return { config: { clusters, providers, targets, rules, partitions }, problems };
+}
+
+/**
+ * The rules that select nothing their target's cluster serves (a typo in a resource name, a CRD not
+ * installed): `resourcesOf` gives a cluster's resources from API discovery as `group/resource` ('' group
+ * for core), or undefined while unknown (nothing is reported then).
+ */
+export function rulesSelectingNothing(config: ResolvedConfig, resourcesOf: (cluster: string) => ReadonlySet<string> | undefined): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const rule of config.rules) {
+    const target = config.targets.get(rule.targetKey);
+    const known = target ? resourcesOf(target.clusterProvider) : undefined;
+    if (!target || !known) continue;
+    rule.rules.forEach((r, i) => {
+      if (selectsAny(r, known)) return;
+      problems.push({
+        kind: rule.kind,
+        key: rule.key,
+        field: `spec.rules[${i}]`,
+        reason: 'NoMatchingResources',
+        message: `no resource of cluster ${target.clusterProvider} matches apiGroups [${r.apiGroups.map((g) => JSON.stringify(g)).join(', ')}] and resources [${r.resources.join(', ')}]: use plural resource names as \`kubectl api-resources\` lists them`,
+      });
+    });
+  }
+  return problems;
 }
 
 /** Whether a rule selects at least one of the `group/resource` names a cluster serves. */

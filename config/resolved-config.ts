@@ -43,6 +43,9 @@ export interface ResolvedTarget {
 export interface ResolvedRule {
   /** `WatchRule team-a/web` or `ClusterWatchRule all`: where a match came from. */
   source: string;
+  kind: 'WatchRule' | 'ClusterWatchRule';
+  /** `namespace/name` of a WatchRule, `name` of a ClusterWatchRule. */
+  key: string;
   /** A WatchRule selects only objects in its own namespace; a ClusterWatchRule has none. */
   namespace?: string;
   targetKey: string;

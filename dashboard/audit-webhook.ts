@@ -38,6 +38,11 @@ export interface AuditWebhookOptions {
   backpressure?: (incoming: number) => Promise<Refusal | null>;
   /** Takes a batch's events from its cluster's token bucket (clusters with spec.rateLimit); 429 when empty. */
   rateLimit?: ClusterRateLimit;
+  /**
+   * For clusters also in watch mode: remembers who made each stored change (by uid and resourceVersion),
+   * so the watch event of the same change can name its author. Best effort, after the events are stored.
+   */
+  recordAuthors?: (cluster: ClusterSource, jobs: IngestJob[]) => Promise<void>;
 }
 
 type Rejection = { status: number; reason: string; error: string };
@@ -144,6 +149,11 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
         return reject(res, metrics, { status: 503, reason: 'store-failed', error: `could not store the events, retry later: ${(err as Error).message}` });
       }
       metrics.eventsIngested.inc({ cluster: cluster.name }, jobs.length);
+      if (cluster.watch && opts.recordAuthors) {
+        await withTimeout(opts.recordAuthors(cluster, jobs), opts.storeTimeoutMs ?? 10_000).catch((err: unknown) =>
+          opts.logger.warn({ err, cluster: cluster.name }, 'could not record the authors of audit events for the watch join; watch events may name no author'),
+        );
+      }
     }
     opts.logger.info({ cluster: cluster.name, received: parsed.events.length, accepted: jobs.length, skipped }, 'audit batch stored');
     res.status(200).json({ received: parsed.events.length, accepted: jobs.length, skipped });

@@ -7,7 +7,7 @@ import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubern
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { issuePath } from '../config/load-config.js';
-import { emptyConfigObjects, resolveConfig, type ConfigObjects, type ConfigProblem, type ResolveOptions } from '../config/resolve-config.js';
+import { emptyConfigObjects, resolveConfig, type ConfigObjects, type ConfigProblem } from '../config/resolve-config.js';
 import { API_VERSION, SCHEMA_BY_KIND, type SecretObject } from '../config/resource-schemas.js';
 import type { ConfigSnapshot, ConfigSource, ObservedObject, StatusKind } from './config-snapshot.js';
 import { secretReferences } from './secret-references.js';
@@ -34,8 +34,6 @@ export interface KubeConfigSourceOptions {
   secretRefreshMs?: number;
   /** Delay before an informer that failed (API server away, 403) starts again; doubles up to 30 s. @defaultValue 1000 */
   retryMs?: number;
-  /** API discovery per source cluster, for the "rule matches nothing" check. */
-  resourcesOf?: ResolveOptions['resourcesOf'];
 }
 
 type Informer = import('@kubernetes/client-node').Informer<KubernetesObject> & import('@kubernetes/client-node').ObjectCache<KubernetesObject>;
@@ -129,7 +127,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
       }),
     );
     objects.Secret = secrets.filter((s): s is SecretObject => s !== undefined);
-    const resolved = resolveConfig(objects, { resourcesOf: opts.resourcesOf });
+    const resolved = resolveConfig(objects);
     return { config: resolved.config, problems: [...problems, ...resolved.problems], observed };
   };
 

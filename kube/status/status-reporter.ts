@@ -33,11 +33,16 @@ export interface StatusReporterOptions {
   /** Provider probes: intervalMs (default 60 s), timeoutMs (default 15 s), concurrency. */
   probes?: Pick<ProbeScheduleOptions, 'intervalMs' | 'timeoutMs' | 'concurrency' | 'probe'>;
   metrics?: StatusMetrics;
+  /** Read every round, for watches that start and stop between configuration changes (see StatusExtra). */
+  watchedResources?: () => ReadonlyMap<string, number | null>;
 }
 
 export interface StatusExtra {
-  /** Watches running per cluster (ClusterProvider name); a cluster not in the map has none. */
-  watchedResources?: ReadonlyMap<string, number>;
+  /**
+   * Watches running per cluster (ClusterProvider name): a number sets the field, null removes it (not in
+   * watch mode), a cluster not in the map keeps what the cluster shows (another replica watches it).
+   */
+  watchedResources?: ReadonlyMap<string, number | null>;
 }
 
 export interface StatusReporter {
@@ -53,7 +58,7 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
   const probes = startProbeSchedule({ ...opts.probes, onResult: () => request() });
   let snapshot: ConfigSnapshot | undefined;
   /** Kept across updates: an update without extra does not forget what the last one said. */
-  let watched: ReadonlyMap<string, number> | undefined;
+  let watched: ReadonlyMap<string, number | null> | undefined;
   let stopped = false;
   let running: Promise<void> | undefined;
   let again = false;
@@ -86,7 +91,7 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
         progress: obj.kind === 'GitTarget' && progress ? (progress.get(obj.key) ?? {}) : undefined,
         backlog: target ? backlogs.get(target.partition.queueName) : undefined,
         probe: provider ? probes.want(provider) : undefined,
-        watchedResources: obj.kind === 'ClusterProvider' && watched ? (watched.get(obj.name) ?? null) : undefined,
+        watchedResources: obj.kind === 'ClusterProvider' ? (opts.watchedResources?.() ?? watched)?.get(obj.name) : undefined,
       });
       writer.set(obj, desired);
     }

@@ -351,4 +351,28 @@ describe('kube API stand-in on the wire', () => {
     const names = (disc.body.resources as Array<{ name: string }>).map((r) => r.name);
     expect(names).toEqual(expect.arrayContaining(['gittargets', 'gittargets/status', 'clusterwatchrules', 'clusterwatchrules/status']));
   });
+
+  it('serves the type of a CustomResourceDefinition while it exists, and a type added with addType', async () => {
+    const crd: KubeObject = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'widgets.example.test' },
+      spec: { group: 'example.test', scope: 'Cluster', names: { plural: 'widgets', singular: 'widget', kind: 'Widget' }, versions: [{ name: 'v1', served: true, storage: true }] },
+    };
+    expect((await get('/apis/example.test/v1/widgets')).code).toBe(404);
+    const created = await fetch(`${api.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(crd),
+    });
+    expect(created.status).toBe(201);
+    expect((await get('/apis')).body.groups).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'example.test' })]));
+    expect((await get('/apis/example.test/v1')).body.resources).toEqual([expect.objectContaining({ name: 'widgets', kind: 'Widget', namespaced: false })]);
+    api.create({ apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'w1' } });
+    expect(((await get('/apis/example.test/v1/widgets')).body.items as KubeObject[]).map((o) => o.metadata?.name)).toEqual(['w1']);
+    api.delete('apiextensions.k8s.io/v1', 'CustomResourceDefinition', undefined, 'widgets.example.test');
+    expect((await get('/apis/example.test/v1')).code).toBe(404);
+    api.addType({ group: 'example.test', version: 'v2', plural: 'gadgets', singular: 'gadget', kind: 'Gadget', namespaced: true, status: false });
+    expect((await get('/apis/example.test/v2')).body.resources).toEqual([expect.objectContaining({ name: 'gadgets', namespaced: true })]);
+  });
 });

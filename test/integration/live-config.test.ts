@@ -145,27 +145,6 @@ describe.skipIf(skip !== undefined)('configuration from the cluster', () => {
     expect(mine.some((p) => p.key === `${ns}/good` || p.key === `${ns}/team-a` || p.key === cluster)).toBe(false);
   });
 
-  it('reports a rule that selects no resource the cluster serves, when discovery is known', async () => {
-    const remote = await createBareRemote();
-    cleanup.push(() => rm(remote, { recursive: true, force: true }));
-    await baseObjects(remote);
-    await create(watchRuleObject(ns, 'typo', 'team-a', ['configmap']));
-    await create(clusterWatchRuleObject(`${cluster}-all`, { namespace: ns, name: 'team-b' }, ['*'], ['apps']));
-    const served = new Set(['/configmaps', '/secrets', 'apps/deployments']);
-    const s = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, resourcesOf: (c) => (c === cluster ? served : undefined) });
-    cleanup.push(() => s.stop());
-    const problems = s.current().problems.filter((p) => p.key === `${ns}/typo` || p.key === `${cluster}-all`);
-    expect(problems).toEqual([
-      {
-        kind: 'WatchRule',
-        key: `${ns}/typo`,
-        field: 'spec.rules[0]',
-        reason: 'NoMatchingResources',
-        message: `no resource of cluster ${cluster} matches apiGroups [""] and resources [configmap]: use plural resource names as \`kubectl api-resources\` lists them`,
-      },
-    ]);
-  });
-
   it('switches routing when a WatchRule changes while events flow, and loses none', async () => {
     const remote = await createBareRemote();
     cleanup.push(() => rm(remote, { recursive: true, force: true }));

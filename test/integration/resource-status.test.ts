@@ -175,6 +175,14 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
       reason: 'SecretKeyNotFound',
       message: (n) => `spec.audit.tokenSecretRef.key: Secret ${n}/audit-token has no key "nokey"`,
     },
+    {
+      name: 'a WatchRule that selects no resource its cluster serves (found by API discovery)',
+      make: () => [watchRuleObject(ns, 'typo', 'good', ['configmap'])],
+      check: () => watchRuleObject(ns, 'typo', 'good', ['configmap']),
+      reason: 'NoMatchingResources',
+      message: () =>
+        `spec.rules[0]: no resource of cluster ${cluster} matches apiGroups [""] and resources [configmap]: use plural resource names as \`kubectl api-resources\` lists them`,
+    },
   ];
 
   for (const c of cases) {

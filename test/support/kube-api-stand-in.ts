@@ -4,7 +4,8 @@
 // mocked client: a global etcd-like resourceVersion counter, per-object history so that paginated lists
 // are served from a consistent snapshot, compaction that makes old resourceVersions and continue tokens
 // "too old", watch streams with bookmarks, status subresources, and errors as real `Status` objects.
-// Resource types are registry-driven: adding a type is one line in DEFAULT_TYPES.
+// Resource types are registry-driven: adding a type is one line in DEFAULT_TYPES; at run time, addType()
+// or creating a CustomResourceDefinition registers one (served in discovery at once), deleting it removes it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -55,7 +56,29 @@ export const DEFAULT_TYPES: ResourceType[] = [
   { group: CRD_GROUP, version: 'v1alpha1', plural: 'watchrules', singular: 'watchrule', kind: 'WatchRule', namespaced: true, status: true },
   { group: CRD_GROUP, version: 'v1alpha1', plural: 'clusterproviders', singular: 'clusterprovider', kind: 'ClusterProvider', namespaced: false, status: true },
   { group: CRD_GROUP, version: 'v1alpha1', plural: 'clusterwatchrules', singular: 'clusterwatchrule', kind: 'ClusterWatchRule', namespaced: false, status: true },
+  { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', singular: 'customresourcedefinition', kind: 'CustomResourceDefinition', namespaced: false, status: true, shortNames: ['crd', 'crds'] },
 ];
+
+/** The type a CustomResourceDefinition object defines (its storage version, else its first served one). */
+export function typeOfCrd(crd: KubeObject): ResourceType | undefined {
+  const spec = isPlainObject(crd.spec) ? crd.spec : {};
+  const names = isPlainObject(spec.names) ? spec.names : {};
+  const versions = Array.isArray(spec.versions) ? spec.versions.filter(isPlainObject) : [];
+  const version = versions.find((v) => v.storage === true) ?? versions.find((v) => v.served !== false);
+  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+  if (!version || !str(spec.group) || !str(names.plural) || !str(names.kind) || !str(version.name)) return undefined;
+  const subresources = isPlainObject(version.subresources) ? version.subresources : {};
+  return {
+    group: str(spec.group),
+    version: str(version.name),
+    plural: str(names.plural),
+    singular: str(names.singular) || str(names.kind).toLowerCase(),
+    kind: str(names.kind),
+    namespaced: spec.scope !== 'Cluster',
+    status: subresources.status !== undefined,
+    ...(Array.isArray(names.shortNames) ? { shortNames: names.shortNames.filter((n): n is string => typeof n === 'string') } : {}),
+  };
+}
 
 const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
 
@@ -85,6 +108,8 @@ export interface KubeApiStandIn {
   get(apiVersion: string, kind: string, namespace: string | undefined, name: string): KubeObject | undefined;
   /** Forgets history at and before `rv` (default: now): older resourceVersions become "too old" (410). */
   compact(rv?: number): void;
+  /** Serves one more resource type (discovery included), as an installed CRD does. */
+  addType(t: ResourceType): void;
   /** Number of watch streams open right now. */
   openWatches(): number;
   /** Ends every open watch stream from the server side (as an API server restart or LB timeout does). */
@@ -377,7 +402,9 @@ export async function startKubeApiStandIn(opts: StandInOptions = {}): Promise<Ku
       generation: 1,
     };
     if (!t.namespaced) delete obj.metadata.namespace;
-    return commit(t, ns, name, obj, 'ADDED');
+    const out = commit(t, ns, name, obj, 'ADDED');
+    syncCrd(t, undefined, out);
+    return out;
   };
 
   const doReplace = (t: ResourceType, ns: string, name: string, input: KubeObject, mode: 'all' | 'main' | 'status'): KubeObject => {
@@ -414,13 +441,35 @@ export async function startKubeApiStandIn(opts: StandInOptions = {}): Promise<Ku
     else delete next.metadata.namespace;
     const specOf = (o: KubeObject): string => JSON.stringify({ ...o, metadata: undefined, status: undefined, apiVersion: undefined, kind: undefined });
     if (t.status && specOf(next) !== specOf(old)) next.metadata.generation = (old.metadata?.generation ?? 1) + 1;
-    return commit(t, ns, name, next, 'MODIFIED');
+    const out = commit(t, ns, name, next, 'MODIFIED');
+    syncCrd(t, old, out);
+    return out;
   };
 
   const doDelete = (t: ResourceType, ns: string, name: string): KubeObject => {
     const old = current(objKey(t, ns, name));
     if (!old) throw notFound(t, name);
-    return commit(t, ns, name, null, 'DELETED', old);
+    const out = commit(t, ns, name, null, 'DELETED', old);
+    syncCrd(t, old, undefined);
+    return out;
+  };
+
+  const addType = (t: ResourceType): void => {
+    const at = types.findIndex((x) => x.group === t.group && x.version === t.version && x.plural === t.plural);
+    if (at >= 0) types[at] = t;
+    else types.push(t);
+  };
+
+  /** A CustomResourceDefinition's type is served while the CRD exists (a real server: once Established). */
+  const syncCrd = (t: ResourceType, before: KubeObject | undefined, after: KubeObject | undefined): void => {
+    if (t.group !== 'apiextensions.k8s.io' || t.kind !== 'CustomResourceDefinition') return;
+    const old = before && typeOfCrd(before);
+    if (old) {
+      const at = types.findIndex((x) => x.group === old.group && x.version === old.version && x.plural === old.plural);
+      if (at >= 0) types.splice(at, 1);
+    }
+    const now = after && typeOfCrd(after);
+    if (now) addType(now);
   };
 
   /** Objects of a type (in a namespace, or all) as of resourceVersion `at`, sorted by key. */
@@ -720,6 +769,7 @@ export async function startKubeApiStandIn(opts: StandInOptions = {}): Promise<Ku
         else history.set(key, kept);
       }
     },
+    addType,
     openWatches: () => watchers.size,
     async dropWatches() {
       for (const w of watchers) w.res.end();

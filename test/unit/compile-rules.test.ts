@@ -25,11 +25,13 @@ function config(targets: ResolvedTarget[], rules: ResolvedRule[]): ResolvedConfi
 const ALL: ResourceRule = { operations: ['*'], apiGroups: ['*'], resources: ['*'] };
 const watchRule = (namespace: string, targetKey: string, ...rules: ResourceRule[]): ResolvedRule => ({
   source: `WatchRule ${namespace}/w`,
+  kind: 'WatchRule',
+  key: `${namespace}/w`,
   namespace,
   targetKey,
   rules,
 });
-const clusterWatchRule = (targetKey: string, ...rules: ResourceRule[]): ResolvedRule => ({ source: 'ClusterWatchRule c', targetKey, rules });
+const clusterWatchRule = (targetKey: string, ...rules: ResourceRule[]): ResolvedRule => ({ source: 'ClusterWatchRule c', kind: 'ClusterWatchRule', key: 'c', targetKey, rules });
 
 const deploy: ObjectIdentity = { cluster: 'prod', group: 'apps', version: 'v1', resource: 'deployments', namespace: 'shop', name: 'web' };
 const configMap: ObjectIdentity = { cluster: 'prod', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: 'cfg' };

@@ -38,6 +38,15 @@ describe('identityOf', () => {
     });
   });
 
+  it('treats a Namespace as cluster-scoped although the API server names it in objectRef.namespace', () => {
+    expect(identityOf(job({ resource: 'namespaces', namespace: 'shop', name: 'shop', apiGroup: '', apiVersion: 'v1' }))).toMatchObject({
+      group: '',
+      resource: 'namespaces',
+      namespace: '',
+      name: 'shop',
+    });
+  });
+
   it('falls back to the object for group, version, namespace and name', () => {
     const id = identityOf(
       job({ resource: 'clusterroles' }, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'system:controller:foo' } }),

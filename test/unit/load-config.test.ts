@@ -201,12 +201,17 @@ describe('parseConfig: a valid configuration', () => {
     expect(config.rules).toEqual([
       {
         source: 'WatchRule ops/web',
+        kind: 'WatchRule',
+        key: 'ops/web',
         namespace: 'ops',
         targetKey: 'ops/prod',
         rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments'] }],
       },
       {
         source: 'ClusterWatchRule everything',
+        kind: 'ClusterWatchRule',
+        key: 'everything',
+        namespace: undefined,
         targetKey: 'ops/release',
         rules: [{ operations: ['*'], apiGroups: ['*'], resources: ['*'] }],
       },

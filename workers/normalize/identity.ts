@@ -30,12 +30,16 @@ export function identityOf(job: IngestJob): ObjectIdentity {
   const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;
   const fromObject =
     object && typeof object.apiVersion === 'string' ? splitApiVersion(object.apiVersion) : undefined;
+  const group = ref.apiGroup ?? fromObject?.group ?? '';
+  // The API server's request info puts a Namespace's own name into objectRef.namespace; a Namespace is
+  // cluster-scoped all the same (and a watch event of it says so), so one object has one identity.
+  const isNamespace = group === '' && ref.resource === 'namespaces';
   return {
     cluster: job.clusterId,
-    group: ref.apiGroup ?? fromObject?.group ?? '',
+    group,
     version: nonEmptyString(ref.apiVersion) ?? fromObject?.version ?? '',
     resource: ref.resource,
-    namespace: nonEmptyString(ref.namespace) ?? nonEmptyString(metadata?.namespace) ?? '',
+    namespace: isNamespace ? '' : (nonEmptyString(ref.namespace) ?? nonEmptyString(metadata?.namespace) ?? ''),
     name: nonEmptyString(ref.name) ?? nonEmptyString(metadata?.name) ?? '',
   };
 }

@@ -1,0 +1,110 @@
+// Keeps one watch adapter (watch-ingest.ts) per cluster in watch mode, in step with the configuration:
+// a cluster that enters watch mode gets one, one that leaves it (or is removed) has its adapter stopped,
+// and one whose credentials, limits or join settings changed gets a new adapter, which resumes from the
+// stored checkpoints. A change of rules only re-plans the running adapter (no API call, no restart).
+import type { Queue } from 'bullmq';
+import type { Valkey } from 'iovalkey';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../../config/resolved-config.js';
+import type { ServiceMetrics } from '../../dashboard/metrics.js';
+import type { IngestJob } from '../../queues/contracts.js';
+import type { ClusterClients } from '../cluster-clients.js';
+import { planWatches } from './watch-plan.js';
+import { startWatchIngest, watchIngestSettings, type WatchIngest, type WatchIngestOptions } from './watch-ingest.js';
+
+export interface WatchSupervisorOptions {
+  connection: Valkey;
+  prefix: string;
+  ingestQueue: Pick<Queue<IngestJob>, 'addBulk'>;
+  clusterClients: ClusterClients;
+  logger: Logger;
+  replicaId: string;
+  leaseTtlMs: number;
+  metrics?: Pick<ServiceMetrics, 'eventsIngested' | 'eventsSkipped'>;
+  /** Tests shorten discovery and watch timings. */
+  tuning?: Pick<WatchIngestOptions, 'rediscoverIntervalMs' | 'flushIntervalMs' | 'watchTuning'>;
+}
+
+export interface WatchSupervisor {
+  /** Starts, replans, restarts and stops adapters for this configuration. Calls must not overlap. */
+  apply(config: ResolvedConfig): Promise<void>;
+  /**
+   * Per ClusterProvider, for its status: the watches this replica runs (it holds the lease), null for a
+   * cluster not in watch mode; clusters watched by another replica are left out (their count is theirs).
+   */
+  watchedResources(config: ResolvedConfig): Map<string, number | null>;
+  stop(): Promise<void>;
+}
+
+export function startWatchSupervisor(opts: WatchSupervisorOptions): WatchSupervisor {
+  const adapters = new Map<string, { adapter: WatchIngest; fingerprint: string }>();
+  // Read by the adapters' planFor at call time: re-planning always sees the rules in force.
+  let current: ResolvedConfig | undefined;
+
+  const start = (name: string): WatchIngest | undefined => {
+    const source = current?.clusters.get(name);
+    const client = opts.clusterClients.get(name);
+    if (!source || !client) {
+      opts.logger.warn({ cluster: name, why: opts.clusterClients.whyNoClient(name) }, 'cannot watch this cluster: no API client');
+      return undefined;
+    }
+    return startWatchIngest({
+      connection: opts.connection,
+      prefix: opts.prefix,
+      ingestQueue: opts.ingestQueue,
+      kubeConfig: client.kubeConfig,
+      limiter: client.limiter,
+      logger: opts.logger,
+      replicaId: opts.replicaId,
+      leaseTtlMs: opts.leaseTtlMs,
+      metrics: opts.metrics,
+      ...opts.tuning,
+      ...watchIngestSettings(source),
+      planFor: (resources) =>
+        current ? planWatches({ cluster: name, config: current, resources, allowedNamespaces: current.clusters.get(name)?.allowedNamespaces }) : [],
+    });
+  };
+
+  return {
+    async apply(config) {
+      current = config;
+      for (const [name, { adapter }] of adapters) {
+        if (!config.clusters.get(name)?.watch) {
+          adapters.delete(name);
+          await adapter.stop();
+          opts.logger.info({ cluster: name }, 'stopped watching a cluster that left watch mode');
+        }
+      }
+      for (const source of config.clusters.values()) {
+        if (!source.watch) continue;
+        const client = opts.clusterClients.get(source.name);
+        // Whatever the adapter was started with: credentials (by identity of the client), limits, join settings.
+        const fingerprint = JSON.stringify([watchIngestSettings(source), client?.credentials, source.kubeConfig ?? null, source.qps, source.burst]);
+        const running = adapters.get(source.name);
+        if (running?.fingerprint === fingerprint) {
+          running.adapter.replan();
+          continue;
+        }
+        if (running) await running.adapter.stop();
+        const adapter = start(source.name);
+        if (adapter) adapters.set(source.name, { adapter, fingerprint });
+        else adapters.delete(source.name);
+      }
+    },
+    watchedResources(config) {
+      const out = new Map<string, number | null>();
+      for (const source of config.clusters.values()) {
+        if (!source.watch) out.set(source.name, null);
+        else {
+          const running = adapters.get(source.name)?.adapter;
+          if (running?.holdsLease()) out.set(source.name, running.watched().length);
+        }
+      }
+      return out;
+    },
+    async stop() {
+      await Promise.all([...adapters.values()].map(({ adapter }) => adapter.stop()));
+      adapters.clear();
+    },
+  };
+}

@@ -1,0 +1,217 @@
+// One resumable watch against the API-server stand-in (or a real cluster with KUBECONFIG) and a real
+// Valkey: list then watch, resume from the stored resourceVersion without repeats, re-list after 410
+// Gone with DELETED for what vanished meanwhile, restart a list whose continue token expired, and
+// re-delivery when the sink fails (the checkpoint moves only after it stored the changes).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Valkey } from 'iovalkey';
+import { pino } from 'pino';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { openConnection } from '../../queues/connection.js';
+import { watchKeys } from '../../queues/names.js';
+import type { WatchChange } from '../../kube/watch/resumable-watch.js';
+import type { WatchSpec } from '../../kube/watch/watch-plan.js';
+import { kubeSkipReason, standInOnly, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
+
+const skipReason = await kubeSkipReason();
+if (skipReason) console.warn(`skipping resumable-watch.test.ts: ${skipReason}`);
+// Loaded only when client-node can load: the watch imports it.
+const { startResumableWatch } = skipReason ? ({} as typeof import('../../kube/watch/resumable-watch.js')) : await import('../../kube/watch/resumable-watch.js');
+const { openWatchState } = await import('../../kube/watch/watch-state.js');
+
+const logLines: string[] = [];
+const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+
+async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const configMap = (namespace: string, name: string, data: Record<string, string> = { k: name }): KubernetesObject & { data: Record<string, string> } => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, namespace },
+  data,
+});
+
+/** A real cluster puts this ConfigMap into every namespace; it is not one of the test's. */
+const ROOT_CA = 'kube-root-ca.crt';
+const nameOf = (c: WatchChange): string => String((c.object.metadata as { name: string }).name);
+
+/** `TYPE name` of each change, in order. */
+const seen = (changes: WatchChange[]): string[] => changes.map((c) => `${c.type} ${nameOf(c)}`);
+
+describe.skipIf(skipReason)('resumable watch', () => {
+  let valkey: TestValkey;
+  let connection: Valkey;
+  let target: KubeTarget;
+
+  beforeAll(async () => {
+    valkey = await startTestValkey();
+    connection = openConnection(valkey.url);
+    target = await startKubeTarget({ bookmarkIntervalMs: 100 });
+  });
+  afterAll(async () => {
+    await target?.stop();
+    await connection?.quit();
+    await valkey?.stop();
+  });
+
+  async function setup() {
+    const namespace = await target.namespace();
+    const prefix = uniquePrefix('rw');
+    const spec: WatchSpec = { key: `/v1/configmaps@${namespace}`, group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true, namespace };
+    const keys = watchKeys(prefix, 'c1').state(spec.key);
+    const state = openWatchState({ connection, keys });
+    const received: WatchChange[] = [];
+    let hook: ((changes: WatchChange[]) => Promise<void> | void) | undefined;
+    const start = (pageSize?: number) =>
+      startResumableWatch({
+        kubeConfig: target.kubeConfig(),
+        spec,
+        state,
+        logger,
+        pageSize,
+        backoff: { initialMs: 50, maxMs: 200 },
+        sink: async (changes) => {
+          await hook?.(changes);
+          received.push(...changes.filter((c) => nameOf(c) !== ROOT_CA));
+        },
+      });
+    return { namespace, keys, state, received, start, setHook: (h: typeof hook) => (hook = h) };
+  }
+
+  it('lists, then watches: creates, updates and deletes in order; the checkpoint and known objects follow', async () => {
+    const t = await setup();
+    await target.create(configMap(t.namespace, 'a'));
+    await target.create(configMap(t.namespace, 'b'));
+    const w = t.start();
+    await until('the list', () => t.received.length >= 2);
+    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b']);
+    expect(t.received.every((c) => c.origin === 'relist' && c.object.apiVersion === 'v1' && c.object.kind === 'ConfigMap')).toBe(true);
+    await target.patch(configMap(t.namespace, 'a', { k: 'a2' }));
+    await target.remove(configMap(t.namespace, 'b'));
+    const c = await target.create(configMap(t.namespace, 'c'));
+    await until('the watch events', () => t.received.length >= 5);
+    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'MODIFIED a', 'DELETED b', 'ADDED c']);
+    expect(t.received.slice(2).every((ch) => ch.origin === 'watch')).toBe(true);
+    // The checkpoint is at least c's change once it was handed over (a bookmark may carry it further).
+    await until('the checkpoint', async () => BigInt((await t.state.checkpoint()) ?? '0') >= BigInt(c.metadata!.resourceVersion!));
+    const known = await t.state.known();
+    known.delete(`${t.namespace}/${ROOT_CA}`);
+    expect([...known.keys()].sort()).toEqual([`${t.namespace}/a`, `${t.namespace}/c`]);
+    expect(known.get(`${t.namespace}/c`)).toEqual({ resourceVersion: c.metadata!.resourceVersion, uid: c.metadata!.uid });
+    await w.stop();
+  });
+
+  it('resumes after stop/start from the stored resourceVersion: only what changed meanwhile, nothing twice', async () => {
+    const t = await setup();
+    await target.create(configMap(t.namespace, 'x'));
+    let w = t.start();
+    await until('x', () => t.received.length >= 1);
+    await w.stop();
+    t.received.length = 0;
+    await target.create(configMap(t.namespace, 'y'));
+    await target.patch(configMap(t.namespace, 'x', { k: 'x2' }));
+    w = t.start();
+    await until('the changes made while stopped', () => t.received.length >= 2);
+    await new Promise((r) => setTimeout(r, 300)); // a repeat would come now
+    expect(seen(t.received)).toEqual(['ADDED y', 'MODIFIED x']);
+    expect(t.received.every((c) => c.origin === 'watch')).toBe(true);
+    await w.stop();
+  });
+
+  it('after compaction (410 Gone) re-lists: DELETED for what vanished meanwhile, nothing for unchanged objects', async (ctx) => {
+    if (standInOnly(target, 'compaction')) return ctx.skip();
+    const t = await setup();
+    await target.create(configMap(t.namespace, 'a'));
+    const b = await target.create(configMap(t.namespace, 'b'));
+    await target.create(configMap(t.namespace, 'c'));
+    let w = t.start();
+    await until('the list', () => t.received.length >= 3);
+    await w.stop();
+    t.received.length = 0;
+    await target.remove(configMap(t.namespace, 'b'));
+    await target.patch(configMap(t.namespace, 'c', { k: 'c2' }));
+    await target.create(configMap(t.namespace, 'd'));
+    target.standIn!.compact();
+    w = t.start();
+    await until('the re-list', () => t.received.length >= 3);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen(t.received).sort()).toEqual(['ADDED d', 'DELETED b', 'MODIFIED c']);
+    expect(logLines.some((l) => l.includes('410 Gone') && l.includes(t.namespace))).toBe(true);
+    expect(t.received.every((c) => c.origin === 'relist')).toBe(true);
+    const deleted = t.received.find((c) => c.type === 'DELETED')!;
+    expect(deleted.object).toMatchObject({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'b', namespace: t.namespace, uid: b.metadata!.uid } });
+    expect(Number((deleted.object.metadata as { resourceVersion: string }).resourceVersion)).toBeGreaterThan(Number(b.metadata!.resourceVersion));
+    expect([...(await t.state.known()).keys()].filter((k) => !k.endsWith(ROOT_CA)).sort()).toEqual([`${t.namespace}/a`, `${t.namespace}/c`, `${t.namespace}/d`]);
+    // And it watches on from the list.
+    await target.create(configMap(t.namespace, 'e'));
+    await until('e', () => t.received.length >= 4);
+    expect(seen(t.received).at(-1)).toBe('ADDED e');
+    await w.stop();
+  });
+
+  it('reconnects from the checkpoint when the server ends the stream, without repeats', async (ctx) => {
+    if (standInOnly(target, 'dropping every watch')) return ctx.skip();
+    const t = await setup();
+    await target.create(configMap(t.namespace, 'a'));
+    const w = t.start();
+    await until('a', () => t.received.length >= 1);
+    await until('the watch', () => target.standIn!.openWatches() > 0);
+    await target.standIn!.dropWatches();
+    await target.create(configMap(t.namespace, 'b'));
+    await until('b', () => t.received.length >= 2);
+    await until('the watch again', () => target.standIn!.openWatches() > 0);
+    await target.standIn!.dropWatches();
+    await target.patch(configMap(t.namespace, 'a', { k: 'a2' }));
+    await until('a changed', () => t.received.length >= 3);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'MODIFIED a']);
+    await w.stop();
+  });
+
+  it('restarts a list whose continue token expired, and hands each object over once', async (ctx) => {
+    if (standInOnly(target, 'compaction during a list')) return ctx.skip();
+    const t = await setup();
+    for (const n of ['a', 'b', 'c', 'd', 'e']) await target.create(configMap(t.namespace, n));
+    let compacted = false;
+    t.setHook(() => {
+      // After the first page was handed over, the snapshot behind the continue token goes away.
+      if (!compacted) {
+        target.standIn!.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'later', namespace: 'elsewhere' } });
+        target.standIn!.compact();
+      }
+      compacted = true;
+    });
+    const w = t.start(2);
+    await until('the list', () => t.received.length >= 5);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'ADDED c', 'ADDED d', 'ADDED e']);
+    expect(logLines.some((l) => l.includes('list continue token expired') && l.includes(t.namespace))).toBe(true);
+    await w.stop();
+  });
+
+  it('delivers again what the sink failed to store; the checkpoint waits for it', async () => {
+    const t = await setup();
+    const w = t.start();
+    await until('the first checkpoint', () => t.state.checkpoint());
+    let failures = 0;
+    t.setHook((changes) => {
+      if (changes.some((c) => c.type === 'ADDED') && failures++ === 0) throw new Error('Valkey said no');
+    });
+    const before = await t.state.checkpoint();
+    const a = await target.create(configMap(t.namespace, 'a'));
+    await until('a, after a retry', () => t.received.length >= 1);
+    expect(failures).toBe(2);
+    expect(seen(t.received)).toEqual(['ADDED a']);
+    expect(BigInt((await t.state.checkpoint())!)).toBeGreaterThanOrEqual(BigInt(a.metadata!.resourceVersion!));
+    expect(BigInt(before!)).toBeLessThan(BigInt(a.metadata!.resourceVersion!));
+    await w.stop();
+  });
+});
