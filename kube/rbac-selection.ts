@@ -25,6 +25,8 @@ export interface SelectedResource {
   resource: string;
   /** The wanted verbs the resource serves (all wanted verbs without discovery). */
   verbs: string[];
+  /** Known from discovery only. */
+  namespaced?: boolean;
 }
 
 export type Selection = { kind: 'resources'; resources: SelectedResource[] } | { kind: 'needs-discovery' };
@@ -61,7 +63,7 @@ export function selectResources(rule: ResourceRule, scope: SelectionScope, disco
     // One entry per group and resource, whatever the number of versions serving it.
     const key = `${r.group}/${r.resource}`;
     const prev = found.get(key);
-    found.set(key, { group: r.group, resource: r.resource, verbs: [...new Set([...(prev?.verbs ?? []), ...verbs])] });
+    found.set(key, { group: r.group, resource: r.resource, verbs: [...new Set([...(prev?.verbs ?? []), ...verbs])], namespaced: r.namespaced });
   }
   return { kind: 'resources', resources: [...found.values()] };
 }

@@ -3,7 +3,7 @@
 // references and (optionally) API discovery in; grants out.
 //
 // - Its configuration: get/list/watch on the five gitopsreverser.io kinds cluster-wide (informers), and
-//   patch/update only on their /status subresources (conditions), never on the objects themselves.
+//   patch only on their /status subresources (conditions), never on the objects themselves.
 // - Referenced Secrets: get by name (resourceNames), in a Role of each Secret's namespace; never list or
 //   watch, which would expose every Secret of the namespace.
 // - Source objects, only for clusters read with the service's own credentials (ClusterSource.kubeConfig
@@ -11,8 +11,9 @@
 //   in watch mode; on exactly the resources the rules select. WatchRules grant in a Role of their own
 //   namespace, ClusterWatchRules in the ClusterRole. A cluster read through a kubeconfig Secret needs
 //   nothing here: that kubeconfig's identity is authorised in its own cluster.
-// - CustomResourceDefinitions list/watch, only when a wildcard rule reads the local cluster: the service
-//   must see CRDs come and go to expand the wildcard again (and rerunning this with --discover grants them).
+// - CustomResourceDefinitions list/watch, only when a wildcard rule reads the local cluster or it is watched:
+//   the service must see CRDs come and go to expand the wildcard again (and rerunning this with --discover
+//   grants them). A cluster with allowedNamespaces is read in those namespaces only.
 // Not needed, hence not granted: events (the service records none), leases (Valkey holds them), any `*`.
 import { CRD_GROUP, CRD_SPECS } from '../config/crd-definitions.js';
 import type { ResolvedConfig } from '../config/resolved-config.js';
@@ -71,6 +72,7 @@ export function rbacNeeds(input: RbacInput): RbacNeeds {
   for (const s of input.secrets) grants.grant(s.namespace, '', 'secrets', FETCH, s.name);
 
   let wildcardOnLocalCluster = false;
+  let watchOnLocalCluster = false;
   for (const rule of config.rules) {
     const target = config.targets.get(rule.targetKey);
     const cluster = target ? config.clusters.get(target.clusterProvider) : undefined;
@@ -89,10 +91,16 @@ export function rbacNeeds(input: RbacInput): RbacNeeds {
         return;
       }
       if (selection.resources.length === 0) notes.push(`${rule.source}: spec.rules[${index}] selects no resource the cluster serves; nothing granted`);
-      for (const s of selection.resources) grants.grant(scope, s.group, s.resource, s.verbs);
+      for (const s of selection.resources) {
+        // A cluster limited to some namespaces is read only there (the watches are per allowed namespace).
+        const scopes = scope === CLUSTER_SCOPE && s.namespaced && cluster.allowedNamespaces ? cluster.allowedNamespaces : [scope];
+        for (const sc of scopes) grants.grant(sc, s.group, s.resource, s.verbs);
+      }
     });
+    if (cluster.watch) watchOnLocalCluster = true;
   }
-  if (wildcardOnLocalCluster) grants.grant(CLUSTER_SCOPE, 'apiextensions.k8s.io', 'customresourcedefinitions', ['list', 'watch']);
+  // The watch adapter follows CRDs as they come and go (wildcards, and rules naming a CRD not yet installed).
+  if (wildcardOnLocalCluster || watchOnLocalCluster) grants.grant(CLUSTER_SCOPE, 'apiextensions.k8s.io', 'customresourcedefinitions', ['list', 'watch']);
 
   return {
     cluster: grants.rules(CLUSTER_SCOPE),

@@ -353,3 +353,24 @@ describe('PermissionSet', () => {
     expect(set.rules('ns')).toEqual([{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }]);
   });
 });
+
+describe('rbacNeeds of a watched cluster limited to some namespaces', () => {
+  const limited = configYaml().replace('  watch: { enabled: true }\n', '  watch: { enabled: true }\n  allowedNamespaces: [shop, payments]\n');
+
+  it('reads namespaced types in the allowed namespaces only, cluster-scoped ones cluster-wide, and follows CRDs', () => {
+    const needs = needsOf(
+      limited.replace(
+        '    - { operations: ["*"], apiGroups: ["apps"], resources: ["*"] }',
+        '    - { operations: ["*"], apiGroups: ["apps", "rbac.authorization.k8s.io"], resources: ["deployments", "clusterroles"] }',
+      ),
+      DISCOVERED,
+    );
+    // edge watches: CRDs are followed even without a wildcard.
+    expect(needs.cluster).toContainEqual(CRD_WATCH);
+    expect(needs.cluster).toContainEqual({ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get', 'list', 'watch'] });
+    expect(needs.cluster.some((rule) => rule.resources.includes('deployments'))).toBe(false);
+    for (const ns of ['shop', 'payments']) {
+      expect(needs.namespaces.find((n) => n.namespace === ns)?.rules).toContainEqual({ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch'] });
+    }
+  });
+});
