@@ -33,7 +33,7 @@ async function ownKubeConfig(env: ServiceEnv): Promise<KubeConfig | undefined> {
 async function loadConfiguration(env: ServiceEnv, logger: Logger, kubeConfig: KubeConfig | undefined): Promise<ConfigSource> {
   if (env.CONFIG_SOURCE === 'kubernetes' && kubeConfig) {
     logger.info({ server: kubeConfig.getCurrentCluster()?.server }, 'reading the configuration from the cluster (gitopsreverser.io objects)');
-    return startKubeConfigSource({ kubeConfig, logger });
+    return startKubeConfigSource({ kubeConfig, logger, allowLocalRepositories: env.ALLOW_LOCAL_GIT_REPOSITORIES });
   }
   if (env.CONFIG_SOURCE === 'file' && env.CONFIG_FILE) {
     const config = await loadConfigFile(env.CONFIG_FILE);
@@ -111,6 +111,9 @@ async function main(): Promise<void> {
     logger.info('stopped');
     process.exit(code);
   };
+  // A library promise nobody awaits (client-node re-opening a watch after a normal end can reject there)
+  // must not take the service down: say it, loudly, and go on; the informers restart themselves.
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled promise rejection'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
@@ -119,7 +122,7 @@ main().catch(async (err: unknown) => {
   await embedded?.stop().catch(() => undefined);
   // Configuration and environment errors already say everything: print them without a stack.
   const e = err as Error;
-  const plain = ['ConfigError', 'EnvError', 'ValkeyBinaryMissingError'].includes(e.name);
+  const plain = ['ConfigError', 'EnvError', 'ValkeyBinaryMissingError', 'ConfigSourceError'].includes(e.name);
   process.stderr.write(`gitops-reverser: ${plain ? e.message : (e.stack ?? String(e))}\n`);
   process.exit(1);
 });

@@ -15,12 +15,13 @@ import { createMetrics, registerQueueGauges, type ServiceMetrics } from './dashb
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
-import { INGEST_QUEUE, type Partition } from './queues/names.js';
+import { INGEST_QUEUE, statusKeys, type Partition } from './queues/names.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ClusterClients } from './kube/cluster-clients.js';
-import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
+import { fixedConfigSource, type ConfigSnapshot, type ConfigSource } from './kube/config-snapshot.js';
+import { startLeaderElection, type LeaderElection } from './queues/leader.js';
 import { createObjectFetcher } from './kube/object-fetcher.js';
-import { startStatusReporter } from './kube/status/status-reporter.js';
+import { startStatusReporter, type StatusReporter } from './kube/status/status-reporter.js';
 import { startDiscoveryCache } from './kube/discovery-cache.js';
 import { recordAuditAuthors } from './kube/watch/audit-join.js';
 import { startWatchSupervisor } from './kube/watch/watch-supervisor.js';
@@ -45,6 +46,8 @@ export interface ServiceOptions {
    * when the configuration comes from the cluster.
    */
   reportStatus?: { intervalMs?: number; minIntervalMs?: number };
+  /** How often partitions no longer configured are checked for retirement (two empty checks in a row). @defaultValue 60000 */
+  retireCheckMs?: number;
   /** Serve HTTPS (and ask for client certificates when a client CA is given). */
   tls?: TlsFiles;
   valkeyUrl: string;
@@ -128,25 +131,23 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const clusterClients = new ClusterClients({ defaultKubeConfig: opts.kubeConfig });
   let config = configSource.current().config;
   let routes = compileRules(config);
+  const ensureQueue = (partition: Partition): void => {
+    if (writeQueues.has(partition.queueName)) return;
+    const queue = new Queue<WriteJob>(partition.queueName, { connection, prefix });
+    writeQueues.set(partition.queueName, queue);
+    board.addQueue(queue as Queue);
+  };
   /**
-   * Makes a configuration the one in force. The partitions' queues and writers exist BEFORE the new routes
-   * do, so the router never routes to a partition that has nowhere to go: an event is routed by the old
-   * rules or by the new ones, and lost by neither. A writer whose partition is no longer configured keeps
-   * running until the service stops: what was routed to it before the change is still written.
+   * Makes a configuration the one in force. The queues and writers of new partitions exist BEFORE the new
+   * routes do, so the router never routes to a partition that has nowhere to go: an event is routed by the
+   * old rules or by the new ones, and lost by neither. Clusters and routes switch before a writer whose
+   * credentials changed is replaced (that waits for its batch in flight; its queue holds the jobs meanwhile).
+   * A partition no longer configured keeps its writer until its queue is drained (retireDrainedPartitions).
    */
   const apply = async (next: ResolvedConfig): Promise<void> => {
     for (const { partition, credentials } of next.partitions.values()) {
-      if (!writeQueues.has(partition.queueName)) {
-        const queue = new Queue<WriteJob>(partition.queueName, { connection, prefix });
-        writeQueues.set(partition.queueName, queue);
-        board.addQueue(queue as Queue);
-      }
-      const fingerprint = JSON.stringify(credentials ?? null);
-      const running = writers.get(partition.id);
-      if (running?.credentials === fingerprint) continue;
-      // New credentials: the writer hands its batch back and releases the lease, a new one takes over.
-      if (running) await running.writer.stop();
-      writers.set(partition.id, { writer: startWriter(partition, credentials), credentials: fingerprint });
+      ensureQueue(partition);
+      if (!writers.has(partition.id)) writers.set(partition.id, { writer: startWriter(partition, credentials), credentials: JSON.stringify(credentials ?? null) });
     }
     clusterClients.update(next.clusters);
     const certOnly = [...next.clusters.values()].filter((c) => c.clientCommonName && !c.token).map((c) => c.name);
@@ -155,9 +156,48 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     }
     config = next;
     routes = compileRules(next);
+    for (const { partition, credentials } of next.partitions.values()) {
+      const fingerprint = JSON.stringify(credentials ?? null);
+      const running = writers.get(partition.id);
+      if (!running || running.credentials === fingerprint) continue;
+      // New credentials: the writer hands its batch back and releases the lease, a new one takes over.
+      await running.writer.stop();
+      writers.set(partition.id, { writer: startWriter(partition, credentials), credentials: fingerprint });
+    }
     // After the routes: what a new watch delivers is routed by the rules that asked for it.
     await watches.apply(next);
     discovery?.track(next.clusters.keys());
+  };
+  /**
+   * Stops the writer and closes the queue of each partition that is no longer configured and was empty at
+   * the previous check too: a router batch routed by the old rules just before the switch has landed by then.
+   */
+  const emptyUnconfigured = new Set<string>();
+  const retireDrainedPartitions = async (): Promise<void> => {
+    const configured = new Set([...config.partitions.values()].map((p) => p.partition.queueName));
+    for (const [name, queue] of writeQueues) {
+      if (configured.has(name)) {
+        emptyUnconfigured.delete(name);
+        continue;
+      }
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      const empty = Object.values(counts).every((n) => n === 0);
+      if (!empty || !emptyUnconfigured.has(name)) {
+        if (empty) emptyUnconfigured.add(name);
+        else emptyUnconfigured.delete(name);
+        continue;
+      }
+      const [id, entry] = [...writers.entries()].find(([, w]) => w.writer.partition.queueName === name) ?? [];
+      if (id && entry) {
+        writers.delete(id);
+        await entry.writer.stop();
+      }
+      writeQueues.delete(name);
+      board.removeQueue(name);
+      emptyUnconfigured.delete(name);
+      await queue.close();
+      logger.info({ queue: name }, 'retired the writer of a partition no longer configured, its queue drained');
+    }
   };
   const watches = startWatchSupervisor({
     connection,
@@ -174,7 +214,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     opts.reportStatus && opts.kubeConfig ? startDiscoveryCache({ clients: clusterClients, logger, onChange: () => reportStatus() }) : undefined;
   let snapshot = configSource.current();
   await apply(config);
-  const status =
+  const status: StatusReporter | undefined =
     opts.reportStatus && opts.kubeConfig
       ? startStatusReporter({
           kubeConfig: opts.kubeConfig,
@@ -186,24 +226,63 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           intervalMs: opts.reportStatus.intervalMs,
           writer: { minIntervalMs: opts.reportStatus.minIntervalMs },
           watchedResources: () => watches.watchedResources(config),
+          leader: (): boolean => statusLeader?.isLeader() ?? false,
         })
       : undefined;
+  // One replica reports status (and probes the repositories): the holder of the status lease.
+  const statusLeader: LeaderElection | undefined = status
+    ? startLeaderElection({
+        connection,
+        keys: statusKeys(prefix),
+        replicaId,
+        leaseTtlMs: opts.leaseTtlMs,
+        logger,
+        role: 'status reporter',
+        onChange: (leader) => status.leadershipChanged(leader),
+      })
+    : undefined;
+  /** The snapshot with the problems only discovery can tell (rules that select nothing the cluster serves). */
+  const forStatus = (s: ConfigSnapshot): ConfigSnapshot => {
+    const known = discovery ? rulesSelectingNothing(s.config, discovery.resourcesOf) : [];
+    return known.length > 0 ? { ...s, problems: [...s.problems, ...known] } : s;
+  };
   function reportStatus(): void {
-    const known = discovery ? rulesSelectingNothing(snapshot.config, discovery.resourcesOf) : [];
-    status?.update(known.length > 0 ? { ...snapshot, problems: [...snapshot.problems, ...known] } : snapshot);
+    status?.update(forStatus(snapshot));
   }
   reportStatus();
   let applying = Promise.resolve();
-  configSource.onChange((next) => {
+  let latest = snapshot;
+  let retryApply: NodeJS.Timeout | undefined;
+  const applyLatest = (): void => {
+    const next = latest;
     applying = applying
       .then(() => apply(next.config))
       .then(() => {
         snapshot = next;
         reportStatus();
+        logger.info({ targets: next.config.targets.size, partitions: writers.size, problems: next.problems.length }, 'configuration changed; routes switched');
       })
-      .then(() => logger.info({ targets: next.config.targets.size, partitions: writers.size, problems: next.problems.length }, 'configuration changed; routes switched'))
-      .catch((err: unknown) => logger.error({ err }, 'could not apply the changed configuration; the previous one stays in force'));
+      .catch((err: unknown) => {
+        // Whatever failed is tried again (with the newest configuration by then), not left until the next change.
+        logger.error({ err }, 'could not apply the changed configuration completely; trying again in 5 s');
+        clearTimeout(retryApply);
+        retryApply = setTimeout(applyLatest, 5000);
+        retryApply.unref();
+      });
+  };
+  configSource.onChange((next) => {
+    latest = next;
+    applyLatest();
   });
+  configSource.onObserved((next) => {
+    latest = next;
+    snapshot = { ...snapshot, observed: next.observed };
+    status?.observe(forStatus(snapshot));
+  });
+  const retireTimer = setInterval(() => {
+    applying = applying.then(retireDrainedPartitions).catch((err: unknown) => logger.warn({ err }, 'retiring unconfigured partitions failed'));
+  }, opts.retireCheckMs ?? 60_000);
+  retireTimer.unref();
 
   const router = startRouter({
     connection,
@@ -261,8 +340,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       // A request in flight gets a moment to finish; a keep-alive client must not hold the shutdown.
       const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
       await configSource.stop();
+      clearInterval(retireTimer);
+      clearTimeout(retryApply);
       await applying;
       discovery?.stop();
+      await statusLeader?.stop();
       await status?.stop();
       await watches.stop();
       await Promise.all([router.stop(), ...[...writers.values()].map((w) => w.writer.stop())]);

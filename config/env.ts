@@ -18,6 +18,11 @@ const EnvSchema = z.object({
    * @defaultValue file when CONFIG_FILE is set, else kubernetes inside a Pod (KUBERNETES_SERVICE_HOST), else demo
    */
   CONFIG_SOURCE: z.enum(['file', 'kubernetes', 'demo']).optional(),
+  /**
+   * @defaultValue false — with CONFIG_SOURCE=kubernetes, whether a GitProvider may name a local path or
+   * file:// URL (anyone who may write a GitProvider could otherwise reach the service's own files).
+   */
+  ALLOW_LOCAL_GIT_REPOSITORIES: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Set by Kubernetes in every Pod; read only to choose the default CONFIG_SOURCE. */
   KUBERNETES_SERVICE_HOST: z.string().optional(),
   /** @defaultValue ./.data — embedded Valkey's AOF, Git mirrors, the demo repository. */

@@ -6,6 +6,8 @@
 // provider), with a problem that points at the cause.
 import picomatch from 'picomatch';
 import { partitionOf } from '../queues/names.js';
+import { redactURL, remoteKind } from '../workers/git-writer/git-remote.js';
+import { parseSecretKubeConfig } from '../kube/secret-kubeconfig.js';
 import { UnsafePathError, validateBasePath } from '../workers/route/path-layout.js';
 import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from './resolved-config.js';
 import type { ClusterProvider, ClusterWatchRule, ConfigKind, GitProvider, GitTarget, ResourceRule, SecretObject, WatchRule } from './resource-schemas.js';
@@ -40,7 +42,11 @@ export type ProblemReason =
   | 'PathOverlap'
   | 'GitTargetNotFound'
   | 'GitTargetNotReady'
-  | 'NoMatchingResources';
+  | 'NoMatchingResources'
+  | 'PartitionConflict'
+  | 'DuplicateCommonName'
+  | 'LocalRepositoryRefused'
+  | 'InvalidKubeConfig';
 
 export interface ConfigProblem {
   kind: ConfigKind;
@@ -72,7 +78,16 @@ function decodeSecret(secret: SecretObject): Record<string, string> {
   return out;
 }
 
-export function resolveConfig(objects: ConfigObjects): ResolveResult {
+export interface ResolveOptions {
+  /**
+   * Whether a GitProvider may name a local path or file:// URL. True for a CONFIG_FILE (its author runs the
+   * service); false by default for configuration from the cluster, where anyone who may write a GitProvider
+   * could otherwise read or overwrite the service's own files (other partitions' mirrors under DATA_DIR).
+   */
+  allowLocalRepositories?: boolean;
+}
+
+export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {}): ResolveResult {
   const problems: ConfigProblem[] = [];
   const report = (kind: ConfigKind, key: string, field: string, reason: ProblemReason, message: string) =>
     problems.push({ kind, key, field, reason, message });
@@ -94,8 +109,14 @@ export function resolveConfig(objects: ConfigObjects): ResolveResult {
   const secrets = new Map(unique('Secret', objects.Secret).map((s) => [keyOf(s), decodeSecret(s)]));
 
   const clusters = new Map<string, ClusterSource>();
+  const commonNames = new Map<string, string>();
   for (const cp of unique('ClusterProvider', objects.ClusterProvider)) {
     const name = cp.metadata.name;
+    const cn = cp.spec.audit?.clientCertificate?.commonName;
+    // One certificate subject, one cluster: otherwise either cluster's API server could send as the other.
+    if (cn !== undefined && commonNames.has(cn)) {
+      report('ClusterProvider', name, 'spec.audit.clientCertificate.commonName', 'DuplicateCommonName', `"${cn}" is already the certificate of ClusterProvider ${commonNames.get(cn)}`);
+    } else if (cn !== undefined) commonNames.set(cn, name);
     const secretValue = (field: string, ref: { name: string; namespace: string; key: string }): string | undefined => {
       const secret = secrets.get(`${ref.namespace}/${ref.name}`);
       const value = secret?.[ref.key];
@@ -106,6 +127,11 @@ export function resolveConfig(objects: ConfigObjects): ResolveResult {
     };
     const token = cp.spec.audit?.tokenSecretRef ? secretValue('spec.audit.tokenSecretRef', cp.spec.audit.tokenSecretRef) : undefined;
     const kubeConfig = cp.spec.kubeConfigSecretRef ? secretValue('spec.kubeConfigSecretRef', cp.spec.kubeConfigSecretRef) : undefined;
+    if (kubeConfig !== undefined) {
+      // Untrusted input: only inline credentials are accepted (no exec, auth plugins or local files).
+      const parsed = parseSecretKubeConfig(kubeConfig);
+      if (!parsed.ok) report('ClusterProvider', name, 'spec.kubeConfigSecretRef', 'InvalidKubeConfig', `the kubeconfig ${parsed.problem}`);
+    }
     if (broken('ClusterProvider', name)) continue;
     clusters.set(name, {
       name,
@@ -128,7 +154,16 @@ export function resolveConfig(objects: ConfigObjects): ResolveResult {
     if (gp.spec.secretRef) {
       credentials = secrets.get(`${gp.metadata.namespace}/${gp.spec.secretRef.name}`);
       if (!credentials) report('GitProvider', key, 'spec.secretRef', 'SecretNotFound', `Secret ${gp.metadata.namespace}/${gp.spec.secretRef.name} not found`);
-    } else if (/^(https?|ssh):\/\//.test(gp.spec.url) || /^[^/]+@[^:]+:/.test(gp.spec.url)) {
+    }
+    if (opts.allowLocalRepositories === false && remoteKind(gp.spec.url) === 'local') {
+      report(
+        'GitProvider',
+        key,
+        'spec.url',
+        'LocalRepositoryRefused',
+        'a local repository path is refused when the configuration comes from the cluster (it could reach the service\'s own files); use a remote URL, or set ALLOW_LOCAL_GIT_REPOSITORIES=true',
+      );
+    } else if (!gp.spec.secretRef && (/^(https?|ssh):\/\//.test(gp.spec.url) || /^[^/]+@[^:]+:/.test(gp.spec.url))) {
       // Public https remotes can be fetched anonymously but never pushed to: say so now, not at the first push.
       report('GitProvider', key, 'spec.secretRef', 'CredentialsRequired', `required for remote URL ${gp.spec.url}`);
     }
@@ -140,6 +175,7 @@ export function resolveConfig(objects: ConfigObjects): ResolveResult {
   // Where each target would write, even one that is broken otherwise: two targets in one folder of a
   // branch are reported whatever else is wrong with them.
   const placements: Placement[] = [];
+  const partitionOwners = new Map<string, ResolvedTarget>();
   for (const gt of unique('GitTarget', objects.GitTarget)) {
     const key = keyOf(gt);
     // Every problem of a target is reported, even when an earlier one already makes it unusable.
@@ -179,7 +215,22 @@ export function resolveConfig(objects: ConfigObjects): ResolveResult {
     if (declared) placements.push({ key, partitionId: partitionOf(declared.spec.url, gt.spec.branch).id, path });
     if (provider && !broken('GitTarget', key)) {
       const partition = partitionOf(provider.url, gt.spec.branch);
-      targets.set(key, { key, provider, branch: gt.spec.branch, path, clusterProvider: clusterName, partition });
+      // A partition is pushed with one set of credentials: a target may not join it through a GitProvider
+      // with other credentials (another tenant's spelling of the same repository would borrow its token).
+      const owner = partitionOwners.get(partition.id);
+      if (owner && owner.provider.key !== provider.key && JSON.stringify(owner.provider.credentials ?? null) !== JSON.stringify(provider.credentials ?? null)) {
+        report(
+          'GitTarget',
+          key,
+          'spec.providerRef.name',
+          'PartitionConflict',
+          `repository ${redactURL(provider.url)} branch ${gt.spec.branch} is already written by GitTarget ${owner.key} through GitProvider ${owner.provider.key} with other credentials; use that GitProvider or another branch`,
+        );
+        continue;
+      }
+      const target = { key, provider, branch: gt.spec.branch, path, clusterProvider: clusterName, partition };
+      if (!owner) partitionOwners.set(partition.id, target);
+      targets.set(key, target);
     }
   }
   for (const [mine, other] of overlappingPaths(placements)) {

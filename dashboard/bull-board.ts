@@ -12,6 +12,8 @@ export interface BullBoard {
   router: Router;
   /** For partition queues that appear at run time. */
   addQueue(queue: Queue): void;
+  /** For partitions retired at run time. */
+  removeQueue(name: string): void;
 }
 
 export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBoard {
@@ -27,5 +29,5 @@ export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBo
     serverAdapter,
     options: { uiConfig: { boardTitle: 'GitOps Reverser' } },
   });
-  return { router: serverAdapter.getRouter() as Router, addQueue: (q) => board.addQueue(adapt(q)) };
+  return { router: serverAdapter.getRouter() as Router, addQueue: (q) => board.addQueue(adapt(q)), removeQueue: (name) => board.removeQueue(name) };
 }

@@ -14,7 +14,10 @@ export interface ServiceMetrics extends WriterMetrics, StatusMetrics {
   webhookRejected: Counter<'cluster' | 'reason'>;
   eventsRateLimited: Counter<'cluster'>;
   eventsWithoutBody: Counter<'cluster'>;
-  /** Objects read back from their cluster for events without a body; outcome found, gone or failed. */
+  /**
+   * Objects read back from their cluster for events without a body, once per read (a retried event is read
+   * again); outcome found, gone or failed (the event failed with it, to be retried).
+   */
   objectsFetched: Counter<'cluster' | 'outcome'>;
   eventsUnrouted: Counter<'cluster'>;
   writesQueued: Counter<'partition'>;

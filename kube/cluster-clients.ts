@@ -2,8 +2,15 @@
 // limiter that keeps every request to it within the ClusterProvider's qps/burst. A cluster whose
 // ClusterProvider names a kubeconfig Secret uses that kubeconfig; one without uses the service's own
 // credentials (KUBECONFIG or in-cluster), which exist only when the service runs with them.
+//
+// A kubeconfig from a Secret is untrusted (whoever writes a ClusterProvider and a Secret supplies it): it
+// is never given to client-node's loader, which would run its `exec` commands and read the files it names
+// (the service's own service-account token among them). kube/secret-kubeconfig.ts admits only a server and
+// inline credentials; anything else leaves the cluster without a client, and `whyNoClient` names the field.
+// The service's own kubeconfig is trusted and used as it is.
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterSource } from '../config/resolved-config.js';
+import { parseSecretKubeConfig } from './secret-kubeconfig.js';
 import { systemClock, TokenBucket, type Clock } from './token-bucket.js';
 
 export interface ClusterClient {
@@ -25,20 +32,6 @@ type Entry = { key: string; client: ClusterClient } | { key: string; problem: st
 
 const FROM_SECRET = 'the kubeconfig of spec.kubeConfigSecretRef';
 const OWN = "the service's own credentials";
-
-/**
- * Why a kubeconfig text did not load, without quoting it: a YAML error's message repeats the offending
- * line, and that line may hold a token.
- */
-function loadProblem(err: unknown): string {
-  if (err instanceof Error && err.name === 'YAMLException') {
-    const { reason, mark } = err as Error & { reason?: unknown; mark?: { line?: unknown } };
-    const where = typeof mark?.line === 'number' ? ` at line ${mark.line + 1}` : '';
-    return `is not valid YAML${where}${typeof reason === 'string' ? ` (${reason})` : ''}`;
-  }
-  // client-node's own checks name fields (e.g. "clusters[0].cluster.server is missing"), never values.
-  return `could not be loaded: ${err instanceof Error ? err.message : String(err)}`;
-}
 
 export class ClusterClients {
   private entries = new Map<string, Entry>();
@@ -79,12 +72,10 @@ export class ClusterClients {
     let kubeConfig: KubeConfig;
     let credentials: string;
     if (source.kubeConfig !== undefined) {
+      const parsed = parseSecretKubeConfig(source.kubeConfig);
+      if (!parsed.ok) return { key, problem: `cluster ${name}: ${FROM_SECRET} ${parsed.problem}` };
       kubeConfig = new KubeConfig();
-      try {
-        kubeConfig.loadFromString(source.kubeConfig);
-      } catch (err) {
-        return { key, problem: `cluster ${name}: ${FROM_SECRET} ${loadProblem(err)}` };
-      }
+      kubeConfig.loadFromOptions(parsed.options);
       credentials = FROM_SECRET;
     } else if (this.opts.defaultKubeConfig) {
       kubeConfig = this.opts.defaultKubeConfig;

@@ -31,8 +31,10 @@ export interface ConfigSnapshot {
 export interface ConfigSource {
   /** The latest snapshot; there is always one after start resolved. */
   current(): ConfigSnapshot;
-  /** Called with every new snapshot, after the initial one. */
+  /** Called with every snapshot whose configuration changed, after the initial one. */
   onChange(listener: (snapshot: ConfigSnapshot) => void): void;
+  /** Called with a snapshot in which only the objects' status changed (what the status reporter compares with). */
+  onObserved(listener: (snapshot: ConfigSnapshot) => void): void;
   /** Resolve again now (for example after discovery found new resource types). */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -41,5 +43,5 @@ export interface ConfigSource {
 /** A configuration that never changes: a CONFIG_FILE, the demo, a test's. */
 export function fixedConfigSource(config: ResolvedConfig): ConfigSource {
   const snapshot: ConfigSnapshot = { config, problems: [], observed: [] };
-  return { current: () => snapshot, onChange: () => undefined, refresh: async () => undefined, stop: async () => undefined };
+  return { current: () => snapshot, onChange: () => undefined, onObserved: () => undefined, refresh: async () => undefined, stop: async () => undefined };
 }

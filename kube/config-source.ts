@@ -34,6 +34,10 @@ export interface KubeConfigSourceOptions {
   secretRefreshMs?: number;
   /** Delay before an informer that failed (API server away, 403) starts again; doubles up to 30 s. @defaultValue 1000 */
   retryMs?: number;
+  /** Attempts of the first list of each kind before start fails. @defaultValue 5 */
+  initialAttempts?: number;
+  /** Whether GitProviders may name local repository paths (ALLOW_LOCAL_GIT_REPOSITORIES). @defaultValue false */
+  allowLocalRepositories?: boolean;
 }
 
 type Informer = import('@kubernetes/client-node').Informer<KubernetesObject> & import('@kubernetes/client-node').ObjectCache<KubernetesObject>;
@@ -45,6 +49,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const listeners: ((s: ConfigSnapshot) => void)[] = [];
+  const observers: ((s: ConfigSnapshot) => void)[] = [];
   const secretCache = new Map<string, { secret?: SecretObject; readAt: number }>();
   let stopped = false;
   let debounce: NodeJS.Timeout | undefined;
@@ -54,6 +59,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
     const path = `/apis/${GROUP}/${VERSION}/${plural}`;
     const list = () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
     const informer: Informer = k8s.makeInformer(kc, path, list);
+    const entry = { kind, plural, informer, lastError: undefined as unknown, restarting: false };
     let retry = opts.retryMs ?? 1000;
     informer.on('change', () => {
       retry = opts.retryMs ?? 1000;
@@ -61,15 +67,26 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
     });
     // client-node's informer stops on an error other than 410: start it again with backoff, so an API
     // server that was away (or an RBAC fix) heals without a restart. Meanwhile the last snapshot holds.
-    informer.on('error', (err: unknown) => {
-      if (stopped) return;
-      logger.warn({ kind, err: errorText(err), retryInMs: retry }, `watching ${kind} failed; starting again`);
+    // A start that fails again (it may also throw, preparing credentials) is retried the same way.
+    const restart = () => {
+      if (stopped || entry.restarting) return;
+      entry.restarting = true;
+      logger.warn({ kind, err: errorText(entry.lastError), retryInMs: retry }, `watching ${kind} failed; starting again`);
       setTimeout(() => {
-        if (!stopped) informer.start().catch((e: unknown) => logger.warn({ kind, err: errorText(e) }, `restarting the ${kind} informer failed`));
+        entry.restarting = false;
+        if (stopped) return;
+        informer.start().catch((e: unknown) => {
+          entry.lastError = e;
+          restart();
+        });
       }, retry).unref();
       retry = Math.min(retry * 2, 30_000);
+    };
+    informer.on('error', (err: unknown) => {
+      entry.lastError = err;
+      if (started) restart();
     });
-    return { kind, informer };
+    return entry;
   });
 
   const readSecret = async (namespace: string, name: string, fresh: boolean): Promise<SecretObject | undefined> => {
@@ -81,8 +98,12 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
       const s = await core.readNamespacedSecret({ name, namespace });
       secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, data: s.data ?? {} };
     } catch (err) {
-      const code = (err as { code?: number }).code;
-      if (code !== 404) logger.warn({ secret: key, err: errorText(err) }, `cannot read Secret ${key}; objects that reference it are not ready`);
+      if ((err as { code?: number }).code !== 404) {
+        // A read that failed (timeout, 5xx, 403) says nothing about the Secret: keep what was read last,
+        // so a blip of the API server never takes a working cluster or repository out of the configuration.
+        logger.warn({ secret: key, err: errorText(err), keeping: cached?.secret !== undefined }, `cannot read Secret ${key}`);
+        if (cached) return cached.secret;
+      }
     }
     secretCache.set(key, { secret, readAt: Date.now() });
     return secret;
@@ -120,6 +141,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
   const resolveNow = async (freshSecrets: boolean): Promise<ConfigSnapshot> => {
     const { objects, problems, observed } = collect();
     const refs = new Set(secretReferences(objects).map((r) => `${r.namespace}/${r.name}`));
+    for (const key of secretCache.keys()) if (!refs.has(key)) secretCache.delete(key);
     const secrets = await Promise.all(
       [...refs].map((ref) => {
         const [namespace, name] = ref.split('/') as [string, string];
@@ -127,7 +149,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
       }),
     );
     objects.Secret = secrets.filter((s): s is SecretObject => s !== undefined);
-    const resolved = resolveConfig(objects);
+    const resolved = resolveConfig(objects, { allowLocalRepositories: opts.allowLocalRepositories ?? false });
     return { config: resolved.config, problems: [...problems, ...resolved.problems], observed };
   };
 
@@ -137,9 +159,11 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
       if (stopped) return;
       try {
         const next = await resolveNow(freshSecrets);
-        const changed = fingerprint(next) !== fingerprint(snapshot);
+        const configChanged = fingerprint(next, false) !== fingerprint(snapshot, false);
+        const observedChanged = configChanged || fingerprint(next, true) !== fingerprint(snapshot, true);
         snapshot = next;
-        if (changed) for (const l of listeners) l(next);
+        if (configChanged) for (const l of listeners) l(next);
+        else if (observedChanged) for (const l of observers) l(next);
       } catch (err) {
         logger.error({ err: errorText(err) }, 'resolving the configuration failed; keeping the previous one');
       }
@@ -150,11 +174,19 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
   function schedule(): void {
     if (stopped || !started) return;
     clearTimeout(debounce);
-    debounce = setTimeout(() => void publish(true), opts.debounceMs ?? 200);
+    // Secrets are read again on the refresh timer (and when a new one is referenced), not for every change:
+    // status updates of our own objects come through here too.
+    debounce = setTimeout(() => void publish(false), opts.debounceMs ?? 200);
   }
 
   let started = false;
-  await Promise.all(informers.map(({ informer }) => informer.start()));
+  try {
+    await startAll(informers, opts.initialAttempts ?? 5, opts.retryMs ?? 1000);
+  } catch (err) {
+    stopped = true;
+    await Promise.all(informers.map(({ informer }) => informer.stop()));
+    throw err;
+  }
   let snapshot = await resolveNow(true);
   started = true;
   const refresh = setInterval(() => void publish(true), opts.secretRefreshMs ?? 30_000);
@@ -167,6 +199,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
   return {
     current: () => snapshot,
     onChange: (listener) => listeners.push(listener),
+    onObserved: (listener) => observers.push(listener),
     refresh: () => publish(false),
     async stop() {
       stopped = true;
@@ -178,16 +211,50 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
   };
 }
 
-/** What makes two snapshots different for the service and the status reporter. Secret values count too (a rotated token). */
-function fingerprint(s: ConfigSnapshot): string {
+/**
+ * What makes two snapshots different: the configuration (Secret values too: a rotated token), and with
+ * `withStatus` also the status the objects show (the reporter compares against it; a status change alone
+ * must not make the service apply the configuration again).
+ */
+function fingerprint(s: ConfigSnapshot, withStatus: boolean): string {
   return JSON.stringify({
     clusters: [...s.config.clusters.values()],
+    providers: [...s.config.providers.values()],
     targets: [...s.config.targets.values()],
     rules: s.config.rules,
     problems: s.problems,
-    // Status too: the reporter compares what it wants with what the cluster shows, so it must see its own writes.
-    observed: s.observed.map((o) => [o.kind, o.key, o.generation, o.status]),
+    observed: s.observed.map((o) => (withStatus ? [o.kind, o.key, o.generation, o.status] : [o.kind, o.key, o.generation])),
   });
+}
+
+/**
+ * Starts every informer and waits until each has listed its kind once: client-node's informer reports a
+ * failed list through its error callback and still resolves start(), and going ahead without, say, the
+ * GitTargets would route every event as unrouted. Retries with backoff, then fails naming the kind.
+ */
+async function startAll(informers: { kind: string; plural: string; informer: Informer; lastError: unknown }[], attempts: number, retryMs: number): Promise<void> {
+  await Promise.all(
+    informers.map(async (entry) => {
+      for (let attempt = 1; ; attempt++) {
+        entry.lastError = undefined;
+        try {
+          await entry.informer.start();
+        } catch (err) {
+          entry.lastError = err;
+        }
+        if (entry.lastError === undefined) return;
+        if (attempt >= attempts) {
+          throw new ConfigSourceError(`cannot list ${entry.plural}.${GROUP} (${entry.kind}) after ${attempts} attempts: ${errorText(entry.lastError)}`);
+        }
+        await entry.informer.stop();
+        await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 1)));
+      }
+    }),
+  );
+}
+
+export class ConfigSourceError extends Error {
+  override name = 'ConfigSourceError';
 }
 
 function errorText(err: unknown): string {

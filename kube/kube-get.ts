@@ -1,6 +1,7 @@
 // One GET to a cluster's API server with the credentials of its kubeconfig. client-node's
 // applyToHTTPSOptions fills in what the kubeconfig says (CA, client certificate, bearer token from a
-// token, token file, exec plugin or OIDC, basic auth, proxy agent), so every kind of kubeconfig works;
+// token, token file, exec plugin or OIDC, basic auth, proxy agent), so every kind of kubeconfig works (a
+// kubeconfig from a Secret is restricted to inline credentials before it gets here: secret-kubeconfig.ts);
 // node:http(s) sends it, because the typed clients cannot read a resource known only by its plural name.
 import http from 'node:http';
 import https from 'node:https';
@@ -14,6 +15,31 @@ export interface KubeResponse {
 /** The request never got an HTTP answer: no connection, reset, timeout. Worth retrying. */
 export class KubeNetworkError extends Error {
   override readonly name = 'KubeNetworkError';
+}
+
+/**
+ * The credentials could not be prepared for the request (an exec plugin or auth-provider failed, a token,
+ * certificate or key file could not be read), so nothing was sent. Often passing (a plugin's own backend
+ * away, a projected token being rotated): worth retrying. Its message never repeats what a plugin wrote
+ * to stderr or answered, which may hold credentials.
+ */
+export class KubeCredentialsError extends Error {
+  override readonly name = 'KubeCredentialsError';
+}
+
+/** What went wrong preparing the credentials, without a plugin's words. */
+function credentialsProblem(kc: KubeConfig, err: unknown): string {
+  const user = kc.getCurrentUser();
+  const code = (err as { code?: unknown } | null)?.code;
+  const errno = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';
+  if (user?.exec) return `the exec plugin of the kubeconfig failed${errno}`;
+  if (user?.authProvider) {
+    const name = (user.authProvider as { name?: unknown }).name;
+    return `the auth-provider${typeof name === 'string' && /^[A-Za-z][\w-]{0,31}$/.test(name) ? ` ${name}` : ''} of the kubeconfig failed${errno}`;
+  }
+  // No plugin: what failed is reading a file the kubeconfig names, or building the connection from it.
+  // Those messages name paths and fields, never a credential.
+  return `the credentials of the kubeconfig could not be prepared: ${err instanceof Error ? err.message : String(err)}`;
 }
 
 /** An object in etcd is at most 1.5 MiB by default; an answer far beyond that is not one object. */
@@ -30,7 +56,11 @@ export async function kubeGet(kc: KubeConfig, path: string, opts: KubeGetOptions
   // A server URL may carry a path prefix (a proxy in front of the API server): keep it.
   const url = new URL(server.replace(/\/+$/, '') + path);
   const options: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-  await kc.applyToHTTPSOptions(options);
+  try {
+    await kc.applyToHTTPSOptions(options);
+  } catch (err) {
+    throw new KubeCredentialsError(credentialsProblem(kc, err));
+  }
   const send = url.protocol === 'http:' ? http.request : https.request;
   const signal = AbortSignal.timeout(opts.timeoutMs);
   return new Promise<KubeResponse>((resolve, reject) => {

@@ -41,12 +41,16 @@ export function readRbacConfig(text: string, source: string): RbacConfig {
     if (ref.key !== undefined) entry.keys.add(ref.key);
     missing.set(id, entry);
   }
+  // Valid as a token and as a kubeconfig alike, whichever the key holds: RBAC needs the Secret's name only.
+  const PLACEHOLDER =
+    'apiVersion: v1\nkind: Config\nclusters: [{ name: p, cluster: { server: "https://placeholder.invalid" } }]\n' +
+    'users: [{ name: p, user: { token: placeholder } }]\ncontexts: [{ name: p, context: { cluster: p, user: p } }]\ncurrent-context: p\n';
   const placeholderDocs = [...missing.values()].map((m) =>
     stringify({
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: m.name, namespace: m.namespace },
-      stringData: Object.fromEntries([...m.keys].map((k) => [k, 'placeholder'])),
+      stringData: Object.fromEntries([...m.keys].map((k) => [k, PLACEHOLDER])),
     }),
   );
   // Appended after the file's own documents, so the document numbers in its problems stay right.

@@ -85,4 +85,9 @@ export type IngestResult =
   /** fetched: the event carried no body; what was written is the object as read back from its cluster. */
   | { outcome: 'routed'; writes: { target: string; queue: string; filePath: string }[]; fetched?: true }
   | { outcome: 'unrouted' }
+  /**
+   * The event carried no body and none was read back: the router reads none (no fetcher), the object is
+   * gone from its cluster, or the objectRef addresses no object. A read that failed otherwise fails the
+   * job instead (retried, at last a dead letter to replay): it is never recorded as this.
+   */
   | { outcome: 'no-object-body'; reason: string };

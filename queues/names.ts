@@ -64,6 +64,11 @@ export function routerKeys(prefix: string) {
   return leaseKeys(`${prefix}:router`);
 }
 
+/** The lease of the status reporter: one replica computes and writes the configuration objects' statuses. */
+export function statusKeys(prefix: string) {
+  return leaseKeys(`${prefix}:status`);
+}
+
 function leaseKeys(base: string) {
   return {
     /** Holder of the lease: `${replicaId}:${fence}`, with a TTL. */

@@ -1,7 +1,10 @@
 // The router's first step on a batch: for each event that carried no object body but names one object
 // that some rule wants, read the object back from its cluster, a few at a time, and put it into the
-// event. What could not be read says why, for the event's IngestResult. Each object is read once per
-// batch however many of its events the batch holds: they all get its current state anyway.
+// event. Each object is read once per batch however many of its events the batch holds: they all get
+// its current state anyway. Nothing is given up on a failed read: only an object that is gone, or an
+// objectRef that addresses no object, leaves an event without a body; every other failure (unreachable,
+// 401, 403, no client, credentials that could not be prepared) fails the event, so BullMQ retries it
+// and at last keeps it as a dead letter to replay.
 import type { ServiceMetrics } from '../dashboard/metrics.js';
 import type { FetchOutcome } from '../kube/fetch-object.js';
 import type { ObjectFetcher } from '../kube/object-fetcher.js';
@@ -11,14 +14,21 @@ import { identityKey } from './normalize/identity.js';
 import { missingBody } from './normalize/normalize-event.js';
 
 /** What became of an event's missing body. */
-/** `transient`: the cluster could not be reached (network, 429, 5xx); the event is retried, not given up. */
-export type BodyFetch = { kind: 'fetched' } | { kind: 'not-fetched'; reason: string; transient?: boolean };
+export type BodyFetch =
+  | { kind: 'fetched' }
+  /** There is nothing to read (the object is gone, the objectRef addresses none): the event has no body. */
+  | { kind: 'absent'; reason: string }
+  /** The read failed: the event fails with this reason (cluster, object, what is missing), to be retried. */
+  | { kind: 'failed'; reason: string };
 
 export interface FetchMissingBodiesOptions {
   fetchObject: ObjectFetcher;
   /** Whether the object is worth a request: no rule routing it, no read (the API server's limits are shared). */
   wanted: (identity: ObjectIdentity, operation: Operation) => boolean;
-  /** Counted once per read (or per read not tried), not per event. */
+  /**
+   * Counted once per read (or per read not tried for an unreachable cluster), not per event: found, gone
+   * or failed. An objectRef that addresses no object is not read, and not counted.
+   */
   metrics: Pick<ServiceMetrics, 'objectsFetched'>;
   /** Reads in flight at once. @defaultValue 8 */
   concurrency?: number;
@@ -27,7 +37,7 @@ export interface FetchMissingBodiesOptions {
 export interface FilledBatch {
   /** The batch, with the fetched objects in place (other jobs are the same objects as before). */
   jobs: IngestJob[];
-  /** Per job: undefined when nothing was fetched for it (it had a body, or reading could not help). */
+  /** Per job: undefined when nothing was to be fetched for it (it had a body, or no rule wants it). */
   fetches: (BodyFetch | undefined)[];
 }
 
@@ -35,7 +45,7 @@ async function safely(fetchObject: ObjectFetcher, job: IngestJob): Promise<Fetch
   try {
     return await fetchObject(job);
   } catch (err) {
-    // A fetcher should answer, not throw; if it does, this event is the one that says so.
+    // A fetcher should answer, not throw; if it does, this event is the one that fails.
     return { kind: 'failed', reason: err instanceof Error ? err.message : String(err), transient: false };
   }
 }
@@ -48,8 +58,9 @@ export async function fetchMissingBodies(batch: readonly IngestJob[], opts: Fetc
     const missing = missingBody(job);
     if (missing && opts.wanted(missing.identity, missing.operation)) todo.push({ i, key: identityKey(missing.identity) });
   });
-  // A cluster that stayed unreachable through one read's retries is not tried again in this batch:
-  // each further read would hold the batch up for as long again.
+  // A cluster that stayed unreachable (or whose credentials could not be prepared) through one read's
+  // retries is not tried again in this batch: each further read would hold the batch up for as long
+  // again. Its events fail all the same, and are retried.
   const unreachable = new Map<string, string>();
   const reads = new Map<string, Promise<FetchOutcome>>();
 
@@ -60,7 +71,7 @@ export async function fetchMissingBodies(batch: readonly IngestJob[], opts: Fetc
       ? { kind: 'failed', reason: `not tried, cluster ${cluster} was unreachable for an earlier event of this batch: ${earlier}`, transient: true }
       : await safely(opts.fetchObject, job);
     if (outcome.kind === 'failed' && outcome.transient && !earlier) unreachable.set(cluster, outcome.reason);
-    opts.metrics.objectsFetched.inc({ cluster, outcome: outcome.kind });
+    if (outcome.kind !== 'unaddressable') opts.metrics.objectsFetched.inc({ cluster, outcome: outcome.kind });
     return outcome;
   };
 
@@ -78,11 +89,11 @@ export async function fetchMissingBodies(batch: readonly IngestJob[], opts: Fetc
       jobs[i] = { ...job, object: redactSecret(outcome.object, job.objectRef) };
       fetches[i] = { kind: 'fetched' };
     } else if (outcome.kind === 'gone') {
-      fetches[i] = { kind: 'not-fetched', reason: `object no longer exists in cluster ${job.clusterId}` };
+      fetches[i] = { kind: 'absent', reason: `object no longer exists in cluster ${job.clusterId}` };
+    } else if (outcome.kind === 'unaddressable') {
+      fetches[i] = { kind: 'absent', reason: `no object body, and none can be read back from cluster ${job.clusterId}: ${outcome.reason}` };
     } else {
-      fetches[i] = outcome.transient
-        ? { kind: 'not-fetched', reason: `fetch failed: ${outcome.reason}`, transient: true }
-        : { kind: 'not-fetched', reason: `fetch failed: ${outcome.reason}` };
+      fetches[i] = { kind: 'failed', reason: `fetch failed: ${outcome.reason}` };
     }
   };
 

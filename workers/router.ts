@@ -39,7 +39,9 @@ export interface RouterOptions {
   metrics: ServiceMetrics;
   /**
    * Reads an event's object from its cluster when the audit event carried none (createObjectFetcher).
-   * Undefined: such events are recorded as no-object-body, with the audit level to blame.
+   * A read that fails fails its event (retried, at last a dead letter); an object that is gone, or an
+   * objectRef that addresses none, is recorded as no-object-body. Undefined: such events are recorded as
+   * no-object-body, with the audit level to blame.
    */
   fetchObject?: ObjectFetcher;
 }
@@ -57,10 +59,13 @@ export function routeEvent(
   pending: PendingWrites,
   fetch?: BodyFetch,
 ): IngestResult | JobFailure {
-  // An unreachable cluster fails the event, so BullMQ retries it with backoff and, after its attempts, keeps
-  // it as a dead letter to replay: a change is never dropped because its cluster was away for a moment.
-  if (fetch?.kind === 'not-fetched' && fetch.transient) return new JobFailure(new Error(fetch.reason));
-  if (fetch?.kind === 'not-fetched') {
+  // A failed read (the cluster unreachable, the credentials refused or lacking a permission, no client)
+  // fails the event, so BullMQ retries it with backoff and, after its attempts, keeps it as a dead letter
+  // to replay once the cluster, its RBAC or its credentials are fixed: a change is never dropped because
+  // its object could not be read.
+  if (fetch?.kind === 'failed') return new JobFailure(new Error(fetch.reason));
+  // Nothing to read: the object is gone (its delete event follows), or the objectRef names no object.
+  if (fetch?.kind === 'absent') {
     opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
     return { outcome: 'no-object-body', reason: fetch.reason };
   }

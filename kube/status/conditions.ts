@@ -97,9 +97,9 @@ export function problemsMessage(problems: readonly ConfigProblem[]): string {
   return truncate(problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message)).join('; '));
 }
 
-function plural(n: number, one: string, many: string): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+/** The same whatever the backlog: the count is status.backlog. */
+export const PENDING_MESSAGE =
+  'Changes are waiting to be written; see status.backlog (the backlog of the partition queue, shared by every target of this repository and branch).';
 
 const OBJECT_IS = {
   ClusterProvider: 'events of this cluster are accepted',
@@ -152,19 +152,11 @@ export function desiredStatus(obj: ObservedObject, facts: StatusFacts): ObjectSt
     if (backlog !== undefined) status.backlog = backlog;
     const synced = (): Condition => {
       if (!ready) return condition('Synced', 'Unknown', 'NotReady', 'Nothing is written while the target is not Ready.');
-      if (lastError) {
-        const waiting = backlog ? ` (${plural(backlog, 'change waits', 'changes wait')} in the partition queue)` : '';
-        return condition('Synced', 'False', 'WriteFailed', `The last write failed at ${lastError.time}: ${lastError.message}${waiting}`);
-      }
+      // The messages never carry the backlog count: on a busy target it changes all the time, and is
+      // written to status.backlog alone (at most once per status-writer interval), not to a condition too.
+      if (lastError) return condition('Synced', 'False', 'WriteFailed', `The last write failed at ${lastError.time}: ${lastError.message}`);
       if (facts.backlog === undefined) return keep('Synced') ?? condition('Synced', 'Unknown', 'BacklogUnknown', 'The partition queue could not be read yet.');
-      if (facts.backlog > 0) {
-        return condition(
-          'Synced',
-          'False',
-          'Pending',
-          `${plural(facts.backlog, 'change waits', 'changes wait')} to be written (the backlog of the partition queue, shared by every target of this repository and branch).`,
-        );
-      }
+      if (facts.backlog > 0) return condition('Synced', 'False', 'Pending', PENDING_MESSAGE);
       return condition('Synced', 'True', 'UpToDate', lastCommit ? `Every change is pushed; the last commit is ${lastCommit.sha}.` : 'No change waits to be written.');
     };
     conditions.push(synced());

@@ -5,6 +5,11 @@
 //
 // Rounds never overlap: update() and the interval only ask for a round; one runs at a time, with the
 // latest snapshot, so a thousand updates in a burst cost a round or two.
+//
+// One replica reports (`leader`, from queues/leader.ts): on the others a round does nothing at all (no
+// Valkey or queue read, no probe, no write), so a busy GitTarget is patched by one replica, not by each,
+// and each GitProvider is probed by one. The leader keeps its snapshot current without a round through
+// observe() (status-only changes of the objects: the cluster shows our own writes).
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Valkey } from 'iovalkey';
@@ -35,6 +40,11 @@ export interface StatusReporterOptions {
   metrics?: StatusMetrics;
   /** Read every round, for watches that start and stop between configuration changes (see StatusExtra). */
   watchedResources?: () => ReadonlyMap<string, number | null>;
+  /**
+   * Whether this replica reports now (the status leader election's isLeader). Asked before every round;
+   * undefined: always. Call leadershipChanged() when it changes, for a round at once.
+   */
+  leader?: () => boolean;
 }
 
 export interface StatusExtra {
@@ -46,7 +56,19 @@ export interface StatusExtra {
 }
 
 export interface StatusReporter {
+  /** The configuration changed (or something the statuses depend on): the latest snapshot, and a round. */
   update(snapshot: ConfigSnapshot, extra?: StatusExtra): void;
+  /**
+   * Only the statuses the cluster shows changed (our own writes coming back, another replica's): the
+   * latest snapshot, compared with by the next round, without asking for one.
+   */
+  observe(snapshot: ConfigSnapshot): void;
+  /**
+   * The status leadership changed: on true a round at once (the statuses may be out of date since the last
+   * leader stopped); on false the pending writes and the probe results are dropped (the new leader writes,
+   * and a result kept until this replica leads again would be stale).
+   */
+  leadershipChanged(leader: boolean): void;
   /** Resolves when the round asked for so far ran and its writes are done (tests). */
   settled(): Promise<void>;
   stop(): Promise<void>;
@@ -62,8 +84,25 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
   let stopped = false;
   let running: Promise<void> | undefined;
   let again = false;
+  /** Whether the last look at `leader` said this replica reports. */
+  let leading = true;
+
+  /** Forgets what only the reporting replica acts on: its pending writes and its probe results. */
+  const stepDown = (): void => {
+    leading = false;
+    writer.discard();
+    probes.retain(new Set());
+  };
+  /** Asks `leader`; a step-down noticed here (before leadershipChanged(false), or without it) steps down. */
+  const leads = (): boolean => {
+    const now = opts.leader?.() ?? true;
+    if (now) leading = true;
+    else if (leading) stepDown();
+    return now;
+  };
 
   const round = async (current: ConfigSnapshot): Promise<void> => {
+    if (!leads()) return;
     const targets = current.observed.filter((o) => o.kind === 'GitTarget').map((o) => o.key);
     let progress: Map<string, TargetProgress> | undefined;
     try {
@@ -72,6 +111,8 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
       log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot read the targets\' progress; their statuses keep what they show');
     }
     const backlogs = await readBacklogs(current);
+    // Stepped down while reading: the new leader reports, and nothing is probed here any more.
+    if (!leads()) return;
 
     const providers: ReadonlyMap<string, ResolvedGitProvider> = current.config.providers;
     probes.retain(new Set(providers.keys()));
@@ -117,7 +158,7 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
 
   /** Asks for a round; one runs at a time, and one more follows if asked for meanwhile. */
   const request = (): void => {
-    if (stopped || !snapshot) return;
+    if (stopped || !snapshot || !leads()) return;
     if (running) {
       again = true;
       return;
@@ -142,6 +183,13 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
       snapshot = next;
       if (extra?.watchedResources) watched = extra.watchedResources;
       request();
+    },
+    observe(next) {
+      snapshot = next;
+    },
+    leadershipChanged(leader) {
+      if (leader) request();
+      else stepDown();
     },
     async settled() {
       while (running) await running;

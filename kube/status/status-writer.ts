@@ -6,9 +6,9 @@
 // informers show our own last write, from that write); per object only the latest desired status is
 // kept, and written at most once per `minIntervalMs`; a few writes run at once. A 404 means the object was
 // deleted: dropped. Any other error is logged and dropped too: the reporter's next round hands the status
-// over again, and repeated failures of one object wait longer each time (up to a minute). Several
-// replicas may write: each compares with what the cluster shows, so once one write of a status landed,
-// the others find nothing to do.
+// over again, and repeated failures of one object wait longer each time (up to a minute). One replica
+// writes (the status reporter's leader); around a change of leader two may, and each compares with what
+// the cluster shows, so once one write of a status landed, the other finds nothing to do.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../../config/resource-schemas.js';
@@ -37,7 +37,10 @@ export type PatchStatus = (ref: StatusRef, patch: { status: Record<string, unkno
 export interface StatusWriterOptions {
   kubeConfig: KubeConfig;
   logger: Logger;
-  /** @defaultValue 2000 */
+  /**
+   * At most one write per object this often: a busy GitTarget, whose backlog changes all the time, is
+   * patched once per interval with its latest count. @defaultValue 5000
+   */
   minIntervalMs?: number;
   /** Writes at once. @defaultValue 4 */
   concurrency?: number;
@@ -54,6 +57,11 @@ export interface StatusWriterOptions {
 export interface StatusWriter {
   /** `obj` (with the status the cluster shows now) should show `desired`. Cheap; writes happen later. */
   set(obj: ObservedObject, desired: ObjectStatus): void;
+  /**
+   * Drops the pending statuses and the memory of our own writes (this replica no longer reports: another
+   * one writes now, and what we wrote may not be what the cluster shows any more). Writes in flight end.
+   */
+  discard(): void;
   /** Resolves when nothing is pending or being written (pending writes held back by minIntervalMs included). */
   idle(): Promise<void>;
   /** Stops writing; waits for the writes in flight. Pending statuses are dropped. */
@@ -74,6 +82,8 @@ interface Slot {
   failures: number;
   inFlight: boolean;
 }
+
+export const DEFAULT_MIN_INTERVAL_MS = 5000;
 
 /** The longest wait between two tries of a status whose writes keep failing. */
 const MAX_RETRY_MS = 60_000;
@@ -104,7 +114,7 @@ function clientNodePatcher(kubeConfig: KubeConfig): PatchStatus {
 }
 
 export function startStatusWriter(opts: StatusWriterOptions): StatusWriter {
-  const minIntervalMs = opts.minIntervalMs ?? 2000;
+  const minIntervalMs = opts.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS;
   const concurrency = opts.concurrency ?? 4;
   const settleMs = opts.settleMs ?? 15_000;
   const patchStatus = opts.patchStatus ?? clientNodePatcher(opts.kubeConfig);
@@ -241,6 +251,17 @@ export function startStatusWriter(opts: StatusWriterOptions): StatusWriter {
       const at = readyAt(slot);
       if (at <= Date.now()) pump();
       else schedule(at);
+    },
+    discard() {
+      pending.clear();
+      for (const slot of slots.values()) {
+        slot.desired = undefined;
+        slot.written = undefined;
+      }
+      clearTimeout(timer);
+      timer = undefined;
+      timerAt = Infinity;
+      checkIdle();
     },
     idle() {
       if (pending.size === 0 && inFlight === 0) return Promise.resolve();

@@ -21,6 +21,8 @@ export interface WatchSupervisorOptions {
   replicaId: string;
   leaseTtlMs: number;
   metrics?: Pick<ServiceMetrics, 'eventsIngested' | 'eventsSkipped'>;
+  /** How often the watch counts are published and read. @defaultValue 5000 */
+  countsIntervalMs?: number;
   /** Tests shorten discovery and watch timings. */
   tuning?: Pick<WatchIngestOptions, 'rediscoverIntervalMs' | 'flushIntervalMs' | 'watchTuning'>;
 }
@@ -29,8 +31,9 @@ export interface WatchSupervisor {
   /** Starts, replans, restarts and stops adapters for this configuration. Calls must not overlap. */
   apply(config: ResolvedConfig): Promise<void>;
   /**
-   * Per ClusterProvider, for its status: the watches this replica runs (it holds the lease), null for a
-   * cluster not in watch mode; clusters watched by another replica are left out (their count is theirs).
+   * Per ClusterProvider, for its status: how many watches its watching replica runs (whichever replica
+   * that is: each publishes its counts in Valkey), null for a cluster not in watch mode; a cluster whose
+   * count is not known (yet) is left out.
    */
   watchedResources(config: ResolvedConfig): Map<string, number | null>;
   stop(): Promise<void>;
@@ -65,6 +68,28 @@ export function startWatchSupervisor(opts: WatchSupervisorOptions): WatchSupervi
     });
   };
 
+  // Every few seconds the watching replica publishes its counts and every replica reads them all: the
+  // status reporter may run on another replica than the one that watches.
+  const countsKey = `${opts.prefix}:watch:counts`;
+  let counts = new Map<string, number>();
+  const COUNT_FRESH_MS = 30_000;
+  const publishCounts = async (): Promise<void> => {
+    const now = Date.now();
+    const mine = [...adapters].filter(([, { adapter }]) => adapter.holdsLease()).map(([name, { adapter }]) => [name, JSON.stringify({ n: adapter.watched().length, at: now })]);
+    if (mine.length > 0) await opts.connection.hset(countsKey, Object.fromEntries(mine));
+    const all = await opts.connection.hgetall(countsKey);
+    const fresh = new Map<string, number>();
+    for (const [name, value] of Object.entries(all)) {
+      const parsed = JSON.parse(value) as { n?: unknown; at?: unknown };
+      if (typeof parsed.n === 'number' && typeof parsed.at === 'number' && now - parsed.at < COUNT_FRESH_MS) fresh.set(name, parsed.n);
+    }
+    counts = fresh;
+  };
+  const countsTimer = setInterval(() => {
+    publishCounts().catch((err: unknown) => opts.logger.debug({ err }, 'could not publish the watch counts'));
+  }, opts.countsIntervalMs ?? 5000);
+  countsTimer.unref();
+
   return {
     async apply(config) {
       current = config;
@@ -94,15 +119,15 @@ export function startWatchSupervisor(opts: WatchSupervisorOptions): WatchSupervi
     watchedResources(config) {
       const out = new Map<string, number | null>();
       for (const source of config.clusters.values()) {
+        const running = adapters.get(source.name)?.adapter;
         if (!source.watch) out.set(source.name, null);
-        else {
-          const running = adapters.get(source.name)?.adapter;
-          if (running?.holdsLease()) out.set(source.name, running.watched().length);
-        }
+        else if (running?.holdsLease()) out.set(source.name, running.watched().length);
+        else if (counts.has(source.name)) out.set(source.name, counts.get(source.name)!);
       }
       return out;
     },
     async stop() {
+      clearInterval(countsTimer);
       await Promise.all([...adapters.values()].map(({ adapter }) => adapter.stop()));
       adapters.clear();
     },

@@ -52,6 +52,7 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       CONFIG_SOURCE: 'kubernetes',
+      ALLOW_LOCAL_GIT_REPOSITORIES: 'true',
       KUBECONFIG: kubeconfig,
       VALKEY_URL: valkey.url,
       KEY_PREFIX: uniquePrefix('cm'),

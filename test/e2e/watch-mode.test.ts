@@ -56,7 +56,7 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
     await create(configMap(watchNs, 'existing', { a: '1' }));
 
     const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, debounceMs: 50 });
+    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, allowLocalRepositories: true, debounceMs: 50 });
     service = await startTestService(valkey.url, () => '', { config: undefined, configSource: source, kubeConfig: kube.kubeConfig(), leaseTtlMs: 1000 });
   }, 60_000);
   afterAll(async () => {

@@ -11,7 +11,6 @@ import type { ConfigSnapshot, ConfigSource } from '../../kube/config-snapshot.js
 import { auditEvent, eventList } from '../support/audit-events.js';
 import {
   clusterProviderObject,
-  clusterWatchRuleObject,
   gitProviderObject,
   gitTargetObject,
   secretObject,
@@ -19,7 +18,9 @@ import {
   type Obj,
 } from '../support/config-objects.js';
 import { createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
-import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
+import { kubeSkipReason, standInOnly, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestService, type TestService } from '../support/test-service.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
@@ -53,7 +54,7 @@ describe.skipIf(skip !== undefined)('configuration from the cluster', () => {
   };
 
   const source = async (): Promise<ConfigSource> => {
-    const s = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, debounceMs: 50 });
+    const s = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, allowLocalRepositories: true, debounceMs: 50, secretRefreshMs: 300 });
     cleanup.push(() => s.stop());
     return s;
   };
@@ -94,11 +95,10 @@ describe.skipIf(skip !== undefined)('configuration from the cluster', () => {
     const changed = await nextSnapshot(s, (snap) => snap.config.rules[0]?.targetKey === `${ns}/team-b`);
     expect(changed.config.rules[0]?.rules[0]?.resources).toEqual(['configmaps', 'secrets']);
 
-    // A rotated token is picked up on the next resolution (secretRefreshMs, or any change).
+    // A rotated token is picked up when the Secrets are read again (secretRefreshMs).
     await kube.patch(secretObject(ns, 'audit-token', { token: 'tok-2' }));
-    await kube.patch({ ...watchRuleObject(ns, 'cms', 'team-b', ['configmaps']) });
     const rotated = await nextSnapshot(s, (snap) => snap.config.clusters.get(cluster)?.token === 'tok-2');
-    expect(rotated.config.rules[0]?.rules[0]?.resources).toEqual(['configmaps']);
+    expect(rotated.config.rules[0]?.targetKey).toBe(`${ns}/team-b`);
   });
 
   it('reports each bad object with a reason and a message, and keeps the good ones', async () => {
@@ -143,6 +143,24 @@ describe.skipIf(skip !== undefined)('configuration from the cluster', () => {
     expect(snap.config.clusters.has(cluster)).toBe(true);
     expect(snap.config.clusters.has(`${cluster}-x`)).toBe(false);
     expect(mine.some((p) => p.key === `${ns}/good` || p.key === `${ns}/team-a` || p.key === cluster)).toBe(false);
+  });
+
+  it('retires the writer and queue of a partition no longer configured once it is drained', async () => {
+    const remote = await createBareRemote();
+    cleanup.push(() => rm(remote, { recursive: true, force: true }));
+    await baseObjects(remote);
+    const temporary = gitTargetObject(ns, 'temporary', { provider: 'repo', branch: 'tmp', path: 'tmp', cluster });
+    await kube.patch(gitProviderObject(ns, 'repo', remote, ['main', 'tmp']));
+    await create(temporary);
+    const s = await source();
+    const service: TestService = await startTestService(valkey.url, () => '', { config: undefined, configSource: s, retireCheckMs: 100 });
+    cleanup.push(() => service.close());
+    const queues = () => [...service.writeQueues.keys()].filter((q) => q.includes('-tmp-')).length;
+    expect(queues()).toBe(1);
+    await kube.remove(temporary);
+    await waitFor(async () => queues() === 0, 'the tmp partition retired');
+    const board = (await (await fetch(`${service.url}/admin/queues/api/queues`)).json()) as { queues: { name: string }[] };
+    expect(board.queues.map((q) => q.name).filter((n) => n.includes('-tmp-'))).toEqual([]);
   });
 
   it('switches routing when a WatchRule changes while events flow, and loses none', async () => {
@@ -199,5 +217,61 @@ describe.skipIf(skip !== undefined)('configuration from the cluster', () => {
     for (const name of before) expect(inA).toContain(name);
     for (const name of after) expect(inB).toContain(name);
     expect([...inA, ...inB].sort()).toEqual([...before, ...during, ...after].sort());
+  });
+});
+
+describe.skipIf(skip !== undefined)('configuration from the cluster when the API server refuses', () => {
+  let kube: KubeTarget;
+  let proxy: CountingProxy | undefined;
+  let refusing: (r: SeenRequest) => number | undefined = () => undefined;
+  beforeAll(async () => {
+    kube = await startKubeTarget();
+    if (kube.standIn) proxy = await startCountingProxy(kube.standIn.url, (r) => refusing(r));
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await kube?.stop();
+  });
+  const viaProxy = (): KubeConfig => {
+    const kc = kube.kubeConfig();
+    const copy = new (kc.constructor as new () => KubeConfig)();
+    copy.loadFromOptions({
+      clusters: [{ name: 'proxy', server: proxy!.url, skipTLSVerify: true }],
+      users: [{ name: 'proxy', token: kube.standIn!.token }],
+      contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }],
+      currentContext: 'proxy',
+    });
+    return copy;
+  };
+
+  it('does not start with half a configuration: a kind it cannot list fails the start, naming it', async () => {
+    if (standInOnly(kube, 'refusing one list')) return;
+    refusing = (r) => (r.method === 'GET' && r.path.endsWith('/gittargets') ? 403 : undefined);
+    await expect(startKubeConfigSource({ kubeConfig: viaProxy(), logger, retryMs: 10, initialAttempts: 3 })).rejects.toThrow(
+      /^cannot list gittargets\.gitopsreverser\.io \(GitTarget\) after 3 attempts: .*403/,
+    );
+    // Refused once, then allowed: the start waits for it.
+    let refusals = 1;
+    refusing = (r) => (r.method === 'GET' && r.path.endsWith('/gittargets') && refusals-- > 0 ? 403 : undefined);
+    const s = await startKubeConfigSource({ kubeConfig: viaProxy(), logger, retryMs: 10, initialAttempts: 3 });
+    await s.stop();
+  });
+
+  it('keeps a Secret it read before when reading it again fails', async () => {
+    if (standInOnly(kube, 'failing one Secret read')) return;
+    refusing = () => undefined;
+    const ns = await kube.namespace();
+    const name = `c-${randomBytes(3).toString('hex')}`;
+    await kube.create(secretObject(ns, 'token', { token: 'kept' }));
+    await kube.create(clusterProviderObject(name, { audit: { tokenSecretRef: { name: 'token', namespace: ns, key: 'token' } } }));
+    const s = await startKubeConfigSource({ kubeConfig: viaProxy(), logger, secretRefreshMs: 50 });
+    expect(s.current().config.clusters.get(name)?.token).toBe('kept');
+    refusing = (r) => (r.path.endsWith('/secrets/token') ? 500 : undefined);
+    const before = proxy!.requests.length;
+    await waitFor(async () => proxy!.requests.slice(before).filter((r) => r.path.endsWith('/secrets/token')).length >= 3, 'three failed reads');
+    expect(s.current().config.clusters.get(name)?.token).toBe('kept');
+    expect(s.current().problems.filter((p) => p.key === name)).toEqual([]);
+    await s.stop();
+    await kube.remove(clusterProviderObject(name, {}));
   });
 });

@@ -1,13 +1,18 @@
 // Reading objects back from a source cluster through real HTTP: against the API-server stand-in (or a
-// real cluster when KUBECONFIG is set) for found, gone, refused credentials, Secrets and the limiter; and
-// against a small misbehaving server of this file for retries, 403, timeouts and dead ports.
+// real cluster when KUBECONFIG is set) for found, gone, paths it does not serve, refused credentials,
+// Secrets and the limiter; and against a small misbehaving server of this file for retries, 403, 404s
+// that are not "gone", credentials that could not be prepared, refused kubeconfigs, timeouts and dead ports.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterSource } from '../../config/resolved-config.js';
 import type { ClusterClient } from '../../kube/cluster-clients.js';
 import { fetchObject, type FetchOutcome } from '../../kube/fetch-object.js';
+import { createObjectFetcher } from '../../kube/object-fetcher.js';
 import { TokenBucket, type Clock } from '../../kube/token-bucket.js';
 import { REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
@@ -52,17 +57,24 @@ describe.skipIf(skipReason !== undefined)('fetchObject against the API server', 
     return client;
   }
 
-  /** The target's kubeconfig as text, as a kubeconfig Secret holds it, with its token replaced when asked. */
-  function kubeConfigText(token?: string): string {
+  /**
+   * The target's kubeconfig as text, as a kubeconfig Secret holds it (inline data only: a CA file is
+   * inlined), with its token replaced when asked. Undefined when its credentials are not inline (a real
+   * cluster's exec plugin or certificate files), which a Secret's kubeconfig may not use.
+   */
+  function kubeConfigText(token?: string): string | undefined {
     const base = target.kubeConfig();
-    if (token === undefined) return base.exportConfig();
-    const cluster = base.getCurrentCluster()!;
+    const { caFile, ...cluster } = base.getCurrentCluster()!;
+    const caData = cluster.caData ?? (caFile ? readFileSync(caFile).toString('base64') : undefined);
+    const own = base.getCurrentUser();
+    const user = token !== undefined ? { name: 'u', token } : own && { name: 'u', token: own.token, username: own.username, password: own.password, certData: own.certData, keyData: own.keyData };
+    if (!user || (token === undefined && (own?.exec || own?.authProvider || own?.certFile || own?.keyFile))) return undefined;
     const kc = new k8s!.KubeConfig();
     kc.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: 'wrong', token }],
-      contexts: [{ name: 'wrong', cluster: cluster.name, user: 'wrong' }],
-      currentContext: 'wrong',
+      clusters: [{ ...cluster, ...(caData ? { caData } : {}) }],
+      users: [user],
+      contexts: [{ name: 'secret', cluster: cluster.name, user: 'u' }],
+      currentContext: 'secret',
     });
     return kc.exportConfig();
   }
@@ -97,9 +109,29 @@ describe.skipIf(skipReason !== undefined)('fetchObject against the API server', 
     expect(await fetchObject(clientFor(), configMapRef('never-existed'))).toEqual({ kind: 'gone' });
   });
 
+  it('fails, naming the path, for a 404 from a path the server does not serve (an unknown resource or API version)', async () => {
+    await target.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'exists', namespace: ns }, data: {} });
+    const client = clientFor();
+    const resource = await fetchObject(client, { ...configMapRef('exists'), resource: 'configmapz' }, { sleep: noSleep });
+    expect(resource).toEqual({
+      kind: 'failed',
+      transient: false,
+      reason: expect.stringMatching(new RegExp(`^cluster c1 answered 404.* reading configmapz ${ns}/exists at /api/v1/namespaces/${ns}/configmapz/exists: it does not serve that path \\(is v1 served there, with the resource configmapz\\?\\)$`)),
+    });
+    const version = await fetchObject(client, { ...configMapRef('exists'), apiVersion: 'v9' }, { sleep: noSleep });
+    expect(version).toMatchObject({ kind: 'failed', transient: false, reason: expect.stringContaining(`at /api/v9/namespaces/${ns}/configmaps/exists: it does not serve that path`) });
+    const group = await fetchObject(client, { resource: 'deployments', namespace: ns, name: 'exists', apiGroup: 'nonexistent.example.com', apiVersion: 'v1' }, { sleep: noSleep });
+    expect(group).toMatchObject({ kind: 'failed', transient: false, reason: expect.stringContaining('at /apis/nonexistent.example.com/v1/') });
+  });
+
   it("reads with a kubeconfig Secret's text", async () => {
+    const text = kubeConfigText();
+    if (text === undefined) {
+      console.info("skipped: the cluster's own credentials are not inline (exec or files), which a Secret's kubeconfig may not use");
+      return;
+    }
     await target.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'via-secret', namespace: ns }, data: { a: '1' } });
-    const client = clientFor({ kubeConfig: kubeConfigText() });
+    const client = clientFor({ kubeConfig: text });
     expect(client.credentials).toBe('the kubeconfig of spec.kubeConfigSecretRef');
     expect(await fetchObject(client, configMapRef('via-secret'))).toMatchObject({ kind: 'found', object: { data: { a: '1' } } });
   });
@@ -163,11 +195,11 @@ const status = (code: number, reason: string, message: string) => ({ kind: 'Stat
 describe.skipIf(skipReason !== undefined)('fetchObject against a misbehaving API server', () => {
   const ref = { resource: 'configmaps', namespace: 'shop', name: 'settings', apiGroup: '', apiVersion: 'v1' };
 
-  function client(server: string, burst = 10): ClusterClient & { sleeps: number[] } {
+  function client(server: string, burst = 10, token = 'tok'): ClusterClient & { sleeps: number[] } {
     const kc = new k8s!.KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: 'fake', server, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 'tok' }],
+      users: [{ name: 'u', token }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
       currentContext: 'fake',
     });
@@ -217,7 +249,7 @@ describe.skipIf(skipReason !== undefined)('fetchObject against a misbehaving API
       expect(server.requests()).toBe(1);
       expect(outcome).toMatchObject({ kind: 'failed', transient: false });
       expect((outcome as Extract<FetchOutcome, { kind: 'failed' }>).reason).toMatch(
-        /^cluster c1: missing permission to get configmaps in namespace shop for test credentials \(403: configmaps "settings" is forbidden: User "system:serviceaccount:gr:reader"/,
+        /^cluster c1: missing permission to get configmaps in namespace shop for test credentials, reading configmaps shop\/settings \(403: configmaps "settings" is forbidden: User "system:serviceaccount:gr:reader"/,
       );
     } finally {
       await server.stop();
@@ -240,6 +272,104 @@ describe.skipIf(skipReason !== undefined)('fetchObject against a misbehaving API
     await server.stop();
     const outcome = await fetchObject(client(server.url), ref, { sleep: noSleep });
     expect(outcome).toMatchObject({ kind: 'failed', transient: true, reason: expect.stringMatching(/^cluster c1 could not be reached reading configmaps shop\/settings: .*ECONNREFUSED.*\(4 attempts\)$/) });
+  });
+
+  it('says gone only for a 404 whose NotFound Status names the object; any other 404 fails, naming the path', async () => {
+    const server = await startFakeApiServer((n, _req, res) => {
+      if (n === 1) return json(res, 404, { ...status(404, 'NotFound', 'configmaps "settings" not found'), details: { name: 'settings', kind: 'configmaps' } });
+      if (n === 2) {
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+        return res.end('404 page not found\n');
+      }
+      if (n === 3) return json(res, 404, { ...status(404, 'NotFound', 'the server could not find the requested resource'), details: {} });
+      json(res, 404, { ...status(404, 'Gone', 'gone elsewhere'), details: { name: 'settings' } });
+    });
+    try {
+      const c = client(server.url);
+      expect(await fetchObject(c, ref, { sleep: noSleep })).toEqual({ kind: 'gone' });
+      const path = '/api/v1/namespaces/shop/configmaps/settings';
+      expect(await fetchObject(c, ref, { sleep: noSleep })).toEqual({
+        kind: 'failed',
+        transient: false,
+        reason: `cluster c1 answered 404 reading configmaps shop/settings at ${path}: it does not serve that path (is v1 served there, with the resource configmaps?)`,
+      });
+      expect(await fetchObject(c, ref, { sleep: noSleep })).toMatchObject({ kind: 'failed', transient: false, reason: expect.stringContaining(`404: the server could not find the requested resource reading configmaps shop/settings at ${path}`) });
+      expect(await fetchObject(c, ref, { sleep: noSleep })).toMatchObject({ kind: 'failed', transient: false, reason: expect.stringContaining(`at ${path}`) });
+      expect(server.requests()).toBe(4);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('retries credentials that could not be prepared, as transient, without repeating what the exec plugin wrote', async () => {
+    const server = await startFakeApiServer((_n, _req, res) => json(res, 200, {}));
+    try {
+      const kc = new k8s!.KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'fake', server: server.url, skipTLSVerify: true }],
+        users: [
+          {
+            name: 'u',
+            exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', 'process.stderr.write("token s3cr3t-from-stderr expired"); process.exit(1)'] },
+          },
+        ],
+        contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
+        currentContext: 'fake',
+      });
+      const { clock } = frozenClock();
+      const c: ClusterClient = { cluster: 'c1', kubeConfig: kc, limiter: new TokenBucket(1, 10, clock), credentials: "the service's own credentials" };
+      const outcome = await fetchObject(c, ref, { sleep: noSleep, retries: 1 });
+      expect(outcome).toEqual({
+        kind: 'failed',
+        transient: true,
+        reason: "cluster c1, reading configmaps shop/settings with the service's own credentials: the exec plugin of the kubeconfig failed (2 attempts)",
+      });
+      expect(server.requests()).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("never sends anything with a Secret's kubeconfig that names a token file, and says why", async () => {
+    const server = await startFakeApiServer((_n, _req, res) => json(res, 403, status(403, 'Forbidden', 'no')));
+    const dir = mkdtempSync(join(tmpdir(), 'fetch-token-'));
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'service-account-t0ken');
+    try {
+      const text = JSON.stringify({
+        clusters: [{ name: 'evil', cluster: { server: server.url, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { tokenFile } }],
+        contexts: [{ name: 'evil', context: { cluster: 'evil', user: 'u' } }],
+        'current-context': 'evil',
+      });
+      const clients = new ClusterClients();
+      clients.update(new Map([['c1', source({ kubeConfig: text })]]));
+      const outcome = await createObjectFetcher(clients)({
+        clusterId: 'c1',
+        auditID: 'a1',
+        verb: 'update',
+        stageTimestamp: '',
+        user: { username: 'u' },
+        objectRef: ref,
+        responseCode: 200,
+      });
+      expect(outcome).toMatchObject({ kind: 'failed', transient: false, reason: expect.stringMatching(/^cannot read configmaps shop\/settings: cluster c1: the kubeconfig of spec.kubeConfigSecretRef is refused: users\[0\]\.user\.tokenFile/) });
+      expect(JSON.stringify(outcome)).not.toContain(tokenFile);
+      expect(server.requests()).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("keeps the client's own token out of a reason, should the server echo it", async () => {
+    const server = await startFakeApiServer((_n, req, res) => json(res, 403, status(403, 'Forbidden', `denied for ${req.headers.authorization ?? ''}`)));
+    try {
+      const outcome = await fetchObject(client(server.url, 10, 'echoed-t0ken'), ref, { sleep: noSleep });
+      expect(outcome).toMatchObject({ kind: 'failed', reason: expect.stringContaining('(403: denied for Bearer [redacted])') });
+      expect(JSON.stringify(outcome)).not.toContain('echoed-t0ken');
+    } finally {
+      await server.stop();
+    }
   });
 
   it('fails at once on an answer that is not an object', async () => {

@@ -65,7 +65,7 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
     await create(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }));
     await create(watchRuleObject(ns, 'good', 'good', ['configmaps']));
     const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, debounceMs: 50 });
+    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, allowLocalRepositories: true, debounceMs: 50 });
     service = await startTestService(valkey.url, () => '', {
       config: undefined,
       configSource: source,

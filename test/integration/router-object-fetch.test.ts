@@ -1,6 +1,8 @@
 // The router with an object fetcher: a Metadata-level audit event (no body) for an object in the source
 // cluster becomes a write of that object's sanitized content, read back through real HTTP from the
-// API-server stand-in (or a real cluster when KUBECONFIG is set).
+// API-server stand-in (or a real cluster when KUBECONFIG is set). A read that fails fails the event (to be
+// retried, then a dead letter); only an object that is gone, or none addressed, is recorded as bodiless.
+import { readFileSync } from 'node:fs';
 import type { Queue } from 'bullmq';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +11,7 @@ import type { ResolvedConfig } from '../../config/resolved-config.js';
 import { createMetrics } from '../../dashboard/metrics.js';
 import { createObjectFetcher } from '../../kube/object-fetcher.js';
 import type { IngestJob, WriteJob } from '../../queues/contracts.js';
+import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
 import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
 import { toIngestJob } from '../../workers/ingest/filter-audit-event.js';
 import { compileRules } from '../../workers/route/compile-rules.js';
@@ -97,6 +100,49 @@ describe.skipIf(skipReason !== undefined)('router with an object fetcher', () =>
     const [write] = [...pending.values()].flatMap((p) => p.jobs.map((j) => j.data));
     expect(write?.content).toMatch(/^apiVersion: apps\/v1\nkind: Deployment\n[\s\S]*replicas: 0\n/);
     expect(results[1]).toEqual({ outcome: 'no-object-body', reason: 'object no longer exists in cluster c1' });
+  });
+
+  it('fails the event, to be retried and replayed, when the cluster refuses the credentials (401) or has no client', async () => {
+    // A kubeconfig Secret whose token expired: the events must wait as failed jobs, not be recorded as bodiless.
+    const { caFile, ...cluster } = target.kubeConfig().getCurrentCluster()!;
+    const caData = cluster.caData ?? (caFile ? readFileSync(caFile).toString('base64') : undefined);
+    const expired = JSON.stringify({
+      clusters: [{ name: 'c', cluster: { server: cluster.server, 'insecure-skip-tls-verify': cluster.skipTLSVerify, ...(caData ? { 'certificate-authority-data': caData } : {}) } }],
+      users: [{ name: 'u', user: { token: 'expired-t0ken' } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'c',
+    });
+    const refused = new ClusterClients({ defaultKubeConfig: target.kubeConfig() });
+    refused.update(new Map([['c1', { ...config.clusters.get('c1')!, kubeConfig: expired }]]));
+    const job = metadataLevelJob('update', { apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: ns, name: 'settings', body: {} });
+    const metrics = createMetrics('router_fetch_refused');
+    const { results, pending } = await routeBatch([job], compileRules(config), { writeQueues, metrics, fetchObject: createObjectFetcher(refused, { sleep: async () => undefined }) });
+    expect(results[0]).toBeInstanceOf(JobFailure);
+    const message = (results[0] as JobFailure).error.message;
+    expect(message).toMatch(/^fetch failed: cluster c1 does not accept the kubeconfig of spec.kubeConfigSecretRef \(401/);
+    expect(message).toContain(`configmaps ${ns}/settings`);
+    expect(message).toContain(`get configmaps in namespace ${ns}`);
+    expect(message).not.toContain('expired-t0ken');
+    expect(pending.size).toBe(0);
+    expect((await metrics.objectsFetched.get()).values).toEqual([{ labels: { cluster: 'c1', outcome: 'failed' }, value: 1 }]);
+    expect((await metrics.eventsWithoutBody.get()).values).toEqual([]);
+
+    const none = new ClusterClients();
+    none.update(config.clusters);
+    const without = await routeBatch([job], compileRules(config), { writeQueues, metrics: createMetrics('router_fetch_noclient'), fetchObject: createObjectFetcher(none) });
+    expect(without.results[0]).toBeInstanceOf(JobFailure);
+    expect((without.results[0] as JobFailure).error.message).toMatch(
+      new RegExp(`^fetch failed: cannot read configmaps ${ns}/settings: cluster c1 has no spec.kubeConfigSecretRef and the service runs without credentials of its own`),
+    );
+  });
+
+  it('records an event whose objectRef addresses no object as no-object-body, without a read', async () => {
+    const job = metadataLevelJob('update', { apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: ns, name: 'settings', body: {} });
+    delete job.objectRef.apiVersion;
+    const metrics = createMetrics('router_fetch_unaddressable');
+    const { results } = await routeBatch([job], compileRules(config), { writeQueues, metrics, fetchObject: fetcher() });
+    expect(results).toEqual([{ outcome: 'no-object-body', reason: 'no object body, and none can be read back from cluster c1: configmaps: the event names no API version' }]);
+    expect((await metrics.objectsFetched.get()).values).toEqual([]);
   });
 
   it('without a fetcher, records the missing body as before', async () => {

@@ -13,6 +13,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { emptyConfigObjects, resolveConfig } from '../../config/resolve-config.js';
 import { SCHEMA_BY_KIND } from '../../config/resource-schemas.js';
 import type { ConfigSnapshot, ObservedObject, StatusKind } from '../../kube/config-snapshot.js';
+import { PENDING_MESSAGE } from '../../kube/status/conditions.js';
 import type { ProbeResult } from '../../kube/status/provider-probe.js';
 import type { StatusMetrics } from '../../kube/status/status-metrics.js';
 import { startStatusReporter, type StatusReporter, type StatusReporterOptions } from '../../kube/status/status-reporter.js';
@@ -230,7 +231,16 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
     await r.settled();
     let live = await read(good);
     expect(live.status?.backlog).toBe(2);
-    expect(condition(live, 'Synced')).toMatchObject({ status: 'False', reason: 'Pending', message: expect.stringMatching(/^2 changes wait/) });
+    expect(condition(live, 'Synced')).toMatchObject({ status: 'False', reason: 'Pending', message: PENDING_MESSAGE });
+
+    // More changes wait: the count moves, the condition does not (one field patched, not the condition too).
+    const pending = condition(live, 'Synced');
+    await queue.add('w', { n: 3 });
+    r.update(await snapshotOf(all));
+    await r.settled();
+    live = await read(good);
+    expect(live.status?.backlog).toBe(3);
+    expect(condition(live, 'Synced')).toEqual(pending);
 
     const sha = 'c0ffee'.padEnd(40, '0');
     const job = { target: target.key, clusterId: 'c1', stageTimestamp: new Date().toISOString(), resourceVersion: '1' } as WriteJob;
@@ -251,5 +261,113 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
     expect(live.status?.lastError).toMatchObject({ message: 'git push /srv/repo.git failed (exit 128): Connection refused' });
     expect(live.status?.lastCommit).toMatchObject({ sha });
     expect(condition(live, 'Synced')).toMatchObject({ status: 'False', reason: 'WriteFailed' });
+  });
+
+  /** The Valkey connection, counting every command the reporter sends through it. */
+  const countingConnection = () => {
+    let calls = 0;
+    const counted = new Proxy(connection, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return { counted, calls: () => calls };
+  };
+
+  it('reads, probes and writes nothing while another replica leads; becoming the leader runs a round at once', async () => {
+    const { provider, good, all } = await baseObjects({ branch: 'main' });
+    const prefix = uniquePrefix('status');
+    let snapshot = await snapshotOf(all);
+    const target = snapshot.config.targets.get(`${good.metadata!.namespace}/good`)!;
+    const queue = new Queue(target.partition.queueName, { connection, prefix });
+    cleanup.push(() => queue.close());
+    await queue.add('w', { n: 1 });
+    let leading = false;
+    let queueReads = 0;
+    const probed: string[] = [];
+    const valkeyCalls = countingConnection();
+    const r = reporter({
+      prefix,
+      connection: valkeyCalls.counted,
+      leader: () => leading,
+      queues: (name) => {
+        queueReads++;
+        return name === target.partition.queueName ? queue : undefined;
+      },
+      probes: {
+        probe: (url, c, o) => {
+          probed.push(url);
+          return neverProbe(url, c, o);
+        },
+      },
+    });
+    const sent = patches().length;
+
+    for (let i = 0; i < 10; i++) r.update(snapshot);
+    await r.settled();
+    r.leadershipChanged(false);
+    await new Promise((res) => setTimeout(res, 100));
+    expect({ writes: await writes(), valkey: valkeyCalls.calls(), queues: queueReads, probes: probed.length }).toEqual({ writes: 0, valkey: 0, queues: 0, probes: 0 });
+    if (proxy) expect(patches().length).toBe(sent);
+    expect((await read(good)).status).toBeUndefined();
+
+    // This replica takes over: a round at once, with the latest snapshot.
+    leading = true;
+    r.leadershipChanged(true);
+    await r.settled();
+    expect(await writes()).toBe(all.length);
+    expect(valkeyCalls.calls()).toBeGreaterThan(0);
+    expect(queueReads).toBeGreaterThan(0);
+    expect(probed).toHaveLength(1);
+    expect((await read(good)).status?.backlog).toBe(1);
+    expect(condition(await read(provider), 'Reachable')).toMatchObject({ status: 'Unknown', reason: 'NotProbed' });
+
+    // It steps down: the next changes are the new leader's to write, and nothing is read for them here.
+    leading = false;
+    r.leadershipChanged(false);
+    const [calls, reads] = [valkeyCalls.calls(), queueReads];
+    await kube.patch({ ...provider, spec: { allowedBranches: ['main', 'release/*'] } });
+    await queue.add('w', { n: 2 });
+    snapshot = await snapshotOf(all);
+    for (let i = 0; i < 10; i++) r.update(snapshot);
+    await r.settled();
+    await new Promise((res) => setTimeout(res, 150));
+    expect({ writes: await writes(), valkey: valkeyCalls.calls(), queues: queueReads }).toEqual({ writes: all.length, valkey: calls, queues: reads });
+    expect((await read(provider)).status?.observedGeneration).toBe(1);
+    expect(probed).toHaveLength(1);
+  });
+
+  it('observe() takes the latest snapshot without a round; the next round compares with it', async () => {
+    const { provider, all } = await baseObjects();
+    const valkeyCalls = countingConnection();
+    const r = reporter({ connection: valkeyCalls.counted });
+    r.update(await snapshotOf(all));
+    await r.settled();
+    expect(await writes()).toBe(all.length);
+
+    // The informers show our writes (a status-only change of each object): no round for that.
+    const calls = valkeyCalls.calls();
+    const sent = patches().length;
+    r.observe(await snapshotOf(all));
+    await new Promise((res) => setTimeout(res, 100));
+    await r.settled();
+    expect(valkeyCalls.calls()).toBe(calls);
+    if (proxy) expect(patches().length).toBe(sent);
+
+    // A snapshot taken by observe() is what the next round works with, whoever asks for the round.
+    await kube.patch({ ...provider, spec: { allowedBranches: ['main', 'release/*'] } });
+    r.observe(await snapshotOf(all));
+    await new Promise((res) => setTimeout(res, 100));
+    expect((await read(provider)).status?.observedGeneration).toBe(1);
+    r.leadershipChanged(true);
+    await r.settled();
+    expect(valkeyCalls.calls()).toBeGreaterThan(calls);
+    expect((await read(provider)).status?.observedGeneration).toBe(2);
+    expect(await writes()).toBe(all.length + 1);
   });
 });

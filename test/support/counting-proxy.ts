@@ -14,16 +14,29 @@ export interface CountingProxy {
   stop(): Promise<void>;
 }
 
-/** Forwards every request to `target` (an http:// URL) unchanged, streaming both ways. */
-export async function startCountingProxy(target: string): Promise<CountingProxy> {
+/**
+ * Forwards every request to `target` (an http:// URL) unchanged, streaming both ways; `refuse` may answer a
+ * request itself with an HTTP error (and a Status body, as the API server does) instead.
+ */
+export async function startCountingProxy(target: string, refuse?: (req: SeenRequest) => number | undefined): Promise<CountingProxy> {
   const upstream = new URL(target);
   const requests: SeenRequest[] = [];
   const server: Server = createServer((req, res) => {
-    requests.push({ method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0]! });
+    const seen = { method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0]! };
+    requests.push(seen);
+    const code = refuse?.(seen);
+    if (code !== undefined) {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `refused by the test proxy (${code})`, reason: code === 403 ? 'Forbidden' : 'InternalError', code }));
+      req.resume();
+      return;
+    }
     const out = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
+        // A watch answers its headers long before its first event: pass them on at once, as the server does.
+        res.flushHeaders();
         answer.pipe(res);
       },
     );

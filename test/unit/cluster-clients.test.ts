@@ -1,5 +1,6 @@
 // The per-cluster client registry: which credentials a cluster gets, when a client is rebuilt, and why
-// a cluster has none — without quoting a kubeconfig that did not load.
+// a cluster has none — without quoting a kubeconfig that did not load, and refusing a Secret's kubeconfig
+// that would run commands or read files in the service's pod.
 import { describe, expect, it } from 'vitest';
 import type { ClusterSource } from '../../config/resolved-config.js';
 import { createObjectFetcher } from '../../kube/object-fetcher.js';
@@ -71,7 +72,64 @@ describe.skipIf(skipReason !== undefined)('ClusterClients', () => {
       objectRef: { resource: 'configmaps', namespace: 'n', name: 'x', apiVersion: 'v1' },
       responseCode: 200,
     };
-    expect(await fetch(job)).toEqual({ kind: 'failed', reason: registry.whyNoClient('local'), transient: false });
+    // A failure, not a missing body: the event fails, to be retried and replayed once the cluster has a client.
+    expect(await fetch(job)).toEqual({ kind: 'failed', reason: `cannot read configmaps n/x: ${registry.whyNoClient('local')}`, transient: false });
+    // What names no object stays unaddressable, whatever the client.
+    expect(await fetch({ ...job, objectRef: { resource: 'configmaps', namespace: 'n', name: 'x', apiVersion: 'v1', subresource: 'status' } })).toEqual({
+      kind: 'unaddressable',
+      reason: 'configmaps/status: the status subresource is not an object that can be read back',
+    });
+  });
+
+  it("refuses a Secret's kubeconfig that would act on the service's pod, and says why when a read needs it", async () => {
+    const registry = new ClusterClients();
+    const exec = [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: r, cluster: {server: "https://attacker.example:6443"}}]',
+      'users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: sh, args: ["-c", "echo pwned-s3cret"]}}}]',
+      'contexts: [{name: r, context: {cluster: r, user: u}}]',
+      'current-context: r',
+    ].join('\n');
+    const tokenFile = exec.replace(/users: .*/, 'users: [{name: u, user: {tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}}]');
+    registry.update(clusters(source('exec', { kubeConfig: exec }), source('token-file', { kubeConfig: tokenFile })));
+    expect(registry.get('exec')).toBeUndefined();
+    expect(registry.whyNoClient('exec')).toMatch(
+      /^cluster exec: the kubeconfig of spec.kubeConfigSecretRef is refused: users\[0\]\.user\.exec runs a command in the service's pod; a kubeconfig from a Secret may hold only/,
+    );
+    expect(registry.whyNoClient('exec')).not.toMatch(/pwned|sh\b/);
+    expect(registry.get('token-file')).toBeUndefined();
+    expect(registry.whyNoClient('token-file')).toMatch(/^cluster token-file: the kubeconfig of spec.kubeConfigSecretRef is refused: users\[0\]\.user\.tokenFile reads a token from a file/);
+    expect(registry.whyNoClient('token-file')).not.toContain('/var/run');
+
+    const fetch = createObjectFetcher(registry);
+    const job: IngestJob = {
+      clusterId: 'exec',
+      auditID: 'a1',
+      verb: 'update',
+      stageTimestamp: '',
+      user: { username: 'u' },
+      objectRef: { resource: 'configmaps', namespace: 'shop', name: 'settings', apiVersion: 'v1' },
+      responseCode: 200,
+    };
+    expect(await fetch(job)).toEqual({ kind: 'failed', transient: false, reason: `cannot read configmaps shop/settings: ${registry.whyNoClient('exec')}` });
+  });
+
+  it("builds a Secret's kubeconfig from its inline credentials only, and trusts the service's own as it is", () => {
+    const own = new k8s!.KubeConfig();
+    // The service's own kubeconfig may use exec (a developer's KUBECONFIG): it is not checked.
+    own.loadFromOptions({
+      clusters: [{ name: 'own', server: 'https://own:6443', skipTLSVerify: false }],
+      users: [{ name: 'sa', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'true' } }],
+      contexts: [{ name: 'own', cluster: 'own', user: 'sa' }],
+      currentContext: 'own',
+    });
+    const registry = new ClusterClients({ defaultKubeConfig: own });
+    registry.update(clusters(source('remote', { kubeConfig: kubeConfigText('https://remote:6443/', 'tok') }), source('local')));
+    expect(registry.get('local')?.kubeConfig).toBe(own);
+    const remote = registry.get('remote')!.kubeConfig;
+    expect(remote.getCurrentCluster()).toEqual({ name: 'remote', server: 'https://remote:6443', skipTLSVerify: true });
+    expect(remote.getCurrentUser()).toEqual({ name: 'reader', token: 'tok' });
   });
 
   it('says why a kubeconfig did not load without quoting it', () => {

@@ -18,6 +18,7 @@ describe('readEnv', () => {
     expect(readEnv({})).toEqual({
       DATA_DIR: resolve(process.cwd(), '.data'),
       CONFIG_SOURCE: 'demo',
+      ALLOW_LOCAL_GIT_REPOSITORIES: false,
       PORT: 8080,
       KEY_PREFIX: 'gitops-reverser',
       WEBHOOK_BODY_LIMIT_BYTES: 10 * 1024 * 1024,

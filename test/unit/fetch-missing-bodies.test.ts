@@ -1,5 +1,7 @@
 // Which events the router reads back from their cluster, how many at once, and what it records when a
-// read fails — with a fake fetcher, so only the router's side is under test.
+// read fails (a failed job, retried; only a gone or unaddressable object is recorded as no-object-body) —
+// with a fake fetcher, so only the router's side is under test.
+import { UnrecoverableError } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../dashboard/metrics.js';
 import type { FetchOutcome } from '../../kube/fetch-object.js';
@@ -110,16 +112,47 @@ describe('fetchMissingBodies', () => {
       { kind: 'gone' },
       { kind: 'failed', reason: 'cluster c1: missing permission to get configmaps in namespace shop', transient: false },
       { kind: 'found', object: configMap('x') },
+      { kind: 'unaddressable', reason: 'configmaps/status: the status subresource is not an object that can be read back' },
     ];
     let i = 0;
     const { opts, metrics } = options(async () => outcomes[i++]!, { concurrency: 1 });
-    const { fetches } = await fetchMissingBodies([job(), job(), job()], opts);
+    const { fetches } = await fetchMissingBodies([job(), job(), job(), job()], opts);
     expect(fetches).toEqual([
-      { kind: 'not-fetched', reason: 'object no longer exists in cluster c1' },
-      { kind: 'not-fetched', reason: 'fetch failed: cluster c1: missing permission to get configmaps in namespace shop' },
+      { kind: 'absent', reason: 'object no longer exists in cluster c1' },
+      { kind: 'failed', reason: 'fetch failed: cluster c1: missing permission to get configmaps in namespace shop' },
       { kind: 'fetched' },
+      { kind: 'absent', reason: 'no object body, and none can be read back from cluster c1: configmaps/status: the status subresource is not an object that can be read back' },
     ]);
+    // An objectRef that addresses no object is not read, so not counted as a read.
     expect(await counts(metrics)).toEqual({ 'c1/gone': 1, 'c1/failed': 1, 'c1/found': 1 });
+  });
+
+  it('routes only gone and unaddressable as no-object-body; every failed read fails its event, with the reason', async () => {
+    const routes = { byCluster: new Map() };
+    const failures: Extract<FetchOutcome, { kind: 'failed' }>[] = [
+      { kind: 'failed', reason: 'cluster c1 does not accept the kubeconfig of spec.kubeConfigSecretRef (401: Unauthorized): reading configmaps shop/x needs valid credentials', transient: false },
+      { kind: 'failed', reason: 'cluster c1: missing permission to get configmaps in namespace shop for the kubeconfig of spec.kubeConfigSecretRef, reading configmaps shop/x (403: forbidden)', transient: false },
+      { kind: 'failed', reason: 'cannot read configmaps shop/x: cluster c1: the kubeconfig of spec.kubeConfigSecretRef is refused: users[0].user.exec runs a command', transient: false },
+      { kind: 'failed', reason: 'cluster c1, reading configmaps shop/x with the service\'s own credentials: the exec plugin of the kubeconfig failed (3 attempts)', transient: true },
+    ];
+    let i = 0;
+    const { opts, metrics } = options(async () => failures[i++]!, { concurrency: 1 });
+    const batch = [job(), job(), job(), job({ clusterId: 'c2' })];
+    const { fetches } = await fetchMissingBodies(batch, opts);
+    const routeMetrics = createMetrics(`t${++seq}`);
+    batch.forEach((j, k) => {
+      const routed = routeEvent(j, routes, { writeQueues: new Map(), metrics: routeMetrics }, new Map(), fetches[k]);
+      expect(routed).toBeInstanceOf(JobFailure);
+      expect((routed as JobFailure).error.message).toBe(`fetch failed: ${failures[k]!.reason}`);
+      // Retried with the ingest job's backoff, then a dead letter to replay: not unrecoverable.
+      expect((routed as JobFailure).error).not.toBeInstanceOf(UnrecoverableError);
+    });
+    expect(await counts(metrics)).toEqual({ 'c1/failed': 3, 'c2/failed': 1 });
+    expect((await routeMetrics.eventsWithoutBody.get()).values).toEqual([]);
+
+    const absent = routeEvent(job(), routes, { writeQueues: new Map(), metrics: routeMetrics }, new Map(), { kind: 'absent', reason: 'object no longer exists in cluster c1' });
+    expect(absent).toEqual({ outcome: 'no-object-body', reason: 'object no longer exists in cluster c1' });
+    expect((await routeMetrics.eventsWithoutBody.get()).values).toEqual([{ labels: { cluster: 'c1' }, value: 1 }]);
   });
 
   it('stops trying a cluster that stayed unreachable, for the rest of the batch only', async () => {
@@ -135,9 +168,8 @@ describe('fetchMissingBodies', () => {
     const { fetches } = await fetchMissingBodies(batch, opts);
     expect(asked).toEqual(['down', 'up']);
     expect(fetches[1]).toEqual({
-      kind: 'not-fetched',
+      kind: 'failed',
       reason: expect.stringMatching(/^fetch failed: not tried, cluster down was unreachable .*could not be reached$/),
-      transient: true,
     });
     // Routing turns an unreachable cluster into a failed job (retried with backoff, then a dead letter), never a dropped change.
     const routed = routeEvent(batch[1]!, { byCluster: new Map() }, { writeQueues: new Map(), metrics: createMetrics('t_fmb') }, new Map(), fetches[1]);
@@ -145,6 +177,20 @@ describe('fetchMissingBodies', () => {
     expect((routed as JobFailure).error.message).toMatch(/^fetch failed: not tried, cluster down was unreachable/);
     await fetchMissingBodies([job({ clusterId: 'down' })], opts);
     expect(asked).toEqual(['down', 'up', 'down']);
+  });
+
+  it('keeps trying a cluster after a failure that is not transient: each read says for itself', async () => {
+    let asked = 0;
+    const { opts } = options(
+      async () => {
+        asked++;
+        return { kind: 'failed', reason: 'cluster c1: missing permission', transient: false };
+      },
+      { concurrency: 1 },
+    );
+    const { fetches } = await fetchMissingBodies([job(), job()], opts);
+    expect(asked).toBe(2);
+    expect(fetches.every((f) => f?.kind === 'failed')).toBe(true);
   });
 
   it('turns a fetcher that throws into a failed read of that event alone', async () => {
@@ -157,7 +203,7 @@ describe('fetchMissingBodies', () => {
       { concurrency: 1 },
     );
     const { fetches } = await fetchMissingBodies([job(), job()], opts);
-    expect(fetches).toEqual([{ kind: 'not-fetched', reason: 'fetch failed: boom' }, { kind: 'fetched' }]);
+    expect(fetches).toEqual([{ kind: 'failed', reason: 'fetch failed: boom' }, { kind: 'fetched' }]);
   });
 
   it('redacts a Secret even when the fetcher did not', async () => {

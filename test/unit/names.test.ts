@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PREFIX, eventJobId, ownKeys, partitionOf, writeJobId } from '../../queues/names.js';
+import { DEFAULT_PREFIX, eventJobId, ownKeys, partitionOf, routerKeys, statusKeys, writeJobId } from '../../queues/names.js';
 
 const URLS = [
   'https://github.com/example/fleet.git',
@@ -112,5 +112,12 @@ describe('ownKeys', () => {
       versions: 'gitops-reverser:partition:abc123def456:versions',
     });
     expect(ownKeys('{gr}', 'p').lease).toBe('{gr}:partition:p:lease');
+  });
+});
+
+describe('statusKeys', () => {
+  it('is the status reporter\'s own lease under the prefix, apart from the router\'s', () => {
+    expect(statusKeys(DEFAULT_PREFIX)).toEqual({ lease: 'gitops-reverser:status:lease', fence: 'gitops-reverser:status:fence' });
+    expect(statusKeys('p').lease).not.toBe(routerKeys('p').lease);
   });
 });

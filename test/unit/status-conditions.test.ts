@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ConfigProblem } from '../../config/resolve-config.js';
 import type { ObservedObject } from '../../kube/config-snapshot.js';
-import { desiredStatus, statusDiffers, type Condition, type ObjectStatus } from '../../kube/status/conditions.js';
+import { desiredStatus, PENDING_MESSAGE, statusDiffers, type Condition, type ObjectStatus } from '../../kube/status/conditions.js';
 
 const T0 = new Date('2026-01-10T08:00:00.123Z');
 const T1 = new Date('2026-01-10T09:30:00Z');
@@ -84,11 +84,24 @@ describe('desiredStatus: GitTarget progress and Synced', () => {
     expect(cond(s, 'Synced')?.message).toContain(commit.sha);
   });
 
-  it('is Synced False/Pending with the backlog count, saying it is the partition\'s', () => {
+  it('is Synced False/Pending with the backlog count in status.backlog, saying it is the partition\'s', () => {
     const s = desiredStatus(target(), { problems: [], now: T0, backlog: 42, progress: { lastCommit: commit } });
     expect(s.backlog).toBe(42);
-    expect(cond(s, 'Synced')).toMatchObject({ status: 'False', reason: 'Pending' });
-    expect(cond(s, 'Synced')?.message).toMatch(/^42 changes wait to be written \(the backlog of the partition queue/);
+    expect(cond(s, 'Synced')).toMatchObject({ status: 'False', reason: 'Pending', message: PENDING_MESSAGE });
+    expect(PENDING_MESSAGE).toMatch(/^Changes are waiting to be written; see status\.backlog \(the backlog of the partition queue, shared/);
+  });
+
+  it('changes only status.backlog when the backlog count changes: the conditions stay as they are', () => {
+    const shown = desiredStatus(target(), { problems: [], now: T0, backlog: 42, progress: { lastCommit: commit } });
+    const next = desiredStatus(target(shown), { problems: [], now: T1, backlog: 7, progress: { lastCommit: commit } });
+    expect(next.conditions).toEqual(shown.conditions);
+    expect({ ...next, backlog: 42 }).toEqual(shown);
+    expect(statusDiffers(shown, next)).toBe(true); // written, for status.backlog alone
+    expect(statusDiffers(shown, { ...next, backlog: 42 })).toBe(false);
+    // Likewise while the last write failed.
+    const lastError = { message: 'git push failed', time: '2026-01-10T07:58:00Z' };
+    const failing = desiredStatus(target(), { problems: [], now: T0, backlog: 3, progress: { lastError } });
+    expect(desiredStatus(target(failing), { problems: [], now: T1, backlog: 300, progress: { lastError } }).conditions).toEqual(failing.conditions);
   });
 
   it('is Synced False/WriteFailed with the last error, which wins over the backlog', () => {
@@ -96,7 +109,8 @@ describe('desiredStatus: GitTarget progress and Synced', () => {
     const s = desiredStatus(target(), { problems: [], now: T0, backlog: 5, progress: { lastCommit: commit, lastError } });
     expect(s.lastError).toEqual(lastError);
     expect(cond(s, 'Synced')).toMatchObject({ status: 'False', reason: 'WriteFailed' });
-    expect(cond(s, 'Synced')?.message).toBe(`The last write failed at ${lastError.time}: ${lastError.message} (5 changes wait in the partition queue)`);
+    expect(cond(s, 'Synced')?.message).toBe(`The last write failed at ${lastError.time}: ${lastError.message}`);
+    expect(s.backlog).toBe(5);
     // The next successful push clears the error.
     const healed = desiredStatus(target(s), { problems: [], now: T1, backlog: 0, progress: { lastCommit: commit } });
     expect(healed.lastError).toBeUndefined();

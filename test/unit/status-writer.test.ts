@@ -2,11 +2,11 @@
 // covered by test/integration/status-reporter.test.ts): only changes are written, the latest per object
 // wins, at most one write per object per interval, bounded concurrency, 404 dropped, errors retried.
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ObservedObject } from '../../kube/config-snapshot.js';
 import { desiredStatus, type ObjectStatus } from '../../kube/status/conditions.js';
-import { startStatusWriter, statusPatch, type PatchStatus, type StatusRef, type StatusWriter } from '../../kube/status/status-writer.js';
+import { DEFAULT_MIN_INTERVAL_MS, startStatusWriter, statusPatch, type PatchStatus, type StatusRef, type StatusWriter } from '../../kube/status/status-writer.js';
 
 const logger = pino({ level: 'silent' });
 const obj = (name: string, status?: Record<string, unknown>): ObservedObject => ({ kind: 'WatchRule', key: `ns/${name}`, name, namespace: 'ns', generation: 1, status });
@@ -112,6 +112,54 @@ describe('status writer', () => {
     w.set(flaky, ready(flaky));
     await w.idle();
     expect(r.calls.map((c) => c.ref.name).sort()).toEqual(['flaky', 'flaky', 'gone']);
+  });
+
+  it('writes an object at most once per 5 s by default: a busy target is written with its latest backlog', async () => {
+    vi.useFakeTimers();
+    try {
+      const r = recorder();
+      const w = startStatusWriter({ kubeConfig: {} as KubeConfig, logger, patchStatus: r.patch });
+      const t: ObservedObject = { kind: 'GitTarget', key: 'ns/t', name: 't', namespace: 'ns', generation: 1 };
+      const withBacklog = (on: ObservedObject, n: number) => desiredStatus(on, { problems: [], now: new Date(), backlog: n, progress: {} });
+      w.set(t, withBacklog(t, 1));
+      await vi.advanceTimersByTimeAsync(10);
+      expect(r.calls).toHaveLength(1);
+      // The backlog changes every 100 ms; the informers show the first write meanwhile.
+      const shown = { ...t, status: r.calls[0]!.status };
+      for (let n = 2; n <= 49; n++) {
+        w.set(shown, withBacklog(shown, n));
+        await vi.advanceTimersByTimeAsync(100);
+      }
+      expect(r.calls).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(300);
+      expect(r.calls).toHaveLength(2);
+      expect(r.calls[1]!.at - r.calls[0]!.at).toBe(DEFAULT_MIN_INTERVAL_MS);
+      expect(DEFAULT_MIN_INTERVAL_MS).toBe(5000);
+      // Only the count moved: the patch carries the same conditions.
+      expect(r.calls[1]!.status.backlog).toBe(49);
+      expect(r.calls[1]!.status.conditions).toEqual(r.calls[0]!.status.conditions);
+      await w.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('discard() drops what is pending and the memory of its own writes (another replica reports now)', async () => {
+    const r = recorder();
+    const w = start(r.patch, { minIntervalMs: 100 });
+    const o = obj('a');
+    w.set(o, ready(o, true));
+    await new Promise((res) => setTimeout(res, 20));
+    expect(r.calls).toHaveLength(1);
+    w.set(o, ready(o, false)); // held back by minIntervalMs
+    w.discard();
+    await w.idle();
+    await new Promise((res) => setTimeout(res, 150));
+    expect(r.calls).toHaveLength(1);
+    // Our own write no longer counts as shown: a stale view of the object is written to again.
+    w.set(o, ready(o, true));
+    await w.idle();
+    expect(r.calls).toHaveLength(2);
   });
 
   it('removes fields it no longer reports with null (JSON merge patch)', () => {
