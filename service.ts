@@ -28,7 +28,9 @@ import { startWatchSupervisor } from './kube/watch/watch-supervisor.js';
 import { rulesSelectingNothing } from './config/resolve-config.js';
 import { recordTargetProgress } from './workers/git-writer/target-progress.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
-import { compileRules } from './workers/route/compile-rules.js';
+import { compileRules, matchTargets } from './workers/route/compile-rules.js';
+import { identityOf } from './workers/normalize/identity.js';
+import { operationOf } from './workers/normalize/normalize-event.js';
 import { startRouter } from './workers/router.js';
 
 export interface ServiceOptions {
@@ -317,6 +319,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     queues: allQueues,
     ping: () => connection.ping(),
     recordAuthors: (cluster, jobs) => recordAuditAuthors(connection, prefix, cluster.name, jobs),
+    selects: (job) => matchTargets(routes, identityOf(job), operationOf(job.verb)).length > 0,
     // Per-cluster rate limits are kept in Valkey: exact over all replicas.
     rateLimit: createClusterRateLimit({ connection, prefix }),
   });

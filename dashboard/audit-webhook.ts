@@ -43,6 +43,8 @@ export interface AuditWebhookOptions {
    * so the watch event of the same change can name its author. Best effort, after the events are stored.
    */
   recordAuthors?: (cluster: ClusterSource, jobs: IngestJob[]) => Promise<void>;
+  /** Whether some rule of the event's cluster selects it; events none selects are skipped (`not-selected`). */
+  selects?: (job: IngestJob) => boolean;
 }
 
 type Rejection = { status: number; reason: string; error: string };
@@ -103,7 +105,7 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     const jobs: IngestJob[] = [];
     const skipped: Partial<Record<SkipReason, number>> = {};
     for (const event of parsed.events) {
-      const kept = toIngestJob(cluster.name, event, { allowedNamespaces: cluster.allowedNamespaces });
+      const kept = toIngestJob(cluster.name, event, { allowedNamespaces: cluster.allowedNamespaces, selected: opts.selects });
       if (kept.keep) jobs.push(kept.job);
       else skipped[kept.reason] = (skipped[kept.reason] ?? 0) + 1;
     }

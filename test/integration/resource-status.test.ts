@@ -93,7 +93,15 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
       headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
       body: JSON.stringify(eventList([event])),
     });
-    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ received: 1, accepted: 1, skipped: {} });
+    // What no rule of the cluster selects is skipped at the webhook: nothing of it reaches Valkey.
+    const noise = auditEvent('create', { apiVersion: 'v1', kind: 'Service', resource: 'services', namespace: ns, name: 'svc', body: { spec: {} } }, { user: 'alice' });
+    const skipped = await fetch(`${service.url}/audit-webhook/${cluster}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
+      body: JSON.stringify(eventList([noise])),
+    });
+    expect(await skipped.json()).toEqual({ received: 1, accepted: 0, skipped: { 'not-selected': 1 } });
     await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the commit');
     const [commit] = await commitLog(remote);
     const target = gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster });

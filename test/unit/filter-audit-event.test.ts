@@ -299,6 +299,12 @@ describe('toIngestJob', () => {
     expect(toIngestJob(CLUSTER, ev(noRef))).toEqual({ keep: false, reason: 'no-object-ref' });
     expect(toIngestJob(CLUSTER, ev(base), { allowedNamespaces: ['other'] })).toEqual({ keep: false, reason: 'namespace-not-allowed' });
     expect(toIngestJob(CLUSTER, ev(base), { allowedNamespaces: ['other', 'shop'] }).keep).toBe(true);
+    // No rule of the cluster selects it: dropped before anything is stored, the selector seeing the job.
+    const seen: string[] = [];
+    const selected = (job: { objectRef: { resource: string } }) => (seen.push(job.objectRef.resource), false);
+    expect(toIngestJob(CLUSTER, ev(base), { selected })).toEqual({ keep: false, reason: 'not-selected' });
+    expect(seen).toEqual(['deployments']);
+    expect(toIngestJob(CLUSTER, ev(base), { selected: () => true }).keep).toBe(true);
   });
 });
 

@@ -14,13 +14,19 @@ export type SkipReason =
   | 'no-op'
   | 'subresource'
   | 'no-object-ref'
-  | 'namespace-not-allowed';
+  | 'namespace-not-allowed'
+  | 'not-selected';
 
 export type FilterResult = { keep: true; job: IngestJob } | { keep: false; reason: SkipReason };
 
 export interface FilterOptions {
   /** When given, namespaced events outside these namespaces are dropped. Cluster-scoped events pass. */
   allowedNamespaces?: string[];
+  /**
+   * When given, an event no rule of its cluster selects is dropped here: a cluster's noise never reaches
+   * Valkey. (The rules in force when it arrives decide; the router decides again with those in force then.)
+   */
+  selected?: (job: IngestJob) => boolean;
 }
 
 /**
@@ -124,5 +130,6 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
   };
   if (ev.impersonatedUser) job.impersonatedUser = { username: ev.impersonatedUser.username };
   if (object) job.object = object;
+  if (opts.selected && !opts.selected(job)) return { keep: false, reason: 'not-selected' };
   return { keep: true, job };
 }

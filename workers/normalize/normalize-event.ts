@@ -25,6 +25,11 @@ export interface NormalizedEvent {
 
 export type NormalizeOutcome = { kind: 'change'; event: NormalizedEvent } | { kind: 'no-object-body'; reason: string };
 
+/** The rule operation of a verb: what a WatchRule's `operations` select. */
+export function operationOf(verb: IngestJob['verb']): Operation {
+  return verb === 'deletecollection' ? 'DELETE' : OPERATION_BY_VERB[verb];
+}
+
 const OPERATION_BY_VERB: Record<Exclude<IngestJob['verb'], 'deletecollection'>, Operation> = {
   create: 'CREATE',
   update: 'UPDATE',
