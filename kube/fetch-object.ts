@@ -7,6 +7,7 @@ import { redactSecret } from '../workers/ingest/redact-secret.js';
 import type { ClusterClient } from './cluster-clients.js';
 import { KubeCredentialsError, KubeNetworkError, kubeGet, type KubeResponse } from './kube-get.js';
 import { isClusterScoped, objectPath, type ObjectRefLike } from './object-path.js';
+import { isRecord, MAX_MESSAGE, parseJson } from './json-body.js';
 
 /**
  * Only `gone` and `unaddressable` mean there is nothing to read; a `failed` read fails its event, which is
@@ -35,19 +36,6 @@ export interface FetchObjectOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-const MAX_MESSAGE = 300;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The message of the API server's Status answer, shortened, or the HTTP status alone. */
 function serverMessage(res: KubeResponse): string {

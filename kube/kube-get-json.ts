@@ -3,6 +3,7 @@
 // names what was asked. The request itself is kube-get.ts (every kind of kubeconfig credentials).
 import type { KubeConfig } from '@kubernetes/client-node';
 import { kubeGet } from './kube-get.js';
+import { isRecord, MAX_MESSAGE, parseJson } from './json-body.js';
 
 /** What the client-side limit of a cluster offers (kube/token-bucket.ts TokenBucket). */
 export interface RequestLimiter {
@@ -29,19 +30,6 @@ export class KubeApiError extends Error {
   }
 }
 
-const MAX_MESSAGE = 300;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
 
 export async function kubeGetJson(kc: KubeConfig, path: string, opts: KubeGetJsonOptions = {}): Promise<unknown> {
   await opts.limiter?.take();

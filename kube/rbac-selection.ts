@@ -3,22 +3,10 @@
 // names, and `*` is never granted (it would include Secrets, RBAC and every CRD installed later), so the
 // rule is reported as needing discovery instead.
 import type { ResourceRule } from '../config/resource-schemas.js';
+// A type import: this pure module loads no client code.
+import type { ApiResourceInfo } from './discovery.js';
 
-/**
- * One resource type as API discovery lists it: structurally the ApiResourceInfo of kube/discovery.ts,
- * repeated here so this pure module imports no client code; the compiler checks that they agree where
- * rbac-command.ts passes one for the other.
- */
-export interface ApiResourceInfo {
-  /** '' for the core group. */
-  group: string;
-  version: string;
-  /** Plural name; subresources (`pods/log`) are never selected. */
-  resource: string;
-  kind: string;
-  namespaced: boolean;
-  verbs: string[];
-}
+export type { ApiResourceInfo } from './discovery.js';
 
 export interface SelectedResource {
   group: string;

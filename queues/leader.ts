@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import { tryAcquireLease, type HeldLease, type LeaseKeys } from './lease.js';
+import { wakeablePause } from './wakeable-pause.js';
 
 export interface LeaderElectionOptions {
   connection: Valkey;
@@ -59,7 +60,6 @@ export function startLeaderElection(opts: LeaderElectionOptions): LeaderElection
   let validUntil = 0;
   const now = (): number => performance.now();
   let stopping = false;
-  let wake: (() => void) | undefined;
   /** Steps down when validUntil passes without a renewal (one may be waiting for Valkey's answer). */
   let deadline: NodeJS.Timeout | undefined;
 
@@ -75,15 +75,7 @@ export function startLeaderElection(opts: LeaderElectionOptions): LeaderElection
     }
   };
 
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      if (stopping) return resolve();
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { pause, wake } = wakeablePause(() => stopping);
 
   /** Steps down at validUntil unless a renewal moved it (a timer may fire a little early: then again). */
   const watchDeadline = (): void => {
@@ -154,7 +146,7 @@ export function startLeaderElection(opts: LeaderElectionOptions): LeaderElection
     isLeader: () => leader && now() < validUntil,
     async stop() {
       stopping = true;
-      wake?.();
+      wake();
       clearTimeout(deadline);
       change(false, 'stopping');
       // A renewal waiting for a Valkey that is away (commands wait for it to come back) does not hold up

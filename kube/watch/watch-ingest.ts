@@ -29,6 +29,7 @@ import { startResumableWatch, type ResumableWatch, type WatchChange } from './re
 import { watchChangeToJob } from './watch-change-job.js';
 import type { WatchSpec } from './watch-plan.js';
 import { openWatchState } from './watch-state.js';
+import { wakeablePause } from '../../queues/wakeable-pause.js';
 
 export interface WatchIngestOptions {
   connection: Valkey;
@@ -112,17 +113,7 @@ export function startWatchIngest(opts: WatchIngestOptions): WatchIngest {
   let discovering: Promise<void> | undefined;
   let lastDiscovery: Discovery | undefined;
   let rediscoverAgain = false;
-  let wake: (() => void) | undefined;
-
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      if (stopping) return resolve();
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { pause, wake } = wakeablePause(() => stopping);
 
   function sinkFor(spec: WatchSpec) {
     return async (changes: WatchChange[], signal: AbortSignal): Promise<void> => {
@@ -310,7 +301,7 @@ export function startWatchIngest(opts: WatchIngestOptions): WatchIngest {
     holdsLease: () => lease !== null,
     async stop() {
       stopping = true;
-      wake?.();
+      wake();
       await looping;
       const held = lease;
       await dropLease();
