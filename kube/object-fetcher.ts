@@ -7,7 +7,20 @@ import { objectPath } from './object-path.js';
 
 export type ObjectFetcher = (job: IngestJob) => Promise<FetchOutcome>;
 
-export function createObjectFetcher(clients: ClusterClients, opts: FetchObjectOptions = {}): ObjectFetcher {
+export interface ObjectFetcherOptions extends FetchObjectOptions {
+  /**
+   * After a cluster could not be reached, its reads fail at once for this long (the events are retried
+   * with backoff): one router serves every cluster, and an unreachable one must not hold it for a timeout
+   * with every batch. @defaultValue 15000
+   */
+  unreachableHoldMs?: number;
+  now?: () => number;
+}
+
+export function createObjectFetcher(clients: ClusterClients, opts: ObjectFetcherOptions = {}): ObjectFetcher {
+  const now = opts.now ?? Date.now;
+  const holdMs = opts.unreachableHoldMs ?? 15_000;
+  const unreachable = new Map<string, { until: number; reason: string }>();
   return async (job) => {
     // What names no object stays unaddressable whatever the cluster's client.
     const target = objectPath(job.objectRef);
@@ -19,6 +32,13 @@ export function createObjectFetcher(clients: ClusterClients, opts: FetchObjectOp
       const why = clients.whyNoClient(job.clusterId) ?? `cluster ${job.clusterId} has no API client`;
       return { kind: 'failed', reason: `cannot read ${describeRef(job.objectRef)}: ${why}`, transient: false };
     }
-    return fetchObject(client, job.objectRef, opts);
+    const held = unreachable.get(job.clusterId);
+    if (held && now() < held.until) {
+      return { kind: 'failed', reason: `not tried: cluster ${job.clusterId} was unreachable moments ago (${held.reason})`, transient: true };
+    }
+    const outcome = await fetchObject(client, job.objectRef, opts);
+    if (outcome.kind === 'failed' && outcome.transient) unreachable.set(job.clusterId, { until: now() + holdMs, reason: outcome.reason });
+    else unreachable.delete(job.clusterId);
+    return outcome;
   };
 }

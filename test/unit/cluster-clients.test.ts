@@ -142,3 +142,37 @@ describe.skipIf(skipReason !== undefined)('ClusterClients', () => {
     expect(registry.whyNoClient('empty')).toBe('cluster empty: no current context with a cluster in the kubeconfig of spec.kubeConfigSecretRef');
   });
 });
+
+describe.skipIf(skipReason !== undefined)('the object fetcher of the router', () => {
+  it('holds an unreachable cluster for a while: its reads fail at once (to be retried), then it is tried again', async () => {
+    const { createServer } = await import('node:net');
+    // A port that refuses connections: listen, note it, close.
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const registry = new ClusterClients();
+    registry.update(clusters(source('down', { kubeConfig: kubeConfigText(`http://127.0.0.1:${port}`, 't') })));
+    let clock = 0;
+    const fetch = createObjectFetcher(registry, { retries: 0, sleep: async () => undefined, unreachableHoldMs: 15_000, now: () => clock });
+    const job: IngestJob = {
+      clusterId: 'down',
+      auditID: 'a1',
+      verb: 'update',
+      stageTimestamp: '',
+      user: { username: 'u' },
+      objectRef: { resource: 'configmaps', namespace: 'n', name: 'x', apiVersion: 'v1' },
+      responseCode: 200,
+    };
+    const first = await fetch(job);
+    expect(first).toMatchObject({ kind: 'failed', transient: true });
+    const held = await fetch(job);
+    expect(held).toEqual({ kind: 'failed', transient: true, reason: expect.stringMatching(/^not tried: cluster down was unreachable moments ago/) });
+    clock = 15_001;
+    const again = await fetch(job);
+    expect(again).toMatchObject({ kind: 'failed', transient: true });
+    expect((again as { reason: string }).reason).not.toMatch(/^not tried/);
+  });
+});
