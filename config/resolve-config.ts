@@ -228,7 +228,16 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
         );
         continue;
       }
-      const target = { key, provider, branch: gt.spec.branch, path, clusterProvider: clusterName, partition };
+      const target: ResolvedTarget = {
+        key,
+        provider,
+        branch: gt.spec.branch,
+        path,
+        clusterProvider: clusterName,
+        partition,
+        prune: gt.spec.prune,
+        reconcileIntervalSeconds: gt.spec.reconcileIntervalSeconds,
+      };
       if (!owner) partitionOwners.set(partition.id, target);
       targets.set(key, target);
     }

@@ -38,6 +38,10 @@ export interface ResolvedTarget {
   path: string;
   clusterProvider: string;
   partition: Partition;
+  /** What removes the file of an object that no longer exists (reconciliation). */
+  prune: 'Never' | 'OnEvent' | 'Always';
+  /** How often the target is reconciled; 0: only on start, change and demand. */
+  reconcileIntervalSeconds: number;
 }
 
 export interface ResolvedRule {

@@ -101,6 +101,13 @@ export const GitTargetSchema = z.object({
     /** Base folder in the repository; `.` is the root. */
     path: z.string().default('.'),
     clusterProviderRef: z.object({ name: dnsName }),
+    /**
+     * What removes a file of an object that no longer exists: `OnEvent` (only real delete events),
+     * `Never`, or `Always` (reconciliation also removes files it did not find in the cluster).
+     */
+    prune: z.enum(['Never', 'OnEvent', 'Always']).default('OnEvent'),
+    /** How often this target is reconciled with its cluster, in seconds; 0: only on start, change and demand. */
+    reconcileIntervalSeconds: z.int().min(0).max(604800).default(3600),
   }),
 });
 

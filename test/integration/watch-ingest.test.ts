@@ -114,7 +114,7 @@ describe.skipIf(skipReason)('watch ingest', () => {
     const t = await setup();
     const group = `g${randomBytes(3).toString('hex')}.example.test`;
     const provider = { key: 'ops/p', url: '/srv/r.git', allowedBranches: ['*'] };
-    const gitTarget: ResolvedTarget = { key: 'ops/t', provider, branch: 'main', path: '', clusterProvider: 'c1', partition: partitionOf(provider.url, 'main') };
+    const gitTarget: ResolvedTarget = { key: 'ops/t', provider, branch: 'main', path: '', clusterProvider: 'c1', partition: partitionOf(provider.url, 'main'), prune: 'OnEvent', reconcileIntervalSeconds: 3600 };
     const config: Pick<ResolvedConfig, 'rules' | 'targets'> = {
       targets: new Map([[gitTarget.key, gitTarget]]),
       rules: [{ source: 'WatchRule x/w', kind: 'WatchRule', key: 'x/w', namespace: t.namespace, targetKey: gitTarget.key, rules: [{ operations: ['*'], apiGroups: ['*'], resources: ['gizmos'] }] }],

@@ -9,7 +9,7 @@ import { compileRules, matchTargets } from '../../workers/route/compile-rules.js
 const provider: ResolvedGitProvider = { key: 'ops/repo', url: '/srv/repo.git', allowedBranches: ['*'] };
 
 function target(key: string, clusterProvider = 'prod', path = key.replace('/', '-')): ResolvedTarget {
-  return { key, provider, branch: 'main', path, clusterProvider, partition: partitionOf(provider.url, 'main') };
+  return { key, provider, branch: 'main', path, clusterProvider, partition: partitionOf(provider.url, 'main'), prune: 'OnEvent', reconcileIntervalSeconds: 3600 };
 }
 
 function config(targets: ResolvedTarget[], rules: ResolvedRule[]): ResolvedConfig {

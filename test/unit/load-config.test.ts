@@ -161,6 +161,8 @@ describe('parseConfig: a valid configuration', () => {
       path: 'clusters/prod',
       clusterProvider: 'prod-eu',
       partition: partitionOf('https://github.com/example/fleet.git', 'main'),
+      prune: 'OnEvent',
+      reconcileIntervalSeconds: 3600,
     });
     expect(config.targets.get('ops/stage')?.path).toBe('clusters/stage');
     expect(config.targets.get('ops/release')).toEqual({
@@ -170,6 +172,8 @@ describe('parseConfig: a valid configuration', () => {
       path: '',
       clusterProvider: 'prod-eu',
       partition: partitionOf('https://github.com/example/fleet.git', 'release/2024.1'),
+      prune: 'OnEvent',
+      reconcileIntervalSeconds: 3600,
     });
     // No path at all is the root too.
     expect(config.targets.get('ops/scratch')).toEqual({
@@ -179,6 +183,8 @@ describe('parseConfig: a valid configuration', () => {
       path: '',
       clusterProvider: 'stage',
       partition: partitionOf('/srv/git/local.git', 'main'),
+      prune: 'OnEvent',
+      reconcileIntervalSeconds: 3600,
     });
   });
 

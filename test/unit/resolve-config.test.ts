@@ -15,7 +15,7 @@ const target = (namespace: string, name: string, providerName: string, path: str
   apiVersion,
   kind: 'GitTarget' as const,
   metadata: { name, namespace },
-  spec: { providerRef: { name: providerName }, branch: 'main', path, clusterProviderRef: { name: 'c1' } },
+  spec: { providerRef: { name: providerName }, branch: 'main', path, clusterProviderRef: { name: 'c1' }, prune: 'OnEvent' as const, reconcileIntervalSeconds: 3600 },
 });
 const cluster = (name: string, spec: ConfigObjects['ClusterProvider'][number]['spec']) => ({ apiVersion, kind: 'ClusterProvider' as const, metadata: { name }, spec });
 

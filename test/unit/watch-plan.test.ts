@@ -14,6 +14,8 @@ const target = (key: string, clusterProvider: string): ResolvedTarget => ({
   path: key.replace('/', '-'),
   clusterProvider,
   partition: partitionOf(provider.url, 'main'),
+  prune: 'OnEvent',
+  reconcileIntervalSeconds: 3600,
 });
 const TARGETS = new Map([
   ['ops/prod', target('ops/prod', 'prod')],
