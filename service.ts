@@ -133,6 +133,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const clusterClients = new ClusterClients({ defaultKubeConfig: opts.kubeConfig });
   let config = configSource.current().config;
   let routes = compileRules(config);
+  /** Unconfigured partitions found empty at the last retirement check. */
+  const emptyUnconfigured = new Set<string>();
   const ensureQueue = (partition: Partition): void => {
     if (writeQueues.has(partition.queueName)) return;
     const queue = new Queue<WriteJob>(partition.queueName, { connection, prefix });
@@ -146,7 +148,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
    * credentials changed is replaced (that waits for its batch in flight; its queue holds the jobs meanwhile).
    * A partition no longer configured keeps its writer until its queue is drained (retireDrainedPartitions).
    */
-  const apply = async (next: ResolvedConfig): Promise<void> => {
+  /**
+   * The part of a change that takes effect at once (synchronously, on the configuration's arrival): new
+   * partitions' queues and writers, then clusters and routes. The webhook's `not-selected` filter and the
+   * router read them, so a rule is in force on this replica from the moment its change arrives.
+   */
+  const switchTo = (next: ResolvedConfig): void => {
     for (const { partition, credentials } of next.partitions.values()) {
       ensureQueue(partition);
       if (!writers.has(partition.id)) writers.set(partition.id, { writer: startWriter(partition, credentials), credentials: JSON.stringify(credentials ?? null) });
@@ -158,6 +165,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     }
     config = next;
     routes = compileRules(next);
+    // A partition configured again starts its two empty checks anew before it can be retired.
+    emptyUnconfigured.clear();
+  };
+  /** The part that waits: writers whose credentials changed, watches, discovery. */
+  const apply = async (next: ResolvedConfig): Promise<void> => {
     for (const { partition, credentials } of next.partitions.values()) {
       const fingerprint = JSON.stringify(credentials ?? null);
       const running = writers.get(partition.id);
@@ -174,16 +186,17 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
    * Stops the writer and closes the queue of each partition that is no longer configured and was empty at
    * the previous check too: a router batch routed by the old rules just before the switch has landed by then.
    */
-  const emptyUnconfigured = new Set<string>();
   const retireDrainedPartitions = async (): Promise<void> => {
-    const configured = new Set([...config.partitions.values()].map((p) => p.partition.queueName));
+    const configured = () => new Set([...config.partitions.values()].map((p) => p.partition.queueName));
     for (const [name, queue] of writeQueues) {
-      if (configured.has(name)) {
+      if (configured().has(name)) {
         emptyUnconfigured.delete(name);
         continue;
       }
       const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
       const empty = Object.values(counts).every((n) => n === 0);
+      // The configuration may have changed while Valkey answered (routes switch synchronously).
+      if (configured().has(name)) continue;
       if (!empty || !emptyUnconfigured.has(name)) {
         if (empty) emptyUnconfigured.add(name);
         else emptyUnconfigured.delete(name);
@@ -215,6 +228,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const discovery =
     opts.reportStatus && opts.kubeConfig ? startDiscoveryCache({ clients: clusterClients, logger, onChange: () => reportStatus() }) : undefined;
   let snapshot = configSource.current();
+  switchTo(config);
   await apply(config);
   const status: StatusReporter | undefined =
     opts.reportStatus && opts.kubeConfig
@@ -255,6 +269,14 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   let applying = Promise.resolve();
   let latest = snapshot;
   let retryApply: NodeJS.Timeout | undefined;
+  function retryLater(): void {
+    clearTimeout(retryApply);
+    retryApply = setTimeout(() => {
+      switchToLatest();
+      applyLatest();
+    }, 5000);
+    retryApply.unref();
+  }
   const applyLatest = (): void => {
     const next = latest;
     applying = applying
@@ -267,13 +289,20 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       .catch((err: unknown) => {
         // Whatever failed is tried again (with the newest configuration by then), not left until the next change.
         logger.error({ err }, 'could not apply the changed configuration completely; trying again in 5 s');
-        clearTimeout(retryApply);
-        retryApply = setTimeout(applyLatest, 5000);
-        retryApply.unref();
+        retryLater();
       });
+  };
+  const switchToLatest = (): void => {
+    try {
+      switchTo(latest.config);
+    } catch (err) {
+      logger.error({ err }, 'could not switch to the changed configuration; trying again in 5 s');
+      retryLater();
+    }
   };
   configSource.onChange((next) => {
     latest = next;
+    switchToLatest();
     applyLatest();
   });
   configSource.onObserved((next) => {

@@ -127,12 +127,14 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
     };
     const token = cp.spec.audit?.tokenSecretRef ? secretValue('spec.audit.tokenSecretRef', cp.spec.audit.tokenSecretRef) : undefined;
     const kubeConfig = cp.spec.kubeConfigSecretRef ? secretValue('spec.kubeConfigSecretRef', cp.spec.kubeConfigSecretRef) : undefined;
-    if (kubeConfig !== undefined) {
-      // Untrusted input: only inline credentials are accepted (no exec, auth plugins or local files).
-      const parsed = parseSecretKubeConfig(kubeConfig);
-      if (!parsed.ok) report('ClusterProvider', name, 'spec.kubeConfigSecretRef', 'InvalidKubeConfig', `the kubeconfig ${parsed.problem}`);
-    }
+    // Untrusted input: only inline credentials are accepted (no exec, auth plugins or local files). Reported
+    // after the check below on purpose: the cluster stays in for its audit webhook (events are accepted;
+    // reads of objects fail and are kept as dead letters until the kubeconfig is fixed).
+    const refusedKubeConfig = kubeConfig !== undefined ? parseSecretKubeConfig(kubeConfig) : undefined;
     if (broken('ClusterProvider', name)) continue;
+    if (refusedKubeConfig && !refusedKubeConfig.ok) {
+      report('ClusterProvider', name, 'spec.kubeConfigSecretRef', 'InvalidKubeConfig', `the kubeconfig ${refusedKubeConfig.problem}; audit events are still accepted, objects cannot be read back`);
+    }
     clusters.set(name, {
       name,
       token,

@@ -59,7 +59,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
     const path = `/apis/${GROUP}/${VERSION}/${plural}`;
     const list = () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
     const informer: Informer = k8s.makeInformer(kc, path, list);
-    const entry = { kind, plural, informer, lastError: undefined as unknown, restarting: false };
+    const entry = { kind, plural, informer, lastError: undefined as unknown, restarting: false, restart: () => undefined as void };
     let retry = opts.retryMs ?? 1000;
     informer.on('change', () => {
       retry = opts.retryMs ?? 1000;
@@ -86,6 +86,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
       entry.lastError = err;
       if (started) restart();
     });
+    entry.restart = restart;
     return entry;
   });
 
@@ -102,7 +103,8 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
         // A read that failed (timeout, 5xx, 403) says nothing about the Secret: keep what was read last,
         // so a blip of the API server never takes a working cluster or repository out of the configuration.
         logger.warn({ secret: key, err: errorText(err), keeping: cached?.secret !== undefined }, `cannot read Secret ${key}`);
-        if (cached) return cached.secret;
+        // Nothing cached: not found for now, but not remembered as such: the next resolution reads it again.
+        return cached?.secret;
       }
     }
     secretCache.set(key, { secret, readAt: Date.now() });
@@ -189,6 +191,8 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
   }
   let snapshot = await resolveNow(true);
   started = true;
+  // An informer whose watch failed while the others were still listing starts again now.
+  for (const entry of informers) if (entry.lastError !== undefined) entry.restart();
   const refresh = setInterval(() => void publish(true), opts.secretRefreshMs ?? 30_000);
   refresh.unref();
   logger.info(
@@ -233,9 +237,13 @@ function fingerprint(s: ConfigSnapshot, withStatus: boolean): string {
  * GitTargets would route every event as unrouted. Retries with backoff, then fails naming the kind.
  */
 async function startAll(informers: { kind: string; plural: string; informer: Informer; lastError: unknown }[], attempts: number, retryMs: number): Promise<void> {
-  await Promise.all(
+  // One kind that cannot be listed ends the others' attempts too; all loops have ended before this returns,
+  // so none starts an informer after the caller stopped them.
+  let aborted = false;
+  const results = await Promise.allSettled(
     informers.map(async (entry) => {
       for (let attempt = 1; ; attempt++) {
+        if (aborted) return;
         entry.lastError = undefined;
         try {
           await entry.informer.start();
@@ -244,6 +252,7 @@ async function startAll(informers: { kind: string; plural: string; informer: Inf
         }
         if (entry.lastError === undefined) return;
         if (attempt >= attempts) {
+          aborted = true;
           throw new ConfigSourceError(`cannot list ${entry.plural}.${GROUP} (${entry.kind}) after ${attempts} attempts: ${errorText(entry.lastError)}`);
         }
         await entry.informer.stop();
@@ -251,6 +260,8 @@ async function startAll(informers: { kind: string; plural: string; informer: Inf
       }
     }),
   );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 export class ConfigSourceError extends Error {

@@ -117,6 +117,8 @@ function cluster(entry: Record<string, unknown>, i: number): Cluster {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Refused(`${where}.cluster.server is not an http(s) URL`);
   if (url.username || url.password) throw new Refused(`${where}.cluster.server carries credentials in its URL; use the user's token or username/password`);
+  // A query or fragment would swallow the path of every request made to this server.
+  if (url.search || url.hash || /[?#]/.test(server)) throw new Refused(`${where}.cluster.server has a query or fragment; give the server's base URL only`);
   const skip = c['insecure-skip-tls-verify'];
   if (skip !== undefined && skip !== null && typeof skip !== 'boolean') throw new Refused(`${where}.cluster.insecure-skip-tls-verify is not true or false`);
   const skipTLSVerify = skip === true;

@@ -94,6 +94,9 @@ export function startLeaderElection(opts: LeaderElectionOptions): LeaderElection
   /** Leadership confirmed by a renewal or acquisition sent at `sentAt`: it lasts the TTL from then. */
   const confirmed = (sentAt: number): void => {
     validUntil = sentAt + ttl;
+    // An answer that came back after the TTL confirms nothing usable: do not announce a leadership that
+    // would end at once (the next renewal decides).
+    if (now() >= validUntil) return;
     change(true, '');
     watchDeadline();
   };

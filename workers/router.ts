@@ -131,9 +131,12 @@ function ingestChangeKey(job: IngestJob): ChangeKey {
  */
 export async function routeBatch(
   batch: IngestJob[],
-  routes: CompiledRoutes,
+  routesAtStart: CompiledRoutes,
   opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'fetchObject'>,
+  /** The routes in force after the reads (they can take a while): a batch routes by rules that are current. */
+  currentRoutes: () => CompiledRoutes = () => routesAtStart,
 ): Promise<{ results: (IngestResult | JobFailure)[]; pending: PendingWrites }> {
+  let routes = routesAtStart;
   let jobs = batch;
   let fetches: (BodyFetch | undefined)[] = [];
   if (opts.fetchObject) {
@@ -148,6 +151,9 @@ export async function routeBatch(
       wanted: (identity, operation) => matchTargets(routes, identity, operation).length > 0,
       metrics: opts.metrics,
     }));
+    // The reads may have taken long enough for the configuration to change (and a partition no longer
+    // configured to be retired): route by the rules in force now.
+    routes = currentRoutes();
   }
   const pending: PendingWrites = new Map();
   const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
@@ -175,7 +181,7 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
     logger: opts.logger.child({ stage: 'router' }),
     schema: IngestJobSchema,
     async handle(jobs, lease) {
-      const { results, pending } = await routeBatch(jobs, opts.routes(), opts);
+      const { results, pending } = await routeBatch(jobs, opts.routes(), opts, opts.routes);
       // A router that lost its lease must not add behind the next one's adds (that would reorder).
       await lease.assertHeld();
       for (const { queue, partitionId, jobs: writes } of pending.values()) {

@@ -149,6 +149,7 @@ describe('gitAuthEnv', () => {
     const header = `Authorization: Basic ${Buffer.from(`bot:${password}`).toString('base64')}`;
     expect(auth.env).toEqual({
       GIT_TERMINAL_PROMPT: '0',
+      GIT_ALLOW_PROTOCOL: 'http:https:ssh:git:file',
       GIT_CONFIG_COUNT: '1',
       GIT_CONFIG_KEY_0: 'http.https://127.0.0.1:1/.extraHeader',
       GIT_CONFIG_VALUE_0: header,
@@ -198,7 +199,7 @@ describe('gitAuthEnv', () => {
     const identity = '-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n';
     const knownHosts = 'github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n';
     const auth = await gitAuthEnv('ssh://git@github.com/org/repo.git', { identity, known_hosts: knownHosts });
-    expect(Object.keys(auth.env).sort()).toEqual(['GIT_SSH_COMMAND', 'GIT_TERMINAL_PROMPT']);
+    expect(Object.keys(auth.env).sort()).toEqual(['GIT_ALLOW_PROTOCOL', 'GIT_SSH_COMMAND', 'GIT_TERMINAL_PROMPT']);
     const cmd = auth.env.GIT_SSH_COMMAND!;
     const keyFile = /-i '([^']+)'/.exec(cmd)?.[1];
     const khFile = /UserKnownHostsFile='([^']+)'/.exec(cmd)?.[1];
@@ -223,7 +224,7 @@ describe('gitAuthEnv', () => {
   it('needs nothing for local remotes', async () => {
     for (const url of ['file:///srv/git/r.git', '/srv/git/r.git', './relative.git']) {
       const auth = await gitAuthEnv(url, { username: 'u', password: 'p' });
-      expect(auth.env).toEqual({ GIT_TERMINAL_PROMPT: '0' });
+      expect(auth.env).toEqual({ GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: 'http:https:ssh:git:file' });
       await auth.cleanup();
     }
   });

@@ -116,6 +116,8 @@ describe('parseSecretKubeConfig', () => {
     expect(problem(kubeconfig({ token: 12345 }))).toBe('is refused: users[0].user.token is not a string');
     expect(problem(kubeconfig(undefined, { server: `ftp://${SECRET}@host` }))).toBe('is refused: clusters[0].cluster.server is not an http(s) URL');
     expect(problem(kubeconfig(undefined, { server: `https://user:${SECRET}@host` }))).toMatch(/^is refused: clusters\[0\]\.cluster\.server carries credentials in its URL/);
+    expect(problem(kubeconfig(undefined, { server: 'https://remote/evil#' }))).toBe('is refused: clusters[0].cluster.server has a query or fragment; give the server\'s base URL only');
+    expect(problem(kubeconfig(undefined, { server: 'https://remote/x?y=' }))).toBe('is refused: clusters[0].cluster.server has a query or fragment; give the server\'s base URL only');
     expect(problem(kubeconfig(undefined, { server: 'http://remote:8080' }))).toBe('is refused: clusters[0].cluster.server is an http: URL, which needs insecure-skip-tls-verify: true');
     expect(problem(kubeconfig(undefined, { 'insecure-skip-tls-verify': 'yes' }))).toBe('is refused: clusters[0].cluster.insecure-skip-tls-verify is not true or false');
     expect(problem(kubeconfig({ 'client-certificate-data': 'Y2VydA==' }))).toBe('is refused: users[0].user has only one of client-certificate-data and client-key-data');

@@ -93,7 +93,8 @@ function shellQuote(s: string): string {
  * GIT_TERMINAL_PROMPT=0 always: a missing credential fails instead of waiting for a terminal.
  */
 export async function gitAuthEnv(repoURL: string, secret: Record<string, string> | undefined): Promise<GitAuth> {
-  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0' };
+  // Only the transports a GitProvider may name: never ext:: (runs a command) or any other helper protocol.
+  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: 'http:https:ssh:git:file' };
   let tempDir: string | null = null;
   const cleanup = async (): Promise<void> => {
     if (tempDir !== null) {
