@@ -113,3 +113,16 @@ export function eventJobId(clusterId: string, auditID: string): string {
 export function writeJobId(eventKey: string, targetKey: string): string {
   return `${eventKey}_${targetKey.replace('/', '.')}`;
 }
+
+/**
+ * One reconcile run of one GitTarget (`namespace/name`): the hash of what its children found in the
+ * cluster (file path → JSON {rv, content}), and per child the set of paths it wrote there (so a list that
+ * restarts, or a retried child, first takes back what an earlier, incomplete listing recorded).
+ */
+export function reconcileKeys(prefix: string, targetKey: string, runId: string) {
+  const base = `${prefix}:reconcile:${targetKey}:${runId}`;
+  return {
+    findings: `${base}:findings`,
+    written: (childKey: string) => `${base}:written:${childKey}`,
+  };
+}
