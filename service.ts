@@ -25,6 +25,7 @@ import { startStatusReporter, type StatusReporter } from './kube/status/status-r
 import { startDiscoveryCache } from './kube/discovery-cache.js';
 import { recordAuditAuthors } from './kube/watch/audit-join.js';
 import { startWatchSupervisor } from './kube/watch/watch-supervisor.js';
+import { startReconcileService } from './flows/reconcile/reconcile-service.js';
 import { rulesSelectingNothing } from './config/resolve-config.js';
 import { recordTargetProgress } from './workers/git-writer/target-progress.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
@@ -48,6 +49,8 @@ export interface ServiceOptions {
    * when the configuration comes from the cluster.
    */
   reportStatus?: { intervalMs?: number; minIntervalMs?: number };
+  /** Reconcile targets with their clusters (start, change, schedule, on demand). @defaultValue true */
+  reconcile?: boolean;
   /** How often partitions no longer configured are checked for retirement (two empty checks in a row). @defaultValue 60000 */
   retireCheckMs?: number;
   /** Serve HTTPS (and ask for client certificates when a client CA is given). */
@@ -266,6 +269,21 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     status?.update(forStatus(snapshot));
   }
   reportStatus();
+  const reconcile =
+    opts.reconcile === false
+      ? undefined
+      : await startReconcileService({
+          connection,
+          prefix,
+          dataDir: opts.dataDir,
+          logger,
+          config: () => config,
+          clusterClients,
+          writeQueues,
+          committerEmail: opts.committer.email,
+        });
+  for (const queue of reconcile?.queues ?? []) board.addQueue(queue);
+
   let applying = Promise.resolve();
   let latest = snapshot;
   let retryApply: NodeJS.Timeout | undefined;
@@ -301,9 +319,14 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     }
   };
   configSource.onChange((next) => {
+    const previous = config;
     latest = next;
     switchToLatest();
     applyLatest();
+    // The targets this change affects are reconciled again (their rules may select more now).
+    if (config !== previous) {
+      void reconcile?.configChanged(previous, config).catch((err: unknown) => logger.warn({ err }, 'could not start the reconciles of a configuration change'));
+    }
   });
   configSource.onObserved((next) => {
     latest = next;
@@ -314,6 +337,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     applying = applying.then(retireDrainedPartitions).catch((err: unknown) => logger.warn({ err }, 'retiring unconfigured partitions failed'));
   }, opts.retireCheckMs ?? 60_000);
   retireTimer.unref();
+
 
   const router = startRouter({
     connection,
@@ -345,7 +369,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     board,
     dashboardCredentials: opts.dashboardCredentials,
     dashboardReadOnly: opts.dashboardReadOnly,
-    queues: allQueues,
+    queues: () => [...allQueues(), ...(reconcile?.queues ?? [])],
+    reconcileRequest: reconcile?.request,
     ping: () => connection.ping(),
     recordAuthors: (cluster, jobs) => recordAuditAuthors(connection, prefix, cluster.name, jobs),
     selects: (job) => matchTargets(routes, identityOf(job), operationOf(job.verb)).length > 0,
@@ -356,6 +381,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   logger.info({ port, replica: replicaId, partitions: writers.size, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
+  // Every target is reconciled once at start: what changed while no replica listened is caught up.
+  void reconcile?.start().catch((err: unknown) => logger.warn({ err }, 'could not start the reconciles at start'));
 
   return {
     url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
@@ -372,6 +399,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       // A request in flight gets a moment to finish; a keep-alive client must not hold the shutdown.
       const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
       await configSource.stop();
+      await reconcile?.stop();
       clearInterval(retireTimer);
       clearTimeout(retryApply);
       await applying;

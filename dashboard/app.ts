@@ -3,6 +3,8 @@ import express, { type Express } from 'express';
 import type { Queue } from 'bullmq';
 import { basicAuth, type DashboardCredentials } from './basic-auth.js';
 import { replayRouter } from './replay-api.js';
+import { reconcileApiRouter } from './reconcile-api.js';
+import type { ReconcileReason, RequestOutcome } from '../flows/reconcile/triggers.js';
 import { withTimeout } from './valkey-timeout.js';
 import { auditWebhookRouter, type AuditWebhookOptions } from './audit-webhook.js';
 import { BULL_BOARD_PATH, type BullBoard } from './bull-board.js';
@@ -14,6 +16,8 @@ export interface AppOptions extends AuditWebhookOptions {
   /** Every queue, for operator actions by queue name. */
   queues: () => Queue[];
   dashboardReadOnly: boolean;
+  /** Starts a reconcile of a target on demand (POST /admin/api/reconcile/:namespace/:name); undefined: off. */
+  reconcileRequest?: (targetKey: string, reason: ReconcileReason) => Promise<RequestOutcome>;
   /** Resolves when Valkey answers; /readyz fails while it does not. */
   ping: () => Promise<unknown>;
 }
@@ -26,6 +30,7 @@ export function createApp(opts: AppOptions): Express {
   else opts.logger.warn('Bull Board at /admin/queues has no authentication: set DASHBOARD_USERNAME and DASHBOARD_PASSWORD, or serve it only behind an authenticating proxy');
   app.use(BULL_BOARD_PATH, opts.board.router);
   app.use(replayRouter({ queues: opts.queues, readOnly: opts.dashboardReadOnly }));
+  if (opts.reconcileRequest) app.use(reconcileApiRouter({ request: opts.reconcileRequest, readOnly: opts.dashboardReadOnly }));
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', opts.metrics.registry.contentType);
     res.send(await opts.metrics.registry.metrics());

@@ -8,6 +8,13 @@ import type { Router } from 'express';
 
 export const BULL_BOARD_PATH = '/admin/queues';
 
+const DESCRIPTIONS: Record<string, string> = {
+  ingest: 'Audit and watch events to normalize and route',
+  reconcile: 'Reconcile flows: one parent per run of a GitTarget (its children list the cluster)',
+  'reconcile-list': 'Reconcile children: one (resource type, namespace) listed per job',
+  'reconcile-schedule': 'Scheduled reconciles, one job scheduler per GitTarget',
+};
+
 export interface BullBoard {
   router: Router;
   /** For partition queues that appear at run time. */
@@ -22,7 +29,7 @@ export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBo
   const adapt = (q: Queue) =>
     new BullMQAdapter(q, {
       readOnlyMode: readOnly,
-      description: q.name.startsWith('write-') ? 'Git writes of one {repository, branch}, in order' : 'Audit events to normalize and route',
+      description: DESCRIPTIONS[q.name] ?? (q.name.startsWith('write-') ? 'Git writes of one {repository, branch}, in order' : q.name),
     });
   const board = createBullBoard({
     queues: queues.map(adapt),

@@ -72,6 +72,23 @@ export const WriteJobSchema = z.object({
   resourceVersion: z.string(),
   author: GitAuthorSchema,
   stageTimestamp: z.string(),
+  /**
+   * Set on the writes of a reconcile run (flows/reconcile/feed-writes.ts), absent on live events. The
+   * writer makes the writes of one run that share a batch ONE commit, `reconcile <target>: N created,
+   * M updated, K deleted`, whose trailers name the run (Reconcile-Run) and its writes (Reconcile-Writes)
+   * instead of an audit ID. `index` is the write's place in the run (its auditID is
+   * reconcileAuditID(runId, index)); the counts are the whole diff's, for the message.
+   */
+  reconcile: z
+    .object({
+      runId: z.string().min(1),
+      target: z.string().min(1),
+      index: z.number().int().nonnegative(),
+      created: z.number().int().nonnegative(),
+      updated: z.number().int().nonnegative(),
+      deleted: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type WriteJob = z.infer<typeof WriteJobSchema>;
 

@@ -35,6 +35,8 @@ export interface ReconcileParentData {
   partition: Pick<Partition, 'id' | 'repoURL' | 'branch'>;
   /** Children added; with none, nothing was listed and nothing is deleted. */
   children: number;
+  /** What started the run ('start', 'schedule', 'config-change,on-demand' for collapsed requests…), for Bull Board. */
+  reason?: string;
 }
 
 export interface ReconcileChildData {
@@ -54,6 +56,8 @@ export interface AddReconcileFlowInput {
   allowedNamespaces?: readonly string[];
   /** Attempts of each child (network errors, 5xx and 429 are retried; 4xx refusals fail at once). @defaultValue 3 */
   childAttempts?: number;
+  /** What started the run, recorded in the parent's data. */
+  reason?: string;
 }
 
 /** BullMQ job ids may not contain ':'; target keys are `namespace/name`. */
@@ -91,7 +95,7 @@ export function addReconcileFlow(flowProducer: FlowProducer, input: AddReconcile
   return flowProducer.add({
     name: `reconcile ${target.key}`,
     queueName: RECONCILE_QUEUE,
-    data: { runId, targetKey: target.key, cluster: target.clusterProvider, basePath: target.path, prune: target.prune, partition, children: children.length } satisfies ReconcileParentData,
+    data: { runId, targetKey: target.key, cluster: target.clusterProvider, basePath: target.path, prune: target.prune, partition, children: children.length, ...(input.reason ? { reason: input.reason } : {}) } satisfies ReconcileParentData,
     opts: {
       jobId: parentId,
       // The remote may be away for a moment; the children's findings stay a day.

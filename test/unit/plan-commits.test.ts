@@ -2,6 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { GitAuthor, WriteJob } from '../../queues/contracts.js';
 import { blobSha } from '../../workers/git-writer/git-objects.js';
 import { compareResourceVersions, planCommits } from '../../workers/git-writer/plan-commits.js';
+import { appliedKey } from '../../workers/git-writer/applied-events.js';
+import { formatIndexRanges, parseIndexRanges, parseTrailers, reconcileAuditID } from '../../workers/git-writer/commit-message.js';
+import type { ReconcileDiff } from '../../flows/reconcile/diff.js';
+import { reconcileAuthor, reconcileWriteJobs } from '../../flows/reconcile/feed-writes.js';
 
 const committer: GitAuthor = { name: 'GitOps Reverser', email: 'gitops-reverser@localhost' };
 const alice: GitAuthor = { name: 'alice', email: 'alice@cluster.local' };
@@ -273,5 +277,123 @@ describe('compareResourceVersions', () => {
     [' 1', '2'],
   ])('%j vs %j is not ordered (undefined)', (a, b) => {
     expect(compareResourceVersions(a, b)).toBeUndefined();
+  });
+});
+
+describe('planCommits: reconcile writes', () => {
+  const target = { key: 'ops/prod', clusterProvider: 'prod', partition: { queueName: 'q' } } as Parameters<typeof reconcileWriteJobs>[0]['target'];
+  const author: GitAuthor = reconcileAuthor('gr@localhost');
+  const path = (n: string) => `clusters/prod/shop/configmaps/${n}.yaml`;
+  const cm = (n: string, v = '1') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${n}\ndata:\n  v: "${v}"\n`;
+  const writes = (diff: Partial<ReconcileDiff>, runId = 'run-1') =>
+    reconcileWriteJobs({ target, runId, diff: { created: [], updated: [], deleted: [], ...diff }, author, now: NOW }).map((j) => j.data);
+
+  it('the writes of one run become ONE commit with the counts of what changed', () => {
+    const jobs = writes({
+      created: [{ path: path('a'), content: cm('a'), rv: '10' }, { path: path('b'), content: cm('b'), rv: '11' }],
+      updated: [{ path: path('c'), content: cm('c', '2'), rv: '12' }],
+      deleted: [{ path: path('d'), rv: '20' }],
+    });
+    const p = plan(jobs, { [path('c')]: blobSha(cm('c')), [path('d')]: blobSha(cm('d')) });
+    expect(p.commits).toHaveLength(1);
+    expect(p.outcomes).toEqual(jobs.map(() => ({ kind: 'commit', commitIndex: 0 })));
+    const [commit] = p.commits;
+    expect(commit!.changes).toEqual([
+      { path: path('a'), content: cm('a') },
+      { path: path('b'), content: cm('b') },
+      { path: path('c'), content: cm('c', '2') },
+      { path: path('d'), content: null },
+    ]);
+    expect(commit!.author).toEqual(author);
+    expect(commit!.message).toBe(
+      'reconcile ops/prod: 2 created, 1 updated, 1 deleted\n\nReconcile-Run: run-1\nReconcile-Writes: 0-3\nCluster: prod\nTarget: ops/prod\n',
+    );
+    expect(parseTrailers(commit!.message)).toMatchObject({ 'Reconcile-Run': 'run-1', 'Reconcile-Writes': '0-3', Target: 'ops/prod' });
+    expect([...p.tree.keys()].sort()).toEqual([path('a'), path('b'), path('c')]);
+    expect(p.versions.get(path('a'))).toBe('10');
+  });
+
+  it('a run whose files are already equal (or absent) plans no commit', () => {
+    const jobs = writes({ updated: [{ path: path('a'), content: cm('a'), rv: '10' }], deleted: [{ path: path('gone'), rv: '20' }] });
+    const p = plan(jobs, { [path('a')]: blobSha(cm('a')) });
+    expect(p.commits).toEqual([]);
+    expect(p.outcomes).toEqual([
+      { kind: 'unchanged', reason: 'same-content' },
+      { kind: 'unchanged', reason: 'already-absent' },
+    ]);
+  });
+
+  it('counts only what changed, and says the run holds more', () => {
+    const jobs = writes({
+      created: [{ path: path('a'), content: cm('a'), rv: '10' }, { path: path('b'), content: cm('b'), rv: '11' }],
+      updated: [{ path: path('c'), content: cm('c', '2'), rv: '12' }],
+    });
+    const p = plan(jobs, { [path('b')]: blobSha(cm('b')), [path('c')]: blobSha(cm('c')) });
+    expect(p.commits).toHaveLength(1);
+    expect(p.commits[0]!.message).toMatch(/^reconcile ops\/prod: 1 created, 1 updated, 0 deleted\n\nThe run's diff: 2 created, 1 updated, 0 deleted;/);
+    expect(p.commits[0]!.message).toMatch(/\nReconcile-Writes: 0,2\n/);
+  });
+
+  it('a reconcile write older than the live write applied to its file is stale (the live content stays)', () => {
+    const [write] = writes({ updated: [{ path: FILE, content: V1, rv: '150' }] });
+    // Applied before (the versions hash): a live event at rv 200.
+    const before = plan([write!], { [FILE]: blobSha(V2) }, { [FILE]: '200' });
+    expect(before.outcomes).toEqual([{ kind: 'unchanged', reason: 'stale' }]);
+    expect(before.commits).toEqual([]);
+    // In the same batch, the live event first.
+    const live = job({ content: V2, resourceVersion: '200' });
+    const same = plan([live, write!], { [FILE]: blobSha(V1) });
+    expect(same.outcomes).toEqual([{ kind: 'commit', commitIndex: 0 }, { kind: 'unchanged', reason: 'stale' }]);
+    expect(same.tree.get(FILE)).toBe(blobSha(V2));
+    expect(same.versions.get(FILE)).toBe('200');
+    // The same object listed at the live event's version is no older: a hand edit is repaired.
+    const equal = plan(writes({ updated: [{ path: FILE, content: V2, rv: '200' }] }), { [FILE]: blobSha('edited by hand') }, { [FILE]: '200' });
+    expect(equal.commits).toHaveLength(1);
+  });
+
+  it('a reconcile delete is skipped when the file was written after the listing (applied version newer)', () => {
+    const jobs = writes({ deleted: [{ path: path('new'), rv: '300' }, { path: path('old'), rv: '300' }] });
+    const p = plan(jobs, { [path('new')]: blobSha(cm('new')), [path('old')]: blobSha(cm('old')) }, { [path('new')]: '310', [path('old')]: '250' });
+    expect(p.outcomes).toEqual([
+      { kind: 'unchanged', reason: 'stale' },
+      { kind: 'commit', commitIndex: 0 },
+    ]);
+    expect(p.commits[0]!.message).toMatch(/^reconcile ops\/prod: 0 created, 0 updated, 1 deleted\n/);
+    expect([...p.tree.keys()]).toEqual([path('new')]);
+  });
+
+  it('a live event between writes of a run closes its commit; another run gets its own', () => {
+    const [a, b] = writes({ created: [{ path: path('a'), content: cm('a'), rv: '10' }, { path: path('b'), content: cm('b'), rv: '11' }] });
+    const [c] = writes({ created: [{ path: path('c'), content: cm('c'), rv: '12' }] }, 'run-2');
+    const live = job({ content: V1, resourceVersion: '100' });
+    const p = plan([a!, live, b!, c!]);
+    expect(p.outcomes.map((o) => (o.kind === 'commit' ? o.commitIndex : o.reason))).toEqual([0, 1, 2, 3]);
+    expect(p.commits.map((m) => m.message.split('\n')[0])).toEqual([
+      'reconcile ops/prod: 1 created, 0 updated, 0 deleted',
+      'UPDATE apps/v1 deployments shop/web',
+      'reconcile ops/prod: 1 created, 0 updated, 0 deleted',
+      'reconcile ops/prod: 1 created, 0 updated, 0 deleted',
+    ]);
+    expect(parseTrailers(p.commits[3]!.message)['Reconcile-Run']).toBe('run-2');
+  });
+
+  it('writes named by a landed reconcile commit are already applied (a crash between push and completion)', () => {
+    const jobs = writes({ created: [{ path: path('a'), content: cm('a'), rv: '10' }, { path: path('b'), content: cm('b'), rv: '11' }] });
+    const message = plan(jobs).commits[0]!.message;
+    const t = parseTrailers(message);
+    const keys = new Set(parseIndexRanges(t['Reconcile-Writes']!).map((n) => appliedKey({ clusterId: t.Cluster!, auditID: reconcileAuditID(t['Reconcile-Run']!, n), target: t.Target! })));
+    // The files are gone from the tree since (a live delete after the push): the writes are not redone.
+    const p = planCommits(jobs, new Map(), new Map(), committer, NOW, keys);
+    expect(p.outcomes).toEqual([
+      { kind: 'unchanged', reason: 'already-applied' },
+      { kind: 'unchanged', reason: 'already-applied' },
+    ]);
+  });
+
+  it('index ranges round-trip, and a hostile range is bounded', () => {
+    expect(formatIndexRanges([5, 0, 1, 2, 9, 7, 8, 2])).toBe('0-2,5,7-9');
+    expect(parseIndexRanges('0-2,5,7-9')).toEqual([0, 1, 2, 5, 7, 8, 9]);
+    expect(parseIndexRanges('x,3,-1,4-')).toEqual([3]);
+    expect(parseIndexRanges('0-999999999', 10)).toHaveLength(10);
   });
 });

@@ -3,10 +3,13 @@
 // writer finds their commits here and completes them without committing twice (invariant 4). The trailers
 // are the record because they travel with the commits: no second store can disagree with the remote.
 import type { WriteJob } from '../../queues/contracts.js';
-import { parseTrailers } from './commit-message.js';
+import { parseIndexRanges, parseTrailers, reconcileAuditID } from './commit-message.js';
 import { runGit } from './git-process.js';
 
-/** The identity of one write: one event written to one target. */
+/**
+ * The identity of one write: one event written to one target. A reconcile write's auditID is
+ * reconcileAuditID(runId, index), so the same function names it.
+ */
 export function appliedKey(w: Pick<WriteJob, 'clusterId' | 'auditID' | 'target'>): string {
   return `${w.clusterId}\n${w.auditID}\n${w.target}`;
 }
@@ -20,6 +23,12 @@ export async function readAppliedKeys(gitDir: string, tip: string | null, depth:
   for (const message of r.stdout.toString('utf8').split('\0')) {
     const t = parseTrailers(message);
     if (t['Audit-ID'] && t.Cluster && t.Target) keys.add(appliedKey({ clusterId: t.Cluster, auditID: t['Audit-ID'], target: t.Target }));
+    // A reconcile commit stands for the run's writes it names (by index): each is applied.
+    else if (t['Reconcile-Run'] && t['Reconcile-Writes'] && t.Cluster && t.Target) {
+      for (const n of parseIndexRanges(t['Reconcile-Writes'])) {
+        keys.add(appliedKey({ clusterId: t.Cluster, auditID: reconcileAuditID(t['Reconcile-Run'], n), target: t.Target }));
+      }
+    }
   }
   return keys;
 }

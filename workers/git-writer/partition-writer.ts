@@ -83,6 +83,9 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     const order = changeOrder(arrived, (j) => ({ stageTimestamp: j.stageTimestamp, cluster: j.clusterId, resourceVersion: j.resourceVersion }));
     const jobs = order.map((i) => arrived[i]!);
     const started = performance.now();
+    // A reconcile repairs what others changed in the repository (edits by hand): it must plan against the
+    // remote as it is, not as this writer last pushed it (which would see no difference and push nothing).
+    if (jobs.some((j) => j.reconcile)) remote = undefined;
     let written;
     try {
       const refusedBefore = order.map((i) => history[i]?.failedReason?.startsWith(REFUSED_PREFIX) ?? false);

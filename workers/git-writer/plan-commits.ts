@@ -1,10 +1,11 @@
 // Turns a batch of write jobs into the commits to make, on top of a known tree, without touching Git:
 // the idempotent, order-safe apply. A job whose content the tree already holds, a delete of a file that
-// is not there, and an event older than what was already applied for that file all plan no commit.
+// is not there, and an event older than what was already applied for that file all plan no commit. The
+// writes of one reconcile run plan one commit together (with the counts of what it changes).
 import type { GitAuthor, WriteJob } from '../../queues/contracts.js';
 import type { PlannedCommit } from './fast-import-committer.js';
 import { appliedKey } from './applied-events.js';
-import { commitMessage } from './commit-message.js';
+import { commitMessage, reconcileCommitMessage } from './commit-message.js';
 import { blobSha } from './git-objects.js';
 
 export type PlannedOutcome =
@@ -52,24 +53,55 @@ export function planCommits(
   const next = new Map(tree);
   const versions = new Map<string, string>();
   const commits: PlannedCommit[] = [];
+  const groups: ReconcileGroup[] = [];
   const record = (job: WriteJob) => keepNewestVersion(versions, job.filePath, job.resourceVersion);
   const outcomes: PlannedOutcome[] = jobs.map((job) => {
     if (alreadyApplied.has(appliedKey(job))) {
       record(job);
       return { kind: 'unchanged', reason: 'already-applied' };
     }
+    // The stale guard, for live events and reconcile writes alike: a write whose resourceVersion is older
+    // than the newest one applied to its file (in this batch or before: the partition's `versions` hash)
+    // is skipped. resourceVersion is etcd's global revision, so within one cluster (a file's path names
+    // its cluster) it orders every change of every object, whatever queue or path it came through, and
+    // survives restarts; queue order and timestamps do not (a snapshot is listed at one moment and queued
+    // at another). So a reconcile write of an object listed before a live event changed it again never
+    // overwrites that event's content, whichever reaches the writer first; and a reconcile delete carries
+    // the run's oldest list revision, so a file a live event wrote after the listing (applied version
+    // newer than the delete's) is not deleted.
     const known = versions.get(job.filePath) ?? appliedVersions.get(job.filePath);
     if (known && job.resourceVersion && (compareResourceVersions(job.resourceVersion, known) ?? 0) < 0) {
       return { kind: 'unchanged', reason: 'stale' };
     }
     record(job);
+    const existed = next.has(job.filePath);
     if (job.content === null) {
-      if (!next.has(job.filePath)) return { kind: 'unchanged', reason: 'already-absent' };
+      if (!existed) return { kind: 'unchanged', reason: 'already-absent' };
       next.delete(job.filePath);
     } else {
       const sha = blobSha(job.content);
       if (next.get(job.filePath) === sha) return { kind: 'unchanged', reason: 'same-content' };
       next.set(job.filePath, sha);
+    }
+    const change = { path: job.filePath, content: job.content };
+    if (job.reconcile) {
+      // The writes of one run become one commit while nothing else commits between them (a live event
+      // in between closes it, so the history keeps the order of the changes); a run that spans batches
+      // gets one commit per batch.
+      const key = `${job.target}\n${job.reconcile.runId}`;
+      let group = groups.at(-1);
+      if (!group || group.key !== key || group.commitIndex !== commits.length - 1 || group.paths.has(job.filePath)) {
+        group = { key, commitIndex: commits.length, first: job, paths: new Set(), indices: [], created: 0, updated: 0, deleted: 0 };
+        groups.push(group);
+        commits.push({ author: job.author, authorDate: validDate(job.stageTimestamp) ?? now, committer, commitDate: now, message: '', changes: [] });
+      }
+      group.paths.add(job.filePath);
+      group.indices.push(job.reconcile.index);
+      if (job.content === null) group.deleted++;
+      else if (existed) group.updated++;
+      else group.created++;
+      commits[group.commitIndex]!.changes.push(change);
+      return { kind: 'commit', commitIndex: group.commitIndex };
     }
     commits.push({
       author: job.author,
@@ -84,11 +116,38 @@ export function planCommits(
         resourceVersion: job.resourceVersion,
         target: job.target,
       }),
-      changes: [{ path: job.filePath, content: job.content }],
+      changes: [change],
     });
     return { kind: 'commit', commitIndex: commits.length - 1 };
   });
+  for (const g of groups) {
+    const run = g.first.reconcile!;
+    commits[g.commitIndex]!.message = reconcileCommitMessage({
+      runId: run.runId,
+      clusterId: g.first.clusterId,
+      target: g.first.target,
+      created: g.created,
+      updated: g.updated,
+      deleted: g.deleted,
+      indices: g.indices,
+      ofRun: { created: run.created, updated: run.updated, deleted: run.deleted },
+    });
+  }
   return { commits, outcomes, tree: next, versions };
+}
+
+/** The commit of a reconcile run's writes being planned. */
+interface ReconcileGroup {
+  /** target + runId. */
+  key: string;
+  commitIndex: number;
+  first: WriteJob;
+  paths: Set<string>;
+  /** The run's writes in the commit (their `reconcile.index`). */
+  indices: number[];
+  created: number;
+  updated: number;
+  deleted: number;
 }
 
 function validDate(text: string): Date | undefined {

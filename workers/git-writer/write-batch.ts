@@ -107,7 +107,8 @@ export async function writeBatch(
   const results: (WriteResult | JobFailure)[] = new Array(jobs.length);
   const known = new Map(appliedVersions); // grows with what lands, for the stale checks of later rounds
   const landedVersions = new Map<string, string>();
-  let suspects: { index: number; detail: string }[] = [];
+  /** Refused commits not yet blamed: the jobs of each (one for a live event, a reconcile run's writes). */
+  let suspects: { indices: number[]; detail: string }[] = [];
   /** Jobs on the file of a suspect: they must not land before it, or that file's history reorders. */
   let held: number[] = [];
   const suspectFiles = new Set<string>();
@@ -169,6 +170,8 @@ export async function writeBatch(
       break;
     }
       const culprit = plan.outcomes.findIndex((o) => o.kind === 'commit' && o.commitIndex === found.refused);
+      // Every job of the refused commit is blamed together: one live event, or a reconcile run's writes.
+      const blamed = plan.outcomes.flatMap((o, k) => (o.kind === 'commit' && o.commitIndex === found.refused ? [pending[k]!] : []));
       // The jobs before the culprit are final: their commits landed, or they needed none.
       finalize(pending, plan, shas, culprit, found.base);
       if (found.refused > 0) {
@@ -177,19 +180,25 @@ export async function writeBatch(
         commits += found.refused;
       }
       const job = batch[culprit]!;
-      const why = `${REFUSED_PREFIX} ${job.operation} ${job.filePath} (audit ID ${job.auditID}): ${found.detail}`;
+      const what = job.reconcile
+        ? `reconcile run ${job.reconcile.runId} of ${job.target} (${blamed.length} file(s))`
+        : `${job.operation} ${job.filePath} (audit ID ${job.auditID})`;
+      const why = `${REFUSED_PREFIX} ${what}: ${found.detail}`;
       log.warn({ file: job.filePath, auditID: job.auditID, detail: found.detail, refusedAt: found.refused, commitsTried: shas.length }, 'the remote refused one commit');
       // Refused right after the remote accepted the commit before it: that event is poison. Refused as
       // the first commit: a suspect; the remote may be refusing everything.
       // A job refused as poison before (while others landed) needs no new evidence: alone in the queue,
       // nothing else could land to show it.
-      if (found.refused > 0 || refusedBefore[pending[culprit]!]) results[pending[culprit]!] = new JobFailure(new PushRefusedError(why));
-      else {
-        suspects.push({ index: pending[culprit]!, detail: why });
-        suspectFiles.add(job.filePath);
+      if (found.refused > 0 || blamed.every((i) => refusedBefore[i])) {
+        for (const i of blamed) results[i] = new JobFailure(new PushRefusedError(why));
+      } else {
+        suspects.push({ indices: blamed, detail: why });
+        for (const i of blamed) suspectFiles.add(jobs[i]!.filePath);
       }
       if (!landed && suspects.length >= MAX_SUSPECTS) break;
+      const done = new Set(blamed);
       pending = pending.slice(culprit + 1).filter((i) => {
+        if (done.has(i)) return false;
         if (!suspectFiles.has(jobs[i]!.filePath)) return true;
         held.push(i);
         return false;
@@ -217,21 +226,22 @@ export async function writeBatch(
     // remote accepts others, they are poison; accepted, the remote had just recovered (they land a little
     // late, after the events that overtook them).
     for (const suspect of suspects) {
-      const job = jobs[suspect.index]!;
-      const plan = planCommits([job], state.tree, known, deps.committer, new Date(), state.applied);
+      const batch = suspect.indices.map((i) => jobs[i]!);
+      const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
       if (plan.commits.length === 0) {
-        finalize([suspect.index], plan, [], 1, state.tip);
+        finalize(suspect.indices, plan, [], batch.length, state.tip);
         continue;
       }
       const shas = await writeCommits(repo.gitDir, WORK_REF, state.tip, plan.commits);
+      const head = shas[shas.length - 1]!;
       await lease.assertHeld();
-      const pushed = await repo.push(shas[0]!, state.tip);
+      const pushed = await repo.push(head, state.tip);
       if (pushed.ok) {
-        finalize([suspect.index], plan, shas, 1, shas[0]!);
-        state = { tip: shas[0]!, tree: plan.tree, applied: withApplied(state.applied, [job]) };
-        commits += 1;
+        finalize(suspect.indices, plan, shas, batch.length, head);
+        state = { tip: head, tree: plan.tree, applied: withApplied(state.applied, batch) };
+        commits += shas.length;
       } else if (pushed.reason === 'rejected-by-remote') {
-        results[suspect.index] = new JobFailure(new PushRefusedError(suspect.detail));
+        for (const i of suspect.indices) results[i] = new JobFailure(new PushRefusedError(suspect.detail));
       } else {
         throw new PushConflictError(`the branch moved while retrying a refused commit: ${pushed.detail}`);
       }

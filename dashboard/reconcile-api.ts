@@ -1,0 +1,32 @@
+// POST /admin/api/reconcile/<namespace>/<name>: reconciles one GitTarget now (on demand). 202 with
+// {"started": runId} when its flow was added, {"queued": "pending"} when one runs already (exactly one more
+// follows it); 404 for a target the configuration does not have. An operator action: refused while the
+// dashboard is read-only. Basic auth, when configured, is applied by the app in front of /admin.
+import express, { type Router } from 'express';
+import type { ReconcileReason, RequestOutcome } from '../flows/reconcile/triggers.js';
+
+/** A Kubernetes object name or namespace (RFC 1123 subdomain); anything else cannot be a target. */
+const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+export function reconcileApiRouter(opts: { request: (targetKey: string, reason: ReconcileReason) => Promise<RequestOutcome>; readOnly: boolean }): Router {
+  const router = express.Router();
+  router.post('/admin/api/reconcile/:namespace/:name', async (req, res) => {
+    if (opts.readOnly) {
+      res.status(403).json({ error: 'the dashboard is read-only: set DASHBOARD_READ_ONLY=false to start reconciliations' });
+      return;
+    }
+    const { namespace, name } = req.params;
+    const target = `${namespace}/${name}`;
+    if (!NAME.test(namespace) || !NAME.test(name)) {
+      res.status(404).json({ error: `no GitTarget ${target}` });
+      return;
+    }
+    const outcome = await opts.request(target, 'on-demand');
+    if ('skipped' in outcome) {
+      res.status(404).json({ error: `no GitTarget ${target}` });
+      return;
+    }
+    res.status(202).json({ target, ...outcome });
+  });
+  return router;
+}
