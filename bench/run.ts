@@ -1,11 +1,13 @@
-// `npm run bench [-- --json] [--ingest N] [--events N] [--naive N] [--batch N] [--concurrency N] [--objects N]`
+// `npm run bench [-- --json] [--ingest N] [--events N] [--naive N] [--batch N] [--concurrency N] [--objects N] [--reconcile N]`
 //
 // Runs the real service in-process against a local Valkey (an embedded server on a free port with a temp
 // data dir, or VALKEY_URL with a fresh random key prefix) and local bare Git repositories, and measures:
 //   1. webhook ingest: audit EventLists POSTed over HTTP, until every response is 2xx;
 //   2. end to end on one partition: events POSTed until the remote branch holds one commit per event;
 //   3. a naive baseline: simple-git add + commit + push per event, no queue;
-//   4. the speedup of 2 over 3.
+//   4. the speedup of 2 over 3;
+//   5. reconcile: a target over 50 resource types with N objects in 20 namespaces (API-server stand-in),
+//      first run into an empty repository and an unchanged re-run, seconds and peak RSS (bench/reconcile.ts).
 // Figures only; nothing is asserted about time. What was measured is checked (every event accepted and
 // stored, exactly one pushed commit per event with its Audit-ID), and a failed check exits non-zero.
 import { randomBytes } from 'node:crypto';
@@ -24,6 +26,7 @@ import { startEmbeddedValkey, type EmbeddedValkey } from '../queues/embedded-val
 import { startService, type RunningService } from '../service.js';
 import { AuditEventGenerator, type EventList } from './audit-events.js';
 import { auditIdTrailers, commitCount, initBare, treePaths } from './git.js';
+import { benchReconcile } from './reconcile.js';
 
 class BenchCheckError extends Error {
   override name = 'BenchCheckError';
@@ -39,6 +42,7 @@ interface Options {
   batch: number;
   concurrency: number;
   objects: number;
+  reconcile: number;
   json: boolean;
 }
 
@@ -51,6 +55,7 @@ function readOptions(): Options {
       batch: { type: 'string', default: '500' },
       concurrency: { type: 'string', default: '4' },
       objects: { type: 'string', default: '36' },
+      reconcile: { type: 'string', default: '10000' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -58,7 +63,7 @@ function readOptions(): Options {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: npm run bench -- [--json] [--ingest N=20000] [--events N=2000] [--naive N=100] [--batch N=500] [--concurrency N=4] [--objects N=36]\n',
+      'usage: npm run bench -- [--json] [--ingest N=20000] [--events N=2000] [--naive N=100] [--batch N=500] [--concurrency N=4] [--objects N=36] [--reconcile N=10000 (0: skip)]\n',
     );
     process.exit(0);
   }
@@ -74,6 +79,7 @@ function readOptions(): Options {
     batch: int('batch', values.batch, 1),
     concurrency: int('concurrency', values.concurrency, 1),
     objects: int('objects', values.objects, 1),
+    reconcile: Number(values.reconcile),
     json: values.json,
   };
 }
@@ -372,6 +378,12 @@ async function main(): Promise<void> {
     const naive = await benchNaive(env, opts);
     progress(`naive: ${fmt(naive.eventsPerSec, 1)} events/s`);
     const speedup = e2e.eventsPerSec / naive.eventsPerSec;
+    const reconcile =
+      opts.reconcile > 0
+        ? await benchReconcile(env, { objects: opts.reconcile, types: 50, namespaces: 20 }, progress, (ok, what) => {
+            if (!ok) throw new BenchCheckError(`reconcile: ${what}`);
+          })
+        : undefined;
 
     const figures = {
       ingestEventsPerSec: round(ingest.eventsPerSec, 1),
@@ -391,6 +403,18 @@ async function main(): Promise<void> {
       naiveSeconds: round(naive.seconds, 3),
       eventsPerList: opts.batch,
       concurrentRequests: opts.concurrency,
+      ...(reconcile
+        ? {
+            reconcileObjects: reconcile.objects,
+            reconcileTypes: reconcile.types,
+            reconcileNamespaces: reconcile.namespaces,
+            reconcileFirstSeconds: round(reconcile.firstSeconds, 3),
+            reconcileFirstCommits: reconcile.firstCommits,
+            reconcileRerunSeconds: round(reconcile.rerunSeconds, 3),
+            reconcileRerunCommits: reconcile.rerunCommits,
+            reconcilePeakRssMB: round(reconcile.peakRssMB, 1),
+          }
+        : {}),
     };
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(figures)}\n`);
@@ -401,6 +425,12 @@ async function main(): Promise<void> {
           ['end-to-end (1 partition)', `${fmt(e2e.eventsPerSec)} events/s`, `${e2e.events} events → ${e2e.commits} pushed commits in ${e2e.pushes} pushes, ${fmt(e2e.seconds, 2)} s (POSTs done at ${fmt(e2e.postSeconds, 2)} s)`],
           ['naive add+commit+push', `${fmt(naive.eventsPerSec, 1)} events/s`, `${naive.events} events → ${naive.commits} commits, ${fmt(naive.seconds, 2)} s`],
           ['speedup vs naive', `${fmt(speedup, 1)}×`, 'end-to-end / naive'],
+          ...(reconcile
+            ? ([
+                ['reconcile, first run', `${fmt(reconcile.firstSeconds, 2)} s`, `${reconcile.objects} objects of ${reconcile.types} types in ${reconcile.namespaces} namespaces → ${reconcile.firstCommits} commit(s); peak RSS ${fmt(reconcile.peakRssMB)} MB (service + stand-in)`],
+                ['reconcile, unchanged re-run', `${fmt(reconcile.rerunSeconds, 2)} s`, `${reconcile.rerunCommits} commits`],
+              ] as [string, string, string][])
+            : []),
         ])}\n`,
       );
     }

@@ -39,6 +39,8 @@ export interface ExclusiveBatchConsumerOptions<D, R> {
   leaseTtlMs: number;
   /** The most jobs one `handle` call gets. */
   batchSize: number;
+  /** A batch size that depends on the first job of the batch (its payload is not validated yet). */
+  batchSizeFor?: (firstPayload: unknown) => number;
   logger: Logger;
   /** Job payloads are input: each is validated; an invalid one fails at once, without retries. */
   schema: z.ZodType<D>;
@@ -197,10 +199,11 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     const first = await worker.getNextJob(firstToken, { block: true });
     if (!first) return [];
     const batch: Fetched[] = [{ job: first, token: firstToken }];
+    const size = opts.batchSizeFor?.(first.data) ?? opts.batchSize;
     // Fetches go out FETCH_PIPELINE at a time: one connection runs them in the order they were sent,
     // so the n-th call takes the n-th job, and the batch costs a few round trips instead of one per job.
-    while (batch.length < opts.batchSize && lease) {
-      const tokens = Array.from({ length: Math.min(FETCH_PIPELINE, opts.batchSize - batch.length) }, nextToken);
+    while (batch.length < size && lease) {
+      const tokens = Array.from({ length: Math.min(FETCH_PIPELINE, size - batch.length) }, nextToken);
       const jobs = await Promise.all(tokens.map((token) => worker.getNextJob(token, { block: false })));
       jobs.forEach((job, i) => job && batch.push({ job, token: tokens[i]! }));
       if (jobs.some((job) => !job)) break;

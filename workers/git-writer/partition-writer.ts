@@ -40,6 +40,9 @@ export interface PartitionWriter {
   stop(): Promise<void>;
 }
 
+/** The most writes of one reconcile run taken as one batch (one commit); a larger run makes a few commits. */
+const RECONCILE_BATCH_MAX = 20_000;
+
 /** Errors after which nothing of the batch was lost and it should wait at the head of the queue. */
 const isTransient = (err: unknown) =>
   err instanceof LeaseLostError || err instanceof GitRemoteError || err instanceof PushConflictError || err instanceof RemoteRefusingError;
@@ -122,6 +125,13 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     replicaId: opts.replicaId,
     leaseTtlMs: opts.leaseTtlMs,
     batchSize: opts.batchSize,
+    // A reconcile run is taken whole (up to a bound), so that it becomes one commit rather than one per batch.
+    batchSizeFor: (payload) => {
+      const run = (payload as { reconcile?: { created?: unknown; updated?: unknown; deleted?: unknown } } | null)?.reconcile;
+      if (!run) return opts.batchSize;
+      const total = [run.created, run.updated, run.deleted].reduce<number>((n, v) => n + (typeof v === 'number' ? v : 0), 0);
+      return Math.min(RECONCILE_BATCH_MAX, Math.max(opts.batchSize, total));
+    },
     logger: log,
     schema: WriteJobSchema,
     handle: opts.onProgress ? withBatchProgress(write, opts.onProgress) : write,
