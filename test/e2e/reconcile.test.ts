@@ -108,6 +108,17 @@ describe.skipIf(skip !== undefined)('reconcile through the service', () => {
     expect(await commitLog(remote)).toHaveLength(1);
   });
 
+  it('shows each run in Bull Board as a parent with its children, with timings', async () => {
+    const board = (await (await fetch(`${service.url}/admin/queues/api/queues`)).json()) as { queues: { name: string }[] };
+    expect(board.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['reconcile', 'reconcile-list', 'reconcile-schedule']));
+    const [run] = await parents.getJobs(['completed'], 0, 0);
+    expect(run?.name).toBe(`reconcile ${ns}/apps`);
+    const children = await run!.getDependencies();
+    expect(Object.keys(children.processed ?? {}).length).toBeGreaterThan(0);
+    expect(run!.processedOn).toBeGreaterThan(0);
+    expect(run!.finishedOn).toBeGreaterThanOrEqual(run!.processedOn!);
+  });
+
   it('repairs files edited and deleted by hand, and leaves files outside its path alone', async () => {
     await handEdit(async (wt) => {
       await writeFile(join(wt, `apps/${ns}/configmaps/cm-03.yaml`), 'apiVersion: v1\nkind: ConfigMap\ndata:\n  n: tampered\n');
