@@ -124,7 +124,7 @@ export async function benchReconcile(
       while ((await completed()) < 1) await new Promise((r) => setTimeout(r, 50));
 
       const t1 = performance.now();
-      const res = await fetch(`${service.url}/admin/api/reconcile/ops/fleet`, { method: 'POST' });
+      const res = await fetch(`${service.url}/admin/api/reconcile/ops/fleet`, { method: 'POST', headers: { 'content-type': 'application/json' } });
       check(res.status === 202, `on-demand reconcile accepted (HTTP ${res.status})`);
       while ((await completed()) < 2) await new Promise((r) => setTimeout(r, 50));
       const rerunSeconds = (performance.now() - t1) / 1000;

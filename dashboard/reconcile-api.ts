@@ -15,6 +15,12 @@ export function reconcileApiRouter(opts: { request: (targetKey: string, reason: 
       res.status(403).json({ error: 'the dashboard is read-only: set DASHBOARD_READ_ONLY=false to start reconciliations' });
       return;
     }
+    // A JSON content type makes a cross-site request need a CORS preflight, which this API never grants:
+    // a page elsewhere cannot make a logged-in operator's browser start reconciliations.
+    if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
+      res.status(415).json({ error: 'send Content-Type: application/json' });
+      return;
+    }
     const { namespace, name } = req.params;
     const target = `${namespace}/${name}`;
     if (!NAME.test(namespace) || !NAME.test(name)) {

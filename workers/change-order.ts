@@ -41,7 +41,10 @@ export function changeOrder<T>(items: readonly T[], keyOf: (item: T) => ChangeKe
     for (let p = start; p < end; p++) {
       const k = keys[order[p]!]!;
       if (k.rv === undefined) continue;
-      byCluster.set(k.cluster, [...(byCluster.get(k.cluster) ?? []), p]);
+      // Appended in place: copying the list per item made a run of many equal times quadratic.
+      const places = byCluster.get(k.cluster);
+      if (places) places.push(p);
+      else byCluster.set(k.cluster, [p]);
     }
     for (const places of byCluster.values()) {
       const sorted = places.map((p) => order[p]!).sort((a, b) => (keys[a]!.rv! < keys[b]!.rv! ? -1 : keys[a]!.rv! > keys[b]!.rv! ? 1 : a - b));

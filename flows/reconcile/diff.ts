@@ -50,6 +50,13 @@ export interface DiffInput {
   prune: PruneMode;
   /** The oldest list resourceVersion of the run, carried by every delete. @defaultValue '' */
   snapshotRv?: string;
+  /**
+   * Whether a file lies where an object of a (type, namespace) this run listed completely would be: only
+   * such a file may be pruned. A file of a type not listed (its API group failed discovery, a rule that
+   * selects it no more) or any other file (CI config, a kustomization) says nothing and stays.
+   * @defaultValue none: nothing is pruned
+   */
+  listedDirectory?: (path: string) => boolean;
 }
 
 /** True when `path` lies inside the target's base folder. */
@@ -81,9 +88,11 @@ export function diffTree(input: DiffInput): ReconcileDiff {
     else if (current !== f.content) updated.push({ path, content: f.content, rv: f.rv });
   }
   const deleted: DeleteEntry[] = [];
-  if (input.prune === 'Always') {
+  // Without the run's list resourceVersion a delete could not be checked against newer live events: none then.
+  const snapshotRv = input.snapshotRv ?? '';
+  if (input.prune === 'Always' && snapshotRv !== '' && input.listedDirectory) {
     for (const path of tree.keys()) {
-      if (path.endsWith('.yaml') && under(path, base) && !findings.has(path)) deleted.push({ path, rv: input.snapshotRv ?? '' });
+      if (path.endsWith('.yaml') && under(path, base) && !findings.has(path) && input.listedDirectory(path)) deleted.push({ path, rv: snapshotRv });
     }
   }
   return { created: created.sort(byPath), updated: updated.sort(byPath), deleted: deleted.sort(byPath) };

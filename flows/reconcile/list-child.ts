@@ -57,6 +57,8 @@ export interface ListChildResult {
   pages: number;
   /** The resourceVersion of the final listing's snapshot ('' when the server sent none). */
   listRv: string;
+  /** What was listed: the parent prunes only where a complete listing looked. */
+  listed?: { group: string; resource: string; namespace: string; namespaced: boolean };
 }
 
 /** A child that could not list its pair; the message names cluster, type, namespace and cause. */
@@ -173,7 +175,8 @@ async function listOnce(input: ListChildInput, limit: number | undefined, counte
  * cluster, type, namespace and cause) when the list cannot be read.
  */
 export async function listChild(input: ListChildInput): Promise<ListChildResult> {
-  const counters: ListChildResult = { count: 0, pages: 0, listRv: '' };
+  const { group, resource, namespace, namespaced } = input.spec;
+  const counters: ListChildResult = { count: 0, pages: 0, listRv: '', listed: { group, resource, namespace, namespaced } };
   const pageSize = input.pageSize ?? PAGE_SIZE;
   for (let expired = 0; ; expired++) {
     try {

@@ -18,6 +18,7 @@ import { compareResourceVersions } from '../../workers/git-writer/plan-commits.j
 import { readTargetTree, type TargetTree } from './git-tree.js';
 import { listChild, ReconcileListError, type ListChildResult } from './list-child.js';
 import type { ScopeEntry } from './scope.js';
+import { CLUSTER_SCOPED_DIR, objectFilePath, validateBasePath } from '../../workers/route/path-layout.js';
 
 export const RECONCILE_QUEUE = 'reconcile';
 export const RECONCILE_LIST_QUEUE = 'reconcile-list';
@@ -194,6 +195,38 @@ function oldestListRv(results: readonly ListChildResult[]): string {
   return oldest ?? '';
 }
 
+/**
+ * The folders this run listed completely, as a test on a file path: a (type, namespace) child covers
+ * `{base}/{namespace}/{group}/{resource}/`, a child of all namespaces any one namespace folder there, a
+ * cluster-scoped type `{base}/_cluster/{group}/{resource}/`. Built with the live path's own layout.
+ */
+export function listedDirectories(basePath: string, results: readonly ListChildResult[]): (path: string) => boolean {
+  const exact = new Set<string>();
+  const anyNamespace = new Set<string>();
+  const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/'));
+  for (const r of results) {
+    if (!r.listed) continue;
+    const { group, resource, namespace, namespaced } = r.listed;
+    if (namespaced && namespace === '') {
+      // The folder below the namespace segment: `{group}/{resource}` with the namespace cut out.
+      const probe = dirOf(objectFilePath(basePath, { cluster: '', group, version: '', resource, namespace: 'ns', name: 'x' }));
+      const base = validateBasePath(basePath);
+      anyNamespace.add(probe.slice(base === '' ? 'ns'.length + 1 : base.length + 'ns'.length + 2));
+    } else {
+      exact.add(dirOf(objectFilePath(basePath, { cluster: '', group, version: '', resource, namespace: namespaced ? namespace : '', name: 'x' })));
+    }
+  }
+  const base = validateBasePath(basePath);
+  return (path) => {
+    const dir = dirOf(path);
+    if (exact.has(dir)) return true;
+    const rel = base === '' ? dir : dir.slice(base.length + 1);
+    const slash = rel.indexOf('/');
+    // One namespace segment (not the cluster-scoped folder), then a listed {group}/{resource}.
+    return slash > 0 && rel.slice(0, slash) !== CLUSTER_SCOPED_DIR && anyNamespace.has(rel.slice(slash + 1));
+  };
+}
+
 /** The parent's work once every child completed: findings and tree in, diff and summary out. */
 export async function computeReconcile(
   data: ReconcileParentData,
@@ -210,7 +243,14 @@ export async function computeReconcile(
   }
   // With no child, nothing was listed: a file not seen proves nothing, so nothing is pruned.
   const prune = data.children === 0 ? 'Never' : data.prune;
-  const diff = diffTree({ findings, tree: tree.files, basePath: data.basePath, prune, snapshotRv: oldestListRv(childResults) });
+  const diff = diffTree({
+    findings,
+    tree: tree.files,
+    basePath: data.basePath,
+    prune,
+    snapshotRv: oldestListRv(childResults),
+    listedDirectory: listedDirectories(data.basePath, childResults),
+  });
   const entry = (e: { path: string; rv: string }): SummaryEntry => ({ path: e.path, rv: e.rv });
   return {
     diff,

@@ -73,11 +73,19 @@ export async function startReconcileService(opts: ReconcileServiceOptions): Prom
     gitCredentials: (partitionId) => opts.config().partitions.get(partitionId)?.credentials,
     async onDiff(diff, _summary, job) {
       const target = opts.config().targets.get(job.data.targetKey);
-      // A target removed while its flow ran: nothing to write to (its partition may be retired).
-      if (!target) return;
+      // A target removed, or changed (path, prune mode, repository, cluster), while its flow ran: what was
+      // planned for the old one is not written; the change's own reconcile (queued behind this one) redoes it.
+      const d = job.data;
+      if (!target || target.path !== d.basePath || target.prune !== d.prune || target.partition.id !== d.partition.id || target.clusterProvider !== d.cluster) {
+        logger.info({ target: d.targetKey, runId: d.runId }, 'the target changed while its reconcile ran; its diff is not written');
+        return;
+      }
       const queue = opts.writeQueues.get(target.partition.queueName);
       if (!queue) throw new Error(`no write queue for partition ${target.partition.id} of target ${target.key}`);
-      const { queued } = await feedReconcile({ queue, target, runId: job.data.runId, diff, author: reconcileAuthor(opts.committerEmail) });
+      // Per attempt: a parent retried after feeding computes a new diff, whose writes must not take the ids
+      // (and so the applied-writes trailers) of the first attempt's.
+      const runId = job.attemptsMade > 0 ? `${d.runId}.${job.attemptsMade}` : d.runId;
+      const { queued } = await feedReconcile({ queue, target, runId, diff, author: reconcileAuthor(opts.committerEmail) });
       logger.info({ target: target.key, runId: job.data.runId, created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length, queued }, 'reconcile diff queued for writing');
     },
   });

@@ -59,7 +59,7 @@ describe.skipIf(skip !== undefined)('reconcile through the service', () => {
   async function reconcileNow(): Promise<void> {
     const counts = () => parents.getJobCounts('completed', 'failed', 'active', 'waiting', 'waiting-children');
     const before = (await counts()).completed ?? 0;
-    const res = await fetch(`${service.url}/admin/api/reconcile/${ns}/apps`, { method: 'POST' });
+    const res = await fetch(`${service.url}/admin/api/reconcile/${ns}/apps`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ target: `${ns}/apps`, started: expect.any(String) });
     await waitFor(async () => ((await counts()).completed ?? 0) > before, 'the reconcile run finished');

@@ -332,9 +332,12 @@ describe('reconcile triggers', () => {
     const ro = await serve(true);
     try {
       const post = async (base: string, path: string) => {
-        const res = await fetch(`${base}${path}`, { method: 'POST' });
+        const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' } });
         return { status: res.status, body: (await res.json()) as Record<string, unknown> };
       };
+      // A plain POST (what a page on another site can make a browser send) is refused.
+      const plain = await fetch(`${rw.url}/admin/api/reconcile/team-a/prod`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
+      expect(plain.status).toBe(415);
       const started = await post(rw.url, '/admin/api/reconcile/team-a/prod');
       expect(started).toEqual({ status: 202, body: { target: 'team-a/prod', started: expect.any(String) } });
       await waitFor('the run', () => world.runs.length === 1);

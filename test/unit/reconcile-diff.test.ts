@@ -1,6 +1,9 @@
 // The reconcile diff: created, updated, deleted (prune Always only), never outside the target's path.
 import { describe, expect, it } from 'vitest';
 import { diffTree, isUnderBase, type Finding } from '../../flows/reconcile/diff.js';
+import { listedDirectories } from '../../flows/reconcile/reconcile-flow.js';
+
+const all = () => true;
 
 const f = (content: string, rv = '1'): Finding => ({ rv, content });
 
@@ -27,14 +30,39 @@ describe('diffTree', () => {
   });
 
   it('deletes only with Always, only object files under the target path', () => {
-    expect(diffTree({ findings, tree, basePath: 'clusters/prod', prune: 'Never' }).deleted).toEqual([]);
-    expect(diffTree({ findings, tree, basePath: '/clusters/prod/', prune: 'Always', snapshotRv: '10' }).deleted).toEqual([{ path: 'clusters/prod/a/configmaps/orphan.yaml', rv: '10' }]);
+    expect(diffTree({ findings, tree, basePath: 'clusters/prod', prune: 'Never', snapshotRv: '10', listedDirectory: all }).deleted).toEqual([]);
+    expect(diffTree({ findings, tree, basePath: 'clusters/prod', prune: 'OnEvent', snapshotRv: '10', listedDirectory: all }).deleted).toEqual([]);
+    expect(diffTree({ findings, tree, basePath: '/clusters/prod/', prune: 'Always', snapshotRv: '10', listedDirectory: all }).deleted).toEqual([
+      { path: 'clusters/prod/a/configmaps/orphan.yaml', rv: '10' },
+    ]);
   });
 
-  it('at the repository root, every .yaml file is the target\'s', () => {
-    const d = diffTree({ findings: new Map(), tree, basePath: '', prune: 'Always' });
-    expect(d.deleted.map((e) => e.path)).toEqual([...tree.keys()].filter((p) => p.endsWith('.yaml')).sort());
-    expect(d.deleted.every((e) => e.rv === '')).toBe(true);
+  it('prunes only where the run listed completely, and never without the run\'s resourceVersion', () => {
+    // The ConfigMaps of namespace a were listed: the orphan there goes. A type not listed keeps its files.
+    const listed = listedDirectories('clusters/prod', [
+      { count: 3, pages: 1, listRv: '10', listed: { group: '', resource: 'configmaps', namespace: 'a', namespaced: true } },
+    ]);
+    const withSecret = new Map([...tree, ['clusters/prod/a/secrets/kept.yaml', 'x\n']]);
+    const d = diffTree({ findings, tree: withSecret, basePath: 'clusters/prod', prune: 'Always', snapshotRv: '10', listedDirectory: listed });
+    expect(d.deleted.map((e) => e.path)).toEqual(['clusters/prod/a/configmaps/orphan.yaml']);
+    expect(diffTree({ findings, tree, basePath: 'clusters/prod', prune: 'Always', snapshotRv: '', listedDirectory: all }).deleted).toEqual([]);
+    expect(diffTree({ findings, tree, basePath: 'clusters/prod', prune: 'Always', snapshotRv: '10' }).deleted).toEqual([]);
+  });
+
+  it('at the repository root, touches only the folders of listed types (not CI files or a kustomization)', () => {
+    const root = new Map<string, string>([
+      ['shop/apps/deployments/web.yaml', 'web\n'],
+      ['_cluster/namespaces/shop.yaml', 'ns\n'],
+      ['.github/workflows/ci.yaml', 'ci\n'],
+      ['kustomization.yaml', 'k\n'],
+      ['docs/notes.yaml', 'notes\n'],
+    ]);
+    const listed = listedDirectories('', [
+      { count: 0, pages: 1, listRv: '7', listed: { group: 'apps', resource: 'deployments', namespace: '', namespaced: true } },
+      { count: 0, pages: 1, listRv: '7', listed: { group: '', resource: 'namespaces', namespace: '', namespaced: false } },
+    ]);
+    const d = diffTree({ findings: new Map(), tree: root, basePath: '', prune: 'Always', snapshotRv: '7', listedDirectory: listed });
+    expect(d.deleted.map((e) => e.path)).toEqual(['_cluster/namespaces/shop.yaml', 'shop/apps/deployments/web.yaml']);
   });
 
   it('ignores findings outside the target path, and an unchanged cluster gives nothing', () => {

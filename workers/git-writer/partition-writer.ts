@@ -41,7 +41,7 @@ export interface PartitionWriter {
 }
 
 /** The most writes of one reconcile run taken as one batch (one commit); a larger run makes a few commits. */
-const RECONCILE_BATCH_MAX = 20_000;
+const RECONCILE_BATCH_MAX = 10_000;
 
 /** Errors after which nothing of the batch was lost and it should wait at the head of the queue. */
 const isTransient = (err: unknown) =>
