@@ -115,6 +115,12 @@ return {1}`;
 
 // KEYS[1] the trigger hash; ARGV[1] a runId whose flow could not be added. Drops the mark (and a pending
 // request with it: the next request starts afresh). Returns 1 when it was that run's.
+/** Restarts the age of the mark of run ARGV[1] (still ours): ARGV[2] = now. */
+const TOUCH = `if redis.call('HGET', KEYS[1], 'running') == ARGV[1] then redis.call('HSET', KEYS[1], 'since', ARGV[2]) end return 0`;
+
+/** A pending reconcile whose scope could not be worked out is asked for again after this long. */
+const PENDING_RETRY_MS = 30_000;
+
 const RELEASE = `
 if redis.call('HGET', KEYS[1], 'running') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -173,6 +179,12 @@ export async function startReconcileTriggers(opts: ReconcileTriggersOptions): Pr
     const reasons = reply[1] ?? 'pending';
     const scope = await opts.scopeFor(targetKey).catch(async (err: unknown) => {
       await connection.eval(RELEASE, 1, key(targetKey), nextRunId);
+      // The pending request is not dropped: asked for again in a while (the cluster may be back by then).
+      const retry = setTimeout(() => {
+        if (stopping) return;
+        void request(targetKey, 'config-change').catch((e: unknown) => logger.warn({ target: targetKey, err: e instanceof Error ? e.message : String(e) }, 'a pending reconcile could not start'));
+      }, PENDING_RETRY_MS);
+      retry.unref();
       throw err;
     });
     if (!scope) {
@@ -180,6 +192,9 @@ export async function startReconcileTriggers(opts: ReconcileTriggersOptions): Pr
       logger.info({ target: targetKey, reasons }, 'reconcile requested during a run, but the target is gone');
       return;
     }
+    // The scope (discovery) took a while: the mark's age restarts now, so no other replica takes this run,
+    // not yet added, for one that ended unnoticed.
+    await connection.eval(TOUCH, 1, key(targetKey), nextRunId, Date.now());
     await addFlow(targetKey, nextRunId, reasons, scope);
   }
 
