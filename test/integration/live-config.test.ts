@@ -19,7 +19,7 @@ import {
 } from '../support/config-objects.js';
 import { createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
+import { kubeConfigVia, startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
 import { kubeSkipReason, standInOnly, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestService, type TestService } from '../support/test-service.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
@@ -232,17 +232,7 @@ describe.skipIf(skip !== undefined)('configuration from the cluster when the API
     await proxy?.stop();
     await kube?.stop();
   });
-  const viaProxy = (): KubeConfig => {
-    const kc = kube.kubeConfig();
-    const copy = new (kc.constructor as new () => KubeConfig)();
-    copy.loadFromOptions({
-      clusters: [{ name: 'proxy', server: proxy!.url, skipTLSVerify: true }],
-      users: [{ name: 'proxy', token: kube.standIn!.token }],
-      contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }],
-      currentContext: 'proxy',
-    });
-    return copy;
-  };
+  const viaProxy = (): KubeConfig => kubeConfigVia(kube.kubeConfig().constructor as new () => KubeConfig, proxy!.url, kube.standIn!.token);
 
   it('does not start with half a configuration: a kind it cannot list fails the start, naming it', async () => {
     if (standInOnly(kube, 'refusing one list')) return;

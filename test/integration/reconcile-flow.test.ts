@@ -19,7 +19,7 @@ import type { ReconcileDiff } from '../../flows/reconcile/diff.js';
 import type { ReconcileSummary, ReconcileWorkers } from '../../flows/reconcile/reconcile-flow.js';
 import { reconcileScope, type ScopeEntry } from '../../flows/reconcile/scope.js';
 import { kubeSkipReason, standInOnly, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
-import { startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
+import { kubeConfigVia, startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 import { createBareRemote } from '../support/git-repos.js';
 
@@ -76,17 +76,7 @@ describe.skipIf(skipReason)('reconcile flow', () => {
   const diffs = new Map<string, ReconcileDiff>();
   const clusters = new Map<string, () => KubeConfig>();
 
-  const viaProxy = (): KubeConfig => {
-    const kc = kube.kubeConfig();
-    const copy = new (kc.constructor as new () => KubeConfig)();
-    copy.loadFromOptions({
-      clusters: [{ name: 'proxy', server: proxy!.url, skipTLSVerify: true }],
-      users: [{ name: 'proxy', token: kube.standIn!.token }],
-      contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }],
-      currentContext: 'proxy',
-    });
-    return copy;
-  };
+  const viaProxy = (): KubeConfig => kubeConfigVia(kube.kubeConfig().constructor as new () => KubeConfig, proxy!.url, kube.standIn!.token);
 
   const create = async (obj: KubeObject): Promise<void> => {
     if (kube.standIn) kube.standIn.create(obj);

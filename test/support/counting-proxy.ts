@@ -56,3 +56,15 @@ export async function startCountingProxy(target: string, refuse?: (req: SeenRequ
     },
   };
 }
+
+/** A kubeconfig that reaches the API server through `proxyUrl` with a bearer token (built with the given KubeConfig class). */
+export function kubeConfigVia<K extends { loadFromOptions(o: unknown): void }>(KubeConfigClass: new () => K, proxyUrl: string, token: string): K {
+  const kc = new KubeConfigClass();
+  kc.loadFromOptions({
+    clusters: [{ name: 'proxy', server: proxyUrl, skipTLSVerify: true }],
+    users: [{ name: 'proxy', token }],
+    contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }],
+    currentContext: 'proxy',
+  });
+  return kc;
+}
