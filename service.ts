@@ -6,12 +6,14 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { createApp } from './dashboard/app.js';
+import { collectOverview } from './dashboard/overview.js';
 import { createClusterRateLimit } from './dashboard/cluster-rate-limit.js';
 import { listen, type TlsFiles } from './dashboard/listen.js';
 import { createBackpressure } from './dashboard/backpressure.js';
 import type { DashboardCredentials } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
-import { createMetrics, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
+import { createMetrics, observeBatchPushed, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
+import { createHealth } from './dashboard/health.js';
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
@@ -130,7 +132,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       logger,
       metrics,
       // Last commit and last error per target, for the GitTargets' status (read by whichever replica reports).
-      onProgress: (progress) => void recordTargetProgress(connection, prefix, progress).catch((err: unknown) => logger.warn({ err }, 'recording target progress failed')),
+      onProgress: (progress) => {
+        observeBatchPushed(metrics, partition.id, progress);
+        void recordTargetProgress(connection, prefix, progress).catch((err: unknown) => logger.warn({ err }, 'recording target progress failed'));
+      },
     });
 
   const clusterClients = new ClusterClients({ defaultKubeConfig: opts.kubeConfig });
@@ -281,9 +286,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           clusterClients,
           writeQueues,
           committerEmail: opts.committer.email,
+          metrics,
         });
   for (const queue of reconcile?.queues ?? []) board.addQueue(queue);
 
+  /** False while a configuration change could not be applied completely (readiness says so). */
+  let configApplied = true;
   let applying = Promise.resolve();
   let latest = snapshot;
   let retryApply: NodeJS.Timeout | undefined;
@@ -300,12 +308,14 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     applying = applying
       .then(() => apply(next.config))
       .then(() => {
+        configApplied = true;
         snapshot = next;
         reportStatus();
         logger.info({ targets: next.config.targets.size, partitions: writers.size, problems: next.problems.length }, 'configuration changed; routes switched');
       })
       .catch((err: unknown) => {
         // Whatever failed is tried again (with the newest configuration by then), not left until the next change.
+        configApplied = false;
         logger.error({ err }, 'could not apply the changed configuration completely; trying again in 5 s');
         retryLater();
       });
@@ -353,6 +363,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     fetchObject: createObjectFetcher(clusterClients),
   });
 
+  const health = createHealth({ connection, prefix, configLoaded: () => configApplied, providers: () => status?.providers() ?? [] });
   const app = createApp({
     clusters: () => config.clusters,
     ingestQueue,
@@ -371,6 +382,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     dashboardReadOnly: opts.dashboardReadOnly,
     queues: () => [...allQueues(), ...(reconcile?.queues ?? [])],
     reconcileRequest: reconcile?.request,
+    readiness: health.readiness,
+    health: health.health,
+    overview: () => collectOverview({ config: () => config, connection, prefix, queues: (name) => allQueues().find((q) => q.name === name), ingestQueue: ingestQueue as Queue, metrics }),
     ping: () => connection.ping(),
     recordAuthors: (cluster, jobs) => recordAuditAuthors(connection, prefix, cluster.name, jobs),
     selects: (job) => matchTargets(routes, identityOf(job), operationOf(job.verb)).length > 0,

@@ -8,6 +8,9 @@ import type { ReconcileReason, RequestOutcome } from '../flows/reconcile/trigger
 import { withTimeout } from './valkey-timeout.js';
 import { auditWebhookRouter, type AuditWebhookOptions } from './audit-webhook.js';
 import { BULL_BOARD_PATH, type BullBoard } from './bull-board.js';
+import { overviewRouter } from './overview-page.js';
+import type { Overview } from './overview.js';
+import type { HealthView, ReadinessResult } from './health.js';
 
 export interface AppOptions extends AuditWebhookOptions {
   board: BullBoard;
@@ -20,6 +23,12 @@ export interface AppOptions extends AuditWebhookOptions {
   reconcileRequest?: (targetKey: string, reason: ReconcileReason) => Promise<RequestOutcome>;
   /** Resolves when Valkey answers; /readyz fails while it does not. */
   ping: () => Promise<unknown>;
+  /** The numbers of the overview page (GET /admin/overview, /admin/api/overview); undefined: no page. */
+  overview?: () => Promise<Overview>;
+  /** The full readiness (dashboard/health.ts checkReadiness); when given, /readyz answers with it instead of `ping`. */
+  readiness?: () => Promise<ReadinessResult>;
+  /** The JSON health view at GET /health (dashboard/health.ts healthView); undefined: no /health. */
+  health?: () => Promise<HealthView>;
 }
 
 export function createApp(opts: AppOptions): Express {
@@ -31,6 +40,7 @@ export function createApp(opts: AppOptions): Express {
   app.use(BULL_BOARD_PATH, opts.board.router);
   app.use(replayRouter({ queues: opts.queues, readOnly: opts.dashboardReadOnly }));
   if (opts.reconcileRequest) app.use(reconcileApiRouter({ request: opts.reconcileRequest, readOnly: opts.dashboardReadOnly }));
+  if (opts.overview) app.use(overviewRouter({ overview: opts.overview }));
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', opts.metrics.registry.contentType);
     res.send(await opts.metrics.registry.metrics());
@@ -40,12 +50,27 @@ export function createApp(opts: AppOptions): Express {
   });
   app.get('/readyz', async (_req, res) => {
     try {
+      if (opts.readiness) {
+        const result = await opts.readiness();
+        res.status(result.status === 'ready' ? 200 : 503).json(result);
+        return;
+      }
       await withTimeout(opts.ping(), 2000);
       res.json({ status: 'ready' });
     } catch (err) {
       res.status(503).json({ status: 'not ready', error: (err as Error).message });
     }
   });
+  const health = opts.health;
+  if (health) {
+    app.get('/health', async (_req, res) => {
+      try {
+        res.json(await health());
+      } catch (err) {
+        res.status(500).json({ status: 'unknown', error: (err as Error).message });
+      }
+    });
+  }
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });

@@ -4,6 +4,8 @@ import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WriterMetrics } from '../workers/git-writer/writer-metrics.js';
 import type { StatusMetrics } from '../kube/status/status-metrics.js';
+import type { BatchProgress } from '../workers/git-writer/target-progress.js';
+import { JobFailure } from '../queues/exclusive-batch-consumer.js';
 
 export interface ServiceMetrics extends WriterMetrics, StatusMetrics {
   registry: Registry;
@@ -21,6 +23,10 @@ export interface ServiceMetrics extends WriterMetrics, StatusMetrics {
   objectsFetched: Counter<'cluster' | 'outcome'>;
   eventsUnrouted: Counter<'cluster'>;
   writesQueued: Counter<'partition'>;
+  /** Seconds from an event's stageTimestamp to the push of its commit (observeEventToPush). */
+  eventToPush: Histogram<'partition'>;
+  /** Seconds a reconcile run took, by result (observeReconcile). */
+  reconcileDuration: Histogram<'result'>;
 }
 
 export function createMetrics(prefix: string): ServiceMetrics {
@@ -50,7 +56,55 @@ export function createMetrics(prefix: string): ServiceMetrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    eventToPush: new Histogram({
+      name: `${p}_event_to_push_seconds`,
+      help: 'Lag from an audit event (its stageTimestamp) to the push of the commit that holds it',
+      labelNames: ['partition'],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers: [registry],
+    }),
+    reconcileDuration: new Histogram({
+      name: `${p}_reconcile_duration_seconds`,
+      help: 'Time a reconcile run took from its start to its end, by result (succeeded, failed)',
+      labelNames: ['result'],
+      buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers: [registry],
+    }),
   };
+}
+
+/**
+ * The lag of each event of a push: `pushedAtMs` minus its stageTimestamp. An unparseable timestamp is
+ * skipped; a negative lag (clock skew between the API server and us) counts as 0.
+ */
+export function observeEventToPush(metrics: Pick<ServiceMetrics, 'eventToPush'>, partitionId: string, stageTimestamps: readonly string[], pushedAtMs = Date.now()): void {
+  for (const ts of stageTimestamps) {
+    const at = Date.parse(ts);
+    if (Number.isNaN(at)) continue;
+    metrics.eventToPush.observe({ partition: partitionId }, Math.max(0, pushedAtMs - at) / 1000);
+  }
+}
+
+/**
+ * observeEventToPush for a batch the partition writer finished (its `onProgress`): the live events whose
+ * job was committed, i.e. pushed. A batch handed back, unchanged writes and reconcile writes (no event
+ * behind them) are not observed.
+ */
+export function observeBatchPushed(metrics: Pick<ServiceMetrics, 'eventToPush'>, partitionId: string, batch: BatchProgress, pushedAtMs = Date.now()): void {
+  if ('error' in batch) return;
+  const stamps: string[] = [];
+  batch.jobs.forEach((job, i) => {
+    const result = batch.results[i];
+    if (!job.reconcile && result && !(result instanceof JobFailure) && result.outcome === 'committed') stamps.push(job.stageTimestamp);
+  });
+  observeEventToPush(metrics, partitionId, stamps, pushedAtMs);
+}
+
+export type ReconcileResult = 'succeeded' | 'failed';
+
+/** One reconcile run's duration in seconds. */
+export function observeReconcile(metrics: Pick<ServiceMetrics, 'reconcileDuration'>, result: ReconcileResult, seconds: number): void {
+  if (Number.isFinite(seconds) && seconds >= 0) metrics.reconcileDuration.observe({ result }, seconds);
 }
 
 /**
@@ -72,4 +126,22 @@ export function registerQueueGauges(metrics: ServiceMetrics, prefix: string, que
       }
     },
   });
+  new Gauge({
+    name: `${p}_queue_oldest_job_age_seconds`,
+    help: 'Age of the oldest waiting job per queue (0 when none waits)',
+    labelNames: ['queue'],
+    registers: [metrics.registry],
+    async collect() {
+      this.reset();
+      const now = Date.now();
+      for (const queue of queues()) this.set({ queue: queue.name }, await oldestWaitingAge(queue, now));
+    },
+  });
+}
+
+/** Seconds since the oldest waiting job of `queue` was added; 0 when none waits. */
+export async function oldestWaitingAge(queue: Pick<Queue, 'getJobs'>, now = Date.now()): Promise<number> {
+  // Ascending: the head of the wait list (the next job to run, the one that waited longest) comes first.
+  const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
+  return oldest?.timestamp ? Math.max(0, now - oldest.timestamp) / 1000 : 0;
 }

@@ -8,6 +8,7 @@ import type { ResolvedConfig, ResolvedTarget } from '../../config/resolved-confi
 import type { ClusterClients } from '../../kube/cluster-clients.js';
 import { discoverResources } from '../../kube/discovery.js';
 import type { WriteJob } from '../../queues/contracts.js';
+import { observeReconcile, type ServiceMetrics } from '../../dashboard/metrics.js';
 import { feedReconcile, reconcileAuthor } from './feed-writes.js';
 import { RECONCILE_LIST_QUEUE, startReconcileWorkers, type ReconcileWorkers } from './reconcile-flow.js';
 import { reconcileScope } from './scope.js';
@@ -27,6 +28,8 @@ export interface ReconcileServiceOptions {
   committerEmail: string;
   /** Children listed at once by this replica. @defaultValue 4 */
   listConcurrency?: number;
+  /** `…_reconcile_duration_seconds`: from the flow's creation to its diff being queued. */
+  metrics?: Pick<ServiceMetrics, 'reconcileDuration'>;
 }
 
 export interface ReconcileService {
@@ -86,6 +89,7 @@ export async function startReconcileService(opts: ReconcileServiceOptions): Prom
       // (and so the applied-writes trailers) of the first attempt's.
       const runId = job.attemptsMade > 0 ? `${d.runId}.${job.attemptsMade}` : d.runId;
       const { queued } = await feedReconcile({ queue, target, runId, diff, author: reconcileAuthor(opts.committerEmail) });
+      if (opts.metrics) observeReconcile(opts.metrics, 'succeeded', (Date.now() - job.timestamp) / 1000);
       logger.info({ target: target.key, runId: job.data.runId, created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length, queued }, 'reconcile diff queued for writing');
     },
   });

@@ -21,6 +21,8 @@ export interface ProbeScheduleOptions {
 export interface ProbeSchedule {
   /** Probes `provider` when due; returns the last result of its current spec (undefined: not probed yet). */
   want(provider: ResolvedGitProvider): ProbeResult | undefined;
+  /** The last result of `provider`'s current spec, without probing (undefined: not probed yet). */
+  peek(provider: ResolvedGitProvider): ProbeResult | undefined;
   /** Forgets providers not in `keys` (deleted). */
   retain(keys: ReadonlySet<string>): void;
   /** Ends running probes and waits for them. */
@@ -89,6 +91,10 @@ export function startProbeSchedule(opts: ProbeScheduleOptions = {}): ProbeSchedu
         pump();
       }
       return entry.result;
+    },
+    peek(provider) {
+      const entry = entries.get(provider.key);
+      return entry && entry.fingerprint === fingerprintOf(provider) ? entry.result : undefined;
     },
     retain(keys) {
       for (const key of entries.keys()) if (!keys.has(key)) entries.delete(key);

@@ -69,6 +69,11 @@ export interface StatusReporter {
    * and a result kept until this replica leads again would be stale).
    */
   leadershipChanged(leader: boolean): void;
+  /**
+   * Each GitProvider of the latest snapshot with its last probe (for /readyz): reachable undefined when not
+   * probed yet, and always on a replica that does not report (only the status leader probes).
+   */
+  providers(): { key: string; reachable: boolean | undefined; message?: string }[];
   /** Resolves when the round asked for so far ran and its writes are done (tests). */
   settled(): Promise<void>;
   stop(): Promise<void>;
@@ -190,6 +195,13 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
     leadershipChanged(leader) {
       if (leader) request();
       else stepDown();
+    },
+    providers() {
+      if (!snapshot) return [];
+      return [...snapshot.config.providers.values()].map((provider) => {
+        const result = leading ? probes.peek(provider) : undefined;
+        return result ? { key: provider.key, reachable: result.reachable, message: result.message } : { key: provider.key, reachable: undefined };
+      });
     },
     async settled() {
       while (running) await running;
