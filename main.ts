@@ -80,11 +80,22 @@ async function main(): Promise<void> {
     committer: { name: env.GIT_COMMITTER_NAME, email: env.GIT_COMMITTER_EMAIL },
     dashboardReadOnly: env.DASHBOARD_READ_ONLY,
     dashboardCredentials: env.DASHBOARD_USERNAME && env.DASHBOARD_PASSWORD ? { username: env.DASHBOARD_USERNAME, password: env.DASHBOARD_PASSWORD } : undefined,
+    dashboardOperatorCredentials:
+      env.DASHBOARD_OPERATOR_USERNAME && env.DASHBOARD_OPERATOR_PASSWORD ? { username: env.DASHBOARD_OPERATOR_USERNAME, password: env.DASHBOARD_OPERATOR_PASSWORD } : undefined,
+    dashboardTrustedHeaders: env.DASHBOARD_TRUSTED_HEADERS
+      ? { userHeader: env.DASHBOARD_USER_HEADER, groupsHeader: env.DASHBOARD_GROUPS_HEADER, operatorGroup: env.DASHBOARD_OPERATOR_GROUP }
+      : undefined,
     replicaId: env.REPLICA_ID,
     ingestBacklogLimit: env.INGEST_BACKLOG_LIMIT,
     writeAttempts: env.WRITE_ATTEMPTS,
     writeBackoffMs: env.WRITE_BACKOFF_MS,
     valkeyMemoryRatio: env.VALKEY_MEMORY_HIGH_WATERMARK,
+    retention: {
+      completedSeconds: env.JOB_RETENTION_COMPLETED_SECONDS,
+      completedCount: env.JOB_RETENTION_COMPLETED_COUNT,
+      failedSeconds: env.JOB_RETENTION_FAILED_SECONDS,
+      eventsMaxLen: env.QUEUE_EVENTS_MAX_LEN,
+    },
   });
   logger.info({ dashboard: `${service.url}/admin/queues`, metrics: `${service.url}/metrics` }, 'ready');
 

@@ -14,7 +14,8 @@ if (!values.queue || !env.VALKEY_URL) {
   process.exit(2);
 }
 const connection = openConnection(env.VALKEY_URL, { maxRetriesPerRequest: 3 });
-const queue = new Queue(values.queue, { connection, prefix: env.KEY_PREFIX });
+// skipMetasUpdate: the queue's meta (its events streams' QUEUE_EVENTS_MAX_LEN) is the service's to set.
+const queue = new Queue(values.queue, { connection, prefix: env.KEY_PREFIX, skipMetasUpdate: true });
 try {
   const result = await replayFailed(queue, values.job);
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -10,13 +10,13 @@ import { collectOverview } from './dashboard/overview.js';
 import { createClusterRateLimit } from './dashboard/cluster-rate-limit.js';
 import { listen, type TlsFiles } from './dashboard/listen.js';
 import { createBackpressure } from './dashboard/backpressure.js';
-import type { DashboardCredentials } from './dashboard/basic-auth.js';
+import type { DashboardCredentials, TrustedHeaderOptions } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
 import { createMetrics, observeBatchPushed, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
 import { createHealth } from './dashboard/health.js';
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
-import { WRITE_JOB_OPTIONS } from './queues/job-options.js';
+import { DEFAULT_RETENTION, ingestJobOptions, queueStreams, writeJobOptions as writeOptions, type Retention } from './queues/job-options.js';
 import { INGEST_QUEUE, statusKeys, type Partition } from './queues/names.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ClusterClients } from './kube/cluster-clients.js';
@@ -71,6 +71,10 @@ export interface ServiceOptions {
   dashboardReadOnly: boolean;
   /** Basic auth for Bull Board; undefined = none. */
   dashboardCredentials?: DashboardCredentials;
+  /** Basic auth of the operator role; undefined = none (with dashboardReadOnly=false the viewer operates, as before). */
+  dashboardOperatorCredentials?: DashboardCredentials;
+  /** Trust an SSO proxy's user/groups headers; undefined = never. */
+  dashboardTrustedHeaders?: TrustedHeaderOptions;
   replicaId?: string;
   /** How long the webhook waits for Valkey before answering 503. @defaultValue 10000 */
   storeTimeoutMs?: number;
@@ -82,6 +86,11 @@ export interface ServiceOptions {
   ingestBacklogLimit?: number;
   /** Share of Valkey's maxmemory above which batches get 503. @defaultValue 0.9 */
   valkeyMemoryRatio?: number;
+  /**
+   * How long and how many finished jobs are kept, and the events streams' length. Unset: today's job
+   * options (ingest keeps 50000 completed) and events streams of DEFAULT_RETENTION.eventsMaxLen.
+   */
+  retention?: Partial<Retention>;
 }
 
 export interface RunningService {
@@ -106,15 +115,19 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const metricPrefix = prefix.replace(/[{}]/g, '');
   const metrics = createMetrics(metricPrefix);
 
-  const ingestQueue = new Queue<IngestJob>(INGEST_QUEUE, { connection, prefix });
+  const retention: Retention | undefined = opts.retention && { ...DEFAULT_RETENTION, ...opts.retention };
+  const streams = queueStreams(retention);
+  const ingestOptions = ingestJobOptions(retention);
+  const ingestQueue = new Queue<IngestJob>(INGEST_QUEUE, { connection, prefix, streams });
   const writeQueues = new Map<string, Queue<WriteJob>>();
   const allQueues = () => [ingestQueue, ...writeQueues.values()] as Queue[];
   registerQueueGauges(metrics, metricPrefix, allQueues);
   const board = createQueueDashboard([ingestQueue as Queue], opts.dashboardReadOnly);
 
+  const writeRetention = writeOptions(retention);
   const writeJobOptions = {
-    ...WRITE_JOB_OPTIONS,
-    attempts: opts.writeAttempts ?? WRITE_JOB_OPTIONS.attempts,
+    ...writeRetention,
+    attempts: opts.writeAttempts ?? writeRetention.attempts,
     backoff: { type: 'exponential', delay: opts.writeBackoffMs ?? 2000 },
   };
   const writers = new Map<string, { writer: PartitionWriter; credentials: string }>();
@@ -145,9 +158,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const emptyUnconfigured = new Set<string>();
   const ensureQueue = (partition: Partition): void => {
     if (writeQueues.has(partition.queueName)) return;
-    const queue = new Queue<WriteJob>(partition.queueName, { connection, prefix });
+    const queue = new Queue<WriteJob>(partition.queueName, { connection, prefix, streams });
     writeQueues.set(partition.queueName, queue);
-    board.addQueue(queue as Queue);
+    board.addQueue(queue as Queue, partition.repoURL);
   };
   /**
    * Makes a configuration the one in force. The queues and writers of new partitions exist BEFORE the new
@@ -231,6 +244,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     replicaId,
     leaseTtlMs: opts.leaseTtlMs,
     metrics,
+    ingestJobOptions: ingestOptions,
   });
   // Discovery of the source clusters, for the "rule selects nothing" condition: only where status is reported.
   const discovery =
@@ -287,6 +301,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           writeQueues,
           committerEmail: opts.committer.email,
           metrics,
+          writeJobOptions: writeRetention,
+          streams,
         });
   for (const queue of reconcile?.queues ?? []) board.addQueue(queue);
 
@@ -367,6 +383,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const app = createApp({
     clusters: () => config.clusters,
     ingestQueue,
+    ingestJobOptions: ingestOptions,
     bodyLimitBytes: opts.bodyLimitBytes,
     storeTimeoutMs: opts.storeTimeoutMs,
     backpressure: createBackpressure({
@@ -379,6 +396,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     metrics,
     board,
     dashboardCredentials: opts.dashboardCredentials,
+    dashboardOperatorCredentials: opts.dashboardOperatorCredentials,
+    dashboardTrustedHeaders: opts.dashboardTrustedHeaders,
     dashboardReadOnly: opts.dashboardReadOnly,
     queues: () => [...allQueues(), ...(reconcile?.queues ?? [])],
     reconcileRequest: reconcile?.request,

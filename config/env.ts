@@ -43,6 +43,17 @@ const EnvSchema = z.object({
   WRITE_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
   /** @defaultValue 5000 — how long a writer's partition lease lives without renewal. */
   LEASE_TTL_MS: z.coerce.number().int().min(500).default(5000),
+  /**
+   * @defaultValue 3600 — seconds a completed job is kept. Its jobId deduplicates a retried audit batch or
+   * write only while it is kept: a shorter age shortens that window (the writer's checks cover the rest).
+   */
+  JOB_RETENTION_COMPLETED_SECONDS: z.coerce.number().int().min(0).default(3600),
+  /** @defaultValue 20000 — the most completed jobs kept per queue (the newest); a high rate shortens the dedup window too. */
+  JOB_RETENTION_COMPLETED_COUNT: z.coerce.number().int().min(0).default(20_000),
+  /** @defaultValue 604800 (7 days) — seconds a failed job (a dead letter, to read and replay) is kept. */
+  JOB_RETENTION_FAILED_SECONDS: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  /** @defaultValue 1000 — approximate length each queue's events stream is trimmed to. */
+  QUEUE_EVENTS_MAX_LEN: z.coerce.number().int().min(1).default(1000),
   /** @defaultValue 500 — the most events one push carries. */
   WRITE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   /** @defaultValue "GitOps Reverser" / gitops-reverser@localhost — the committer; authors are Kubernetes users. */
@@ -53,6 +64,15 @@ const EnvSchema = z.object({
   /** Basic-auth credentials for Bull Board at /admin/queues; unset = no authentication (put it behind a proxy). */
   DASHBOARD_USERNAME: z.string().min(1).optional(),
   DASHBOARD_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  /** Basic-auth credentials of the operator (retry, promote, clean, replay, reconcile); unset = none. */
+  DASHBOARD_OPERATOR_USERNAME: z.string().min(1).optional(),
+  DASHBOARD_OPERATOR_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  /** @defaultValue false — trust an SSO proxy's user and groups headers (only behind such a proxy). */
+  DASHBOARD_TRUSTED_HEADERS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  DASHBOARD_USER_HEADER: z.string().min(1).default('X-Forwarded-User'),
+  DASHBOARD_GROUPS_HEADER: z.string().min(1).default('X-Forwarded-Groups'),
+  /** Members of this group (from the proxy's groups header) are operators; unset: no proxy user is. */
+  DASHBOARD_OPERATOR_GROUP: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** A name for this replica in leases and logs. @defaultValue hostname-pid */
   REPLICA_ID: z.string().min(1).optional(),
@@ -82,6 +102,9 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   }
   if (Boolean(result.data.DASHBOARD_USERNAME) !== Boolean(result.data.DASHBOARD_PASSWORD)) {
     throw new EnvError('invalid environment:\n  - DASHBOARD_USERNAME and DASHBOARD_PASSWORD go together: set both or neither');
+  }
+  if (Boolean(result.data.DASHBOARD_OPERATOR_USERNAME) !== Boolean(result.data.DASHBOARD_OPERATOR_PASSWORD)) {
+    throw new EnvError('invalid environment:\n  - DASHBOARD_OPERATOR_USERNAME and DASHBOARD_OPERATOR_PASSWORD go together: set both or neither');
   }
   const data = result.data;
   if (Boolean(data.TLS_CERT_FILE) !== Boolean(data.TLS_KEY_FILE)) {

@@ -1,7 +1,7 @@
 // The service's HTTP surface on one Express app: the audit webhook, Bull Board, metrics and health.
 import express, { type Express } from 'express';
 import type { Queue } from 'bullmq';
-import { basicAuth, type DashboardCredentials } from './basic-auth.js';
+import { dashboardAuth, dashboardRole, hasDashboardAuth, type DashboardCredentials, type TrustedHeaderOptions } from './basic-auth.js';
 import { replayRouter } from './replay-api.js';
 import { reconcileApiRouter } from './reconcile-api.js';
 import type { ReconcileReason, RequestOutcome } from '../flows/reconcile/triggers.js';
@@ -14,10 +14,18 @@ import type { HealthView, ReadinessResult } from './health.js';
 
 export interface AppOptions extends AuditWebhookOptions {
   board: BullBoard;
-  /** Basic-auth credentials for Bull Board; undefined = no authentication (a proxy in front must add it). */
+  /**
+   * Basic-auth credentials of the dashboard's viewer (read-only; an operator when dashboardReadOnly is
+   * false); undefined with no operator and no trusted headers = no authentication (a proxy in front must add it).
+   */
   dashboardCredentials?: DashboardCredentials;
+  /** Basic-auth credentials of the operator (retry, promote, clean, replay, reconcile); undefined = none. */
+  dashboardOperatorCredentials?: DashboardCredentials;
+  /** Trust an SSO proxy's identity headers (X-Forwarded-User/-Groups); undefined (the default) = never. */
+  dashboardTrustedHeaders?: TrustedHeaderOptions;
   /** Every queue, for operator actions by queue name. */
   queues: () => Queue[];
+  /** Without roles configured, or for the viewer's credentials: refuse operator actions. */
   dashboardReadOnly: boolean;
   /** Starts a reconcile of a target on demand (POST /admin/api/reconcile/:namespace/:name); undefined: off. */
   reconcileRequest?: (targetKey: string, reason: ReconcileReason) => Promise<RequestOutcome>;
@@ -35,9 +43,24 @@ export function createApp(opts: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(auditWebhookRouter(opts));
-  if (opts.dashboardCredentials) app.use('/admin', basicAuth(opts.dashboardCredentials, 'GitOps Reverser queues'));
-  else opts.logger.warn('Bull Board at /admin/queues has no authentication: set DASHBOARD_USERNAME and DASHBOARD_PASSWORD, or serve it only behind an authenticating proxy');
-  app.use(BULL_BOARD_PATH, opts.board.router);
+  const auth = {
+    viewer: opts.dashboardCredentials,
+    operator: opts.dashboardOperatorCredentials,
+    viewerIsOperator: !opts.dashboardReadOnly,
+    trustedHeaders: opts.dashboardTrustedHeaders,
+  };
+  if (!hasDashboardAuth(auth)) opts.logger.warn('Bull Board at /admin/queues has no authentication: set DASHBOARD_USERNAME and DASHBOARD_PASSWORD, or serve it only behind an authenticating proxy');
+  app.use('/admin', dashboardAuth(auth, 'GitOps Reverser queues'));
+  // One Bull Board per role over the same queues: viewers get the read-only one. Their writes are refused
+  // here with 403 before reaching it (where they would be refused again: 405 QUEUE_READ_ONLY).
+  app.use(BULL_BOARD_PATH, (req, res, next) => {
+    const role = dashboardRole(res) ?? 'viewer';
+    if (role !== 'operator' && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.status(403).json({ error: 'the dashboard is read-only for you: operator credentials are needed to change jobs' });
+      return;
+    }
+    opts.board.routerFor(role)(req, res, next);
+  });
   app.use(replayRouter({ queues: opts.queues, readOnly: opts.dashboardReadOnly }));
   if (opts.reconcileRequest) app.use(reconcileApiRouter({ request: opts.reconcileRequest, readOnly: opts.dashboardReadOnly }));
   if (opts.overview) app.use(overviewRouter({ overview: opts.overview }));

@@ -5,7 +5,7 @@
 // and the audit schema (400); then the backlog and the cluster's rate limit (429/503). Only then are the
 // kept events stored, with one addBulk, and the answer is 2xx only once Valkey has them: an API server
 // that sees an error retries the batch, and the job ids make that retry add nothing twice.
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
 import type { ClusterSource } from '../config/resolved-config.js';
@@ -25,6 +25,8 @@ export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
 export interface AuditWebhookOptions {
   clusters: () => ReadonlyMap<string, ClusterSource>;
   ingestQueue: Queue<IngestJob>;
+  /** Attempts, backoff and retention of the stored events' jobs. @defaultValue INGEST_JOB_OPTIONS */
+  ingestJobOptions?: JobsOptions;
   bodyLimitBytes: number;
   logger: Logger;
   metrics: ServiceMetrics;
@@ -141,7 +143,7 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
       try {
         await withTimeout(
           opts.ingestQueue.addBulk(
-            jobs.map((job) => ({ name: job.verb, data: job, opts: { ...INGEST_JOB_OPTIONS, jobId: eventJobId(job.clusterId, job.auditID) } })),
+            jobs.map((job) => ({ name: job.verb, data: job, opts: { ...(opts.ingestJobOptions ?? INGEST_JOB_OPTIONS), jobId: eventJobId(job.clusterId, job.auditID) } })),
           ),
           opts.storeTimeoutMs ?? 10_000,
         );

@@ -1,10 +1,17 @@
-// Bull Board at /admin/queues for every queue, the per-partition ones included; read-only unless
-// configured otherwise (readOnlyMode refuses writes; allowRetries=false would only hide a button).
+// Bull Board at /admin/queues for every queue, the per-partition ones included. Bull Board's readOnlyMode
+// is per queue adapter, not per user, so there are two boards over the same queues: a read-only one for
+// viewers (readOnlyMode refuses writes; allowRetries=false would only hide a button) and a writable one
+// for operators; the app picks one per request by the authenticated role (dashboard/app.ts).
+// Job data is shown as stored (Secret values are redacted at ingest; the data formatter redacts again,
+// defensively), and a committed write's outcome carries a `commitUrl` where the Git host is known.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import type { Router } from 'express';
+import { redactSecret, type SecretRefLike } from '../workers/ingest/redact-secret.js';
+import { commitUrl } from './commit-url.js';
+import type { DashboardRole } from './basic-auth.js';
 
 export const BULL_BOARD_PATH = '/admin/queues';
 
@@ -16,25 +23,72 @@ const DESCRIPTIONS: Record<string, string> = {
 };
 
 export interface BullBoard {
+  /** The board of the global setting (read-only unless DASHBOARD_READ_ONLY=false), for callers without roles. */
   router: Router;
-  /** For partition queues that appear at run time. */
-  addQueue(queue: Queue): void;
+  /** The board for a role: read-only for viewers, writable for operators. */
+  routerFor(role: DashboardRole): Router;
+  /**
+   * For partition queues that appear at run time. `repoURL`, for a write queue, is its partition's
+   * repository: committed jobs then link to their commit where the host is known.
+   */
+  addQueue(queue: Queue, repoURL?: string): void;
   /** For partitions retired at run time. */
   removeQueue(name: string): void;
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Job data as shown: any object in it that is a Secret (an ingest job's `object`) has its values redacted. */
+export function redactJobData(data: unknown): unknown {
+  if (!isRecord(data) || !isRecord(data.object)) return data;
+  const ref = isRecord(data.objectRef) ? (data.objectRef as SecretRefLike) : undefined;
+  const object = redactSecret(data.object, ref);
+  return object === data.object ? data : { ...data, object };
+}
+
+/** A write job's result as shown: with `commitUrl` when it committed to a repository on a known host. */
+export function withCommitUrl(returnValue: unknown, repoURL: string | undefined): unknown {
+  if (!repoURL || !isRecord(returnValue) || returnValue.outcome !== 'committed' || typeof returnValue.commit !== 'string') return returnValue;
+  const url = commitUrl(repoURL, returnValue.commit);
+  return url ? { ...returnValue, commitUrl: url } : returnValue;
+}
+
 export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBoard {
-  const serverAdapter = new ExpressAdapter();
-  serverAdapter.setBasePath(BULL_BOARD_PATH);
-  const adapt = (q: Queue) =>
-    new BullMQAdapter(q, {
-      readOnlyMode: readOnly,
+  const adapt = (q: Queue, readOnlyMode: boolean, repoURL?: string) => {
+    const adapter = new BullMQAdapter(q, {
+      readOnlyMode,
       description: DESCRIPTIONS[q.name] ?? (q.name.startsWith('write-') ? 'Git writes of one {repository, branch}, in order' : q.name),
     });
-  const board = createBullBoard({
-    queues: queues.map(adapt),
-    serverAdapter,
-    options: { uiConfig: { boardTitle: 'GitOps Reverser' } },
-  });
-  return { router: serverAdapter.getRouter() as Router, addQueue: (q) => board.addQueue(adapt(q)), removeQueue: (name) => board.removeQueue(name) };
+    adapter.setFormatter('data', redactJobData);
+    if (repoURL) adapter.setFormatter('returnValue', (value: unknown) => withCommitUrl(value, repoURL));
+    return adapter;
+  };
+  const board = (readOnlyMode: boolean) => {
+    const serverAdapter = new ExpressAdapter();
+    serverAdapter.setBasePath(BULL_BOARD_PATH);
+    const api = createBullBoard({
+      queues: queues.map((q) => adapt(q, readOnlyMode)),
+      serverAdapter,
+      options: { uiConfig: { boardTitle: 'GitOps Reverser' } },
+    });
+    return {
+      router: serverAdapter.getRouter() as Router,
+      add: (q: Queue, repoURL?: string) => api.addQueue(adapt(q, readOnlyMode, repoURL)),
+      remove: (name: string) => api.removeQueue(name),
+    };
+  };
+  const viewer = board(true);
+  const operator = board(false);
+  return {
+    router: readOnly ? viewer.router : operator.router,
+    routerFor: (role) => (role === 'operator' ? operator.router : viewer.router),
+    addQueue: (q, repoURL) => {
+      viewer.add(q, repoURL);
+      operator.add(q, repoURL);
+    },
+    removeQueue: (name) => {
+      viewer.remove(name);
+      operator.remove(name);
+    },
+  };
 }

@@ -1,8 +1,10 @@
 // POST /admin/api/reconcile/<namespace>/<name>: reconciles one GitTarget now (on demand). 202 with
 // {"started": runId} when its flow was added, {"queued": "pending"} when one runs already (exactly one more
-// follows it); 404 for a target the configuration does not have. An operator action: refused while the
-// dashboard is read-only. Basic auth, when configured, is applied by the app in front of /admin.
+// follows it); 404 for a target the configuration does not have. An operator action: refused (403) for a
+// viewer, or, used without the dashboard's authentication in front (dashboard/basic-auth.ts, applied by
+// the app to /admin), while the dashboard is read-only.
 import express, { type Router } from 'express';
+import { mayOperate } from './basic-auth.js';
 import type { ReconcileReason, RequestOutcome } from '../flows/reconcile/triggers.js';
 
 /** A Kubernetes object name or namespace (RFC 1123 subdomain); anything else cannot be a target. */
@@ -11,8 +13,8 @@ const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 export function reconcileApiRouter(opts: { request: (targetKey: string, reason: ReconcileReason) => Promise<RequestOutcome>; readOnly: boolean }): Router {
   const router = express.Router();
   router.post('/admin/api/reconcile/:namespace/:name', async (req, res) => {
-    if (opts.readOnly) {
-      res.status(403).json({ error: 'the dashboard is read-only: set DASHBOARD_READ_ONLY=false to start reconciliations' });
+    if (!mayOperate(res, opts.readOnly)) {
+      res.status(403).json({ error: 'the dashboard is read-only for you: starting reconciliations needs the operator role (operator credentials, or DASHBOARD_READ_ONLY=false)' });
       return;
     }
     // A JSON content type makes a cross-site request need a CORS preflight, which this API never grants:

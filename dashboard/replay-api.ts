@@ -1,7 +1,9 @@
 // POST /admin/api/replay {"queue": "<name>", "jobs": ["<id>", …]}: replays dead letters of one queue
-// (all of them when `jobs` is absent). An operator action: refused while the dashboard is read-only.
+// (all of them when `jobs` is absent). An operator action: refused (403) for a viewer, or, used without
+// the dashboard's authentication in front, while the dashboard is read-only.
 import type { Queue } from 'bullmq';
 import express, { type Router } from 'express';
+import { mayOperate } from './basic-auth.js';
 import { z } from 'zod';
 import { replayFailed } from '../queues/replay-failed.js';
 
@@ -10,8 +12,8 @@ const ReplayRequest = z.object({ queue: z.string().min(1), jobs: z.array(z.strin
 export function replayRouter(opts: { queues: () => Queue[]; readOnly: boolean }): Router {
   const router = express.Router();
   router.post('/admin/api/replay', express.json({ limit: '1mb' }), async (req, res) => {
-    if (opts.readOnly) {
-      res.status(403).json({ error: 'the dashboard is read-only: set DASHBOARD_READ_ONLY=false to replay jobs' });
+    if (!mayOperate(res, opts.readOnly)) {
+      res.status(403).json({ error: 'the dashboard is read-only for you: replaying jobs needs the operator role (operator credentials, or DASHBOARD_READ_ONLY=false)' });
       return;
     }
     const parsed = ReplayRequest.safeParse(req.body);

@@ -1,7 +1,7 @@
 // Reconciliation inside the running service: the flow's workers (list children, diff parent), the
 // triggers (start, configuration change of the affected targets, a schedule per target, on demand), and
 // the hand-over of each diff to the target's partition queue, the same ordered write path as live events.
-import { FlowProducer, Queue } from 'bullmq';
+import { FlowProducer, Queue, type JobsOptions, type QueueOptions } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ResolvedConfig, ResolvedTarget } from '../../config/resolved-config.js';
@@ -30,6 +30,10 @@ export interface ReconcileServiceOptions {
   listConcurrency?: number;
   /** `…_reconcile_duration_seconds`: from the flow's creation to its diff being queued. */
   metrics?: Pick<ServiceMetrics, 'reconcileDuration'>;
+  /** Attempts, backoff and retention of the diff's write jobs. @defaultValue WRITE_JOB_OPTIONS */
+  writeJobOptions?: JobsOptions;
+  /** The events streams' trimming of the reconcile queues (queueStreams). @defaultValue BullMQ's */
+  streams?: QueueOptions['streams'];
 }
 
 export interface ReconcileService {
@@ -55,7 +59,7 @@ function targetFingerprint(config: ResolvedConfig, target: ResolvedTarget): stri
 export async function startReconcileService(opts: ReconcileServiceOptions): Promise<ReconcileService> {
   const { connection, prefix, logger } = opts;
   const flowProducer = new FlowProducer({ connection, prefix });
-  const listQueue = new Queue(RECONCILE_LIST_QUEUE, { connection, prefix });
+  const listQueue = new Queue(RECONCILE_LIST_QUEUE, { connection, prefix, streams: opts.streams });
 
   const clientOf = (cluster: string) => {
     const client = opts.clusterClients.get(cluster);
@@ -88,7 +92,7 @@ export async function startReconcileService(opts: ReconcileServiceOptions): Prom
       // Per attempt: a parent retried after feeding computes a new diff, whose writes must not take the ids
       // (and so the applied-writes trailers) of the first attempt's.
       const runId = job.attemptsMade > 0 ? `${d.runId}.${job.attemptsMade}` : d.runId;
-      const { queued } = await feedReconcile({ queue, target, runId, diff, author: reconcileAuthor(opts.committerEmail) });
+      const { queued } = await feedReconcile({ queue, target, runId, diff, author: reconcileAuthor(opts.committerEmail), jobOptions: opts.writeJobOptions });
       if (opts.metrics) observeReconcile(opts.metrics, 'succeeded', (Date.now() - job.timestamp) / 1000);
       logger.info({ target: target.key, runId: job.data.runId, created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length, queued }, 'reconcile diff queued for writing');
     },
@@ -97,6 +101,7 @@ export async function startReconcileService(opts: ReconcileServiceOptions): Prom
   const triggers: ReconcileTriggers = await startReconcileTriggers({
     connection,
     prefix,
+    streams: opts.streams,
     flowProducer,
     logger,
     async scopeFor(key) {

@@ -18,7 +18,7 @@
 // Schedules are BullMQ job schedulers (one per target, id = the target key) on `reconcile-schedule`,
 // whose worker only calls `request(target, 'schedule')`.
 import { randomBytes } from 'node:crypto';
-import { Queue, QueueEvents, Worker, type FlowProducer } from 'bullmq';
+import { Queue, QueueEvents, Worker, type FlowProducer, type QueueOptions } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import { addReconcileFlow, reconcileJobId, RECONCILE_QUEUE, type AddReconcileFlowInput, type ReconcileParentData } from './reconcile-flow.js';
@@ -48,6 +48,8 @@ export interface ReconcileTriggersOptions {
   /** For the Lua scripts and BullMQ's queues and worker; QueueEvents gets a duplicate of it (it blocks). */
   connection: Valkey;
   prefix: string;
+  /** The events streams' trimming of the queues created here (queueStreams). @defaultValue BullMQ's */
+  streams?: QueueOptions['streams'];
   flowProducer: FlowProducer;
   logger: Logger;
   /** What addReconcileFlow needs for a target, or undefined if the target is gone. */
@@ -145,8 +147,9 @@ export async function startReconcileTriggers(opts: ReconcileTriggersOptions): Pr
   const [seconds, micros] = await connection.time();
   const lastEventId = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)}-0`;
 
-  const parents = new Queue<ReconcileParentData>(RECONCILE_QUEUE, { connection, prefix });
-  const scheduleQueue = new Queue<ScheduleJobData>(RECONCILE_SCHEDULE_QUEUE, { connection, prefix });
+  const { streams } = opts;
+  const parents = new Queue<ReconcileParentData>(RECONCILE_QUEUE, { connection, prefix, streams });
+  const scheduleQueue = new Queue<ScheduleJobData>(RECONCILE_SCHEDULE_QUEUE, { connection, prefix, streams });
   const inFlight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     inFlight.add(p);

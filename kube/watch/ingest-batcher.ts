@@ -2,13 +2,15 @@
 // (every ~100 ms, or at once when 500 are waiting), in the order they were added. A caller's promise
 // resolves only once its jobs are in Valkey, which is what lets a watch move its checkpoint; a failed
 // addBulk rejects every caller of that flush, whose watches then deliver the same jobs again.
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { IngestJob } from '../../queues/contracts.js';
 import { INGEST_JOB_OPTIONS } from '../../queues/job-options.js';
 import { eventJobId } from '../../queues/names.js';
 
 export interface IngestBatcherOptions {
   ingestQueue: Pick<Queue<IngestJob>, 'addBulk'>;
+  /** Attempts, backoff and retention (jobId is always set here). @defaultValue INGEST_JOB_OPTIONS */
+  jobOptions?: JobsOptions;
   /** @defaultValue 100 */
   flushIntervalMs?: number;
   /** @defaultValue 500 */
@@ -41,7 +43,7 @@ export function createIngestBatcher(opts: IngestBatcherOptions): IngestBatcher {
     try {
       for (let i = 0; i < jobs.length; i += maxJobs) {
         await opts.ingestQueue.addBulk(
-          jobs.slice(i, i + maxJobs).map((job) => ({ name: job.verb, data: job, opts: { ...INGEST_JOB_OPTIONS, jobId: eventJobId(job.clusterId, job.auditID) } })),
+          jobs.slice(i, i + maxJobs).map((job) => ({ name: job.verb, data: job, opts: { ...(opts.jobOptions ?? INGEST_JOB_OPTIONS), jobId: eventJobId(job.clusterId, job.auditID) } })),
         );
       }
       for (const p of batch) p.resolve();

@@ -24,7 +24,7 @@ import { discoverApi, type ApiResourceInfo, type Discovery } from '../discovery.
 import type { RequestLimiter } from '../kube-get-json.js';
 import { createAuditJoiner } from './audit-join.js';
 import { startCrdTrigger, type CrdTrigger } from './crd-trigger.js';
-import { createIngestBatcher } from './ingest-batcher.js';
+import { createIngestBatcher, type IngestBatcherOptions } from './ingest-batcher.js';
 import { startResumableWatch, type ResumableWatch, type WatchChange } from './resumable-watch.js';
 import { watchChangeToJob } from './watch-change-job.js';
 import type { WatchSpec } from './watch-plan.js';
@@ -35,6 +35,8 @@ export interface WatchIngestOptions {
   connection: Valkey;
   prefix: string;
   ingestQueue: Pick<Queue<IngestJob>, 'addBulk'>;
+  /** Attempts, backoff and retention of the ingest jobs. @defaultValue INGEST_JOB_OPTIONS */
+  ingestJobOptions?: IngestBatcherOptions['jobOptions'];
   clusterName: string;
   kubeConfig: KubeConfig;
   logger: Logger;
@@ -98,7 +100,7 @@ export function startWatchIngest(opts: WatchIngestOptions): WatchIngest {
   const owner = `watch of cluster ${cluster}`;
   // Unique per start: a restarted replica (same hostname-pid in a container) is not its dead predecessor.
   const holder = `${opts.replicaId}:${randomUUID()}`;
-  const batcher = createIngestBatcher({ ingestQueue: opts.ingestQueue, flushIntervalMs: opts.flushIntervalMs, maxJobs: opts.flushMaxJobs });
+  const batcher = createIngestBatcher({ ingestQueue: opts.ingestQueue, jobOptions: opts.ingestJobOptions, flushIntervalMs: opts.flushIntervalMs, maxJobs: opts.flushMaxJobs });
   const joiner = createAuditJoiner({ connection: opts.connection, prefix: opts.prefix, clusterId: cluster, graceMs: opts.auditJoinGraceMs });
 
   let stopping = false;

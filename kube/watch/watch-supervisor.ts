@@ -21,6 +21,8 @@ export interface WatchSupervisorOptions {
   replicaId: string;
   leaseTtlMs: number;
   metrics?: Pick<ServiceMetrics, 'eventsIngested' | 'eventsSkipped'>;
+  /** Attempts, backoff and retention of the ingest jobs. @defaultValue INGEST_JOB_OPTIONS */
+  ingestJobOptions?: WatchIngestOptions['ingestJobOptions'];
   /** How often the watch counts are published and read. @defaultValue 5000 */
   countsIntervalMs?: number;
   /** Tests shorten discovery and watch timings. */
@@ -55,6 +57,7 @@ export function startWatchSupervisor(opts: WatchSupervisorOptions): WatchSupervi
       connection: opts.connection,
       prefix: opts.prefix,
       ingestQueue: opts.ingestQueue,
+      ingestJobOptions: opts.ingestJobOptions,
       kubeConfig: client.kubeConfig,
       limiter: client.limiter,
       logger: opts.logger,

@@ -32,12 +32,25 @@ describe('readEnv', () => {
       VALKEY_MEMORY_HIGH_WATERMARK: 0.9,
       WRITE_ATTEMPTS: 5,
       WRITE_BACKOFF_MS: 2000,
+      JOB_RETENTION_COMPLETED_SECONDS: 3600,
+      JOB_RETENTION_COMPLETED_COUNT: 20_000,
+      JOB_RETENTION_FAILED_SECONDS: 604_800,
+      QUEUE_EVENTS_MAX_LEN: 1000,
+      DASHBOARD_TRUSTED_HEADERS: false,
+      DASHBOARD_USER_HEADER: 'X-Forwarded-User',
+      DASHBOARD_GROUPS_HEADER: 'X-Forwarded-Groups',
     });
     const env = readEnv({});
     expect(env.VALKEY_URL).toBeUndefined();
     expect(env.CONFIG_FILE).toBeUndefined();
     expect(env.REPLICA_ID).toBeUndefined();
     expect(env.WEBHOOK_BODY_LIMIT_BYTES).toBe(10_485_760);
+  });
+
+  it('takes an operator pair for the dashboard only as a pair', () => {
+    expect(readEnv({ DASHBOARD_OPERATOR_USERNAME: 'ops', DASHBOARD_OPERATOR_PASSWORD: 'long enough' })).toMatchObject({ DASHBOARD_OPERATOR_USERNAME: 'ops' });
+    expect(() => readEnv({ DASHBOARD_OPERATOR_USERNAME: 'ops' })).toThrow('DASHBOARD_OPERATOR_USERNAME and DASHBOARD_OPERATOR_PASSWORD go together');
+    expect(readEnv({ DASHBOARD_TRUSTED_HEADERS: 'true', DASHBOARD_OPERATOR_GROUP: 'platform' })).toMatchObject({ DASHBOARD_TRUSTED_HEADERS: true, DASHBOARD_OPERATOR_GROUP: 'platform' });
   });
 
   it('chooses the configuration source: a file when given, the cluster inside a Pod, else the demo', () => {
@@ -74,6 +87,10 @@ describe('readEnv', () => {
       DASHBOARD_READ_ONLY: 'false',
       LOG_LEVEL: 'debug',
       REPLICA_ID: 'replica-1',
+      JOB_RETENTION_COMPLETED_SECONDS: '60',
+      JOB_RETENTION_COMPLETED_COUNT: '100',
+      JOB_RETENTION_FAILED_SECONDS: '0',
+      QUEUE_EVENTS_MAX_LEN: '50',
     });
     expect(env).toMatchObject({
       VALKEY_URL: 'rediss://user:pw@valkey.example:6380/2',
@@ -86,6 +103,10 @@ describe('readEnv', () => {
       DASHBOARD_READ_ONLY: false,
       LOG_LEVEL: 'debug',
       REPLICA_ID: 'replica-1',
+      JOB_RETENTION_COMPLETED_SECONDS: 60,
+      JOB_RETENTION_COMPLETED_COUNT: 100,
+      JOB_RETENTION_FAILED_SECONDS: 0,
+      QUEUE_EVENTS_MAX_LEN: 50,
     });
     expect(readEnv({ VALKEY_URL: 'redis://localhost:6379' }).VALKEY_URL).toBe('redis://localhost:6379');
     expect(readEnv({ DASHBOARD_READ_ONLY: 'true' }).DASHBOARD_READ_ONLY).toBe(true);
@@ -107,6 +128,9 @@ describe('readEnv', () => {
     [{ WEBHOOK_BODY_LIMIT_BYTES: '0' }, 'WEBHOOK_BODY_LIMIT_BYTES: Too small: expected number to be >0'],
     [{ LEASE_TTL_MS: '499' }, 'LEASE_TTL_MS: Too small: expected number to be >=500'],
     [{ WRITE_BATCH_SIZE: '10001' }, 'WRITE_BATCH_SIZE: Too big: expected number to be <=10000'],
+    [{ JOB_RETENTION_COMPLETED_COUNT: '-1' }, 'JOB_RETENTION_COMPLETED_COUNT: Too small: expected number to be >=0'],
+    [{ JOB_RETENTION_COMPLETED_SECONDS: '1.5' }, 'JOB_RETENTION_COMPLETED_SECONDS: Invalid input: expected int, received number'],
+    [{ QUEUE_EVENTS_MAX_LEN: '0' }, 'QUEUE_EVENTS_MAX_LEN: Too small: expected number to be >=1'],
     [{ DASHBOARD_READ_ONLY: 'yes' }, 'DASHBOARD_READ_ONLY: Invalid option: expected one of "true"|"false"'],
     [{ KEY_PREFIX: 'a:b' }, 'KEY_PREFIX: letters, digits, "-", "_" and {hash tag} braces only'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"'],
