@@ -18,6 +18,7 @@ import type { Refusal } from './backpressure.js';
 import type { ClusterRateLimit, RateLimitRefusal } from './cluster-rate-limit.js';
 import type { ServiceMetrics } from './metrics.js';
 import { ValkeyTimeoutError, withTimeout } from './valkey-timeout.js';
+import { listedIds, requestIdOf } from './log-ids.js';
 import { authenticateCluster, peerCertificate } from './webhook-auth.js';
 
 export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
@@ -95,6 +96,8 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
 
   const ingest = async (req: Request, res: Response) => {
     const cluster = res.locals.cluster as ClusterSource;
+    const requestId = requestIdOf(req.get('x-request-id'));
+    res.set('X-Request-Id', requestId);
     let body: unknown;
     try {
       body = JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
@@ -159,7 +162,10 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
         );
       }
     }
-    opts.logger.info({ cluster: cluster.name, received: parsed.events.length, accepted: jobs.length, skipped }, 'audit batch stored');
+    opts.logger.info(
+      { requestId, cluster: cluster.name, received: parsed.events.length, accepted: jobs.length, skipped, auditIDs: listedIds(jobs.map((j) => j.auditID)) },
+      'audit batch stored',
+    );
     res.status(200).json({ received: parsed.events.length, accepted: jobs.length, skipped });
   };
 

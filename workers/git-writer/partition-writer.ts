@@ -18,6 +18,7 @@ import type { WriterMetrics } from './writer-metrics.js';
 import { removeStaleLocks } from './stale-locks.js';
 import { withBatchProgress, type BatchProgress } from './target-progress.js';
 import { changeOrder } from '../change-order.js';
+import { listedIds } from '../../dashboard/log-ids.js';
 
 export interface PartitionWriterOptions {
   connection: Valkey;
@@ -110,7 +111,22 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
       opts.metrics?.pushDuration.observe({ partition: partition.id }, (performance.now() - started) / 1000);
       opts.metrics?.commits.inc({ partition: partition.id }, written.commits);
     }
-    log.info({ events: jobs.length, commits: written.commits, head: written.state.tip, ms: Math.round(performance.now() - started) }, 'batch written');
+    log.info(
+      {
+        events: jobs.length,
+        commits: written.commits,
+        head: written.state.tip,
+        ms: Math.round(performance.now() - started),
+        // The audit IDs of the events this push carries: what ties the webhook's line to this commit.
+        auditIDs: listedIds(
+          jobs.filter((_, k) => {
+            const r = written.results[k];
+            return r !== undefined && 'outcome' in r && r.outcome === 'committed';
+          }).map((j) => j.auditID),
+        ),
+      },
+      'batch written',
+    );
     const results: (WriteResult | JobFailure)[] = new Array(arrived.length);
     written.results.forEach((r, k) => (results[order[k]!] = r));
     return results;
