@@ -11,6 +11,7 @@ import { emptyConfigObjects, resolveConfig, type ConfigObjects, type ConfigProbl
 import { API_VERSION, SCHEMA_BY_KIND, type SecretObject } from '../config/resource-schemas.js';
 import type { ConfigSnapshot, ConfigSource, ObservedObject, StatusKind } from './config-snapshot.js';
 import { secretReferences } from './secret-references.js';
+import { apiErrorText } from './json-body.js';
 
 type ClientNode = typeof import('@kubernetes/client-node');
 
@@ -71,7 +72,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
     const restart = () => {
       if (stopped || entry.restarting) return;
       entry.restarting = true;
-      logger.warn({ kind, err: errorText(entry.lastError), retryInMs: retry }, `watching ${kind} failed; starting again`);
+      logger.warn({ kind, err: apiErrorText(entry.lastError), retryInMs: retry }, `watching ${kind} failed; starting again`);
       setTimeout(() => {
         entry.restarting = false;
         if (stopped) return;
@@ -102,7 +103,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
       if ((err as { code?: number }).code !== 404) {
         // A read that failed (timeout, 5xx, 403) says nothing about the Secret: keep what was read last,
         // so a blip of the API server never takes a working cluster or repository out of the configuration.
-        logger.warn({ secret: key, err: errorText(err), keeping: cached?.secret !== undefined }, `cannot read Secret ${key}`);
+        logger.warn({ secret: key, err: apiErrorText(err), keeping: cached?.secret !== undefined }, `cannot read Secret ${key}`);
         // Nothing cached: not found for now, but not remembered as such: the next resolution reads it again.
         return cached?.secret;
       }
@@ -167,7 +168,7 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
         if (configChanged) for (const l of listeners) l(next);
         else if (observedChanged) for (const l of observers) l(next);
       } catch (err) {
-        logger.error({ err: errorText(err) }, 'resolving the configuration failed; keeping the previous one');
+        logger.error({ err: apiErrorText(err) }, 'resolving the configuration failed; keeping the previous one');
       }
     });
     return resolving;
@@ -253,7 +254,7 @@ async function startAll(informers: { kind: string; plural: string; informer: Inf
         if (entry.lastError === undefined) return;
         if (attempt >= attempts) {
           aborted = true;
-          throw new ConfigSourceError(`cannot list ${entry.plural}.${GROUP} (${entry.kind}) after ${attempts} attempts: ${errorText(entry.lastError)}`);
+          throw new ConfigSourceError(`cannot list ${entry.plural}.${GROUP} (${entry.kind}) after ${attempts} attempts: ${apiErrorText(entry.lastError)}`);
         }
         await entry.informer.stop();
         await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 1)));
@@ -268,9 +269,3 @@ export class ConfigSourceError extends Error {
   override name = 'ConfigSourceError';
 }
 
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  const e = err as { code?: number; body?: unknown };
-  if (e && typeof e === 'object' && 'code' in e) return `HTTP ${String(e.code)}: ${typeof e.body === 'string' ? e.body : JSON.stringify(e.body)}`;
-  return String(err);
-}

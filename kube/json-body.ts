@@ -15,3 +15,14 @@ export function parseJson(text: string): unknown {
     return undefined;
   }
 }
+
+/**
+ * A client-node error as one readable text: its message, and the API server's answer (the Status body)
+ * when the message does not already hold it.
+ */
+export function apiErrorText(err: unknown): string {
+  const e = err as { message?: unknown; body?: unknown };
+  const body = typeof e?.body === 'string' ? e.body : e?.body !== undefined ? JSON.stringify(e.body) : '';
+  const message = err instanceof Error ? err.message : String(err);
+  return body && !message.includes(body) ? `${message}: ${body}` : message;
+}

@@ -9,6 +9,7 @@
 // refused with a reason naming the field, never a value.
 import type { Cluster, Context, User } from '@kubernetes/client-node';
 import { parse, YAMLError } from 'yaml';
+import { isRecord } from './json-body.js';
 
 export interface KubeConfigOptions {
   clusters: Cluster[];
@@ -44,9 +45,6 @@ const IGNORED: Record<'cluster' | 'user', ReadonlySet<string>> = {
 
 class Refused extends Error {}
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * A field name fit to repeat in a reason. A name is input too: a broken document can turn a token into a

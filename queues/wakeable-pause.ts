@@ -23,3 +23,17 @@ export function wakeablePause(stopping: () => boolean): WakeablePause {
     wake: () => wake?.(),
   };
 }
+
+/** A sleep that an AbortSignal ends early (resolving, not rejecting): for loops that a stop aborts. */
+export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}

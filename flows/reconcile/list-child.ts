@@ -19,6 +19,7 @@ import { normalizeEvent } from '../../workers/normalize/normalize-event.js';
 import { objectFilePath } from '../../workers/route/path-layout.js';
 import type { Finding } from './diff.js';
 import type { ScopeEntry } from './scope.js';
+import { isRecord } from '../../kube/json-body.js';
 
 /** Objects per list page, as the API server's own clients use. */
 export const PAGE_SIZE = 500;
@@ -81,9 +82,6 @@ export class ReconcileListError extends Error {
 
 const typeName = (spec: ScopeEntry): string => (spec.group ? `${spec.resource}.${spec.group}/${spec.version}` : `${spec.resource}/${spec.version}`);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * What the live path writes for one listed object (an item of a list, apiVersion and kind filled in):

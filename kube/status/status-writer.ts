@@ -15,6 +15,7 @@ import { API_VERSION } from '../../config/resource-schemas.js';
 import type { ObservedObject, StatusKind } from '../config-snapshot.js';
 import { statusDiffers, type ObjectStatus } from './conditions.js';
 import type { StatusMetrics } from './status-metrics.js';
+import { apiErrorText } from '../json-body.js';
 
 export const STATUS_FIELD_MANAGER = 'gitops-reverser';
 
@@ -207,7 +208,7 @@ export function startStatusWriter(opts: StatusWriterOptions): StatusWriter {
         slot.written = undefined;
         slot.failures++;
         opts.metrics?.statusWrites.inc({ kind: slot.ref.kind, outcome: 'failed' });
-        log.warn({ kind: slot.ref.kind, name: slot.ref.name, namespace: slot.ref.namespace, code, err: errorText(err) }, 'writing the status failed; trying again on the next round');
+        log.warn({ kind: slot.ref.kind, name: slot.ref.name, namespace: slot.ref.namespace, code, err: apiErrorText(err) }, 'writing the status failed; trying again on the next round');
       })
       .finally(() => {
         inFlight--;
@@ -278,9 +279,3 @@ export function startStatusWriter(opts: StatusWriterOptions): StatusWriter {
   };
 }
 
-function errorText(err: unknown): string {
-  const e = err as { message?: unknown; body?: unknown };
-  const body = typeof e?.body === 'string' ? e.body : e?.body !== undefined ? JSON.stringify(e.body) : '';
-  const message = err instanceof Error ? err.message : String(err);
-  return body && !message.includes(body) ? `${message}: ${body}` : message;
-}

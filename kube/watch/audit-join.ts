@@ -11,6 +11,7 @@ import type { Valkey } from 'iovalkey';
 import type { IngestJob } from '../../queues/contracts.js';
 import { auditAuthorKey } from '../../queues/names.js';
 import { nowMs, type WatchChange } from './resumable-watch.js';
+import { isRecord } from '../json-body.js';
 
 /** Long enough for any grace period and a slow watch; short enough that the keys stay few. */
 export const AUDIT_AUTHOR_TTL_SECONDS = 600;
@@ -18,9 +19,6 @@ export const AUDIT_AUTHOR_TTL_SECONDS = 600;
 /** The version part of the key of a delete's author: a watch DELETED event has a resourceVersion of its own. */
 const DELETED = 'deleted';
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function uidAndVersion(object: Record<string, unknown> | undefined): { uid: string; rv: string } | undefined {
   const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;

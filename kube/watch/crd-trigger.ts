@@ -6,6 +6,8 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { kubeGetJson, KubeApiError, type RequestLimiter } from '../kube-get-json.js';
+import { isRecord } from '../json-body.js';
+import { sleepUnlessAborted } from '../../queues/wakeable-pause.js';
 
 const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
 
@@ -22,9 +24,6 @@ export interface CrdTrigger {
   stop(): Promise<void>;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function rvOf(object: unknown): string | undefined {
   const metadata = isRecord(object) && isRecord(object.metadata) ? object.metadata : undefined;
@@ -81,18 +80,7 @@ export function startCrdTrigger(opts: CrdTriggerOptions): CrdTrigger {
         );
     });
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      signal.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        { once: true },
-      );
-    });
+  const sleep = (ms: number): Promise<void> => sleepUnlessAborted(ms, signal);
 
   async function run(): Promise<void> {
     let rv: string | undefined;

@@ -17,6 +17,8 @@ import type { Logger } from 'pino';
 import { KubeApiError, kubeGetJson, type RequestLimiter } from '../kube-get-json.js';
 import type { WatchSpec } from './watch-plan.js';
 import type { KnownObject, WatchState } from './watch-state.js';
+import { isRecord } from '../json-body.js';
+import { sleepUnlessAborted } from '../../queues/wakeable-pause.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -72,9 +74,6 @@ interface RawEvent {
   at: number;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
@@ -108,19 +107,6 @@ function knownOf(object: Record<string, unknown>): KnownObject {
   return { resourceVersion: str(metadata.resourceVersion), uid: str(metadata.uid) };
 }
 
-/** Abortable sleep: resolves early (without error) when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
-}
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -339,7 +325,7 @@ export function startResumableWatch(opts: ResumableWatchOptions): ResumableWatch
     const fail = async (err: unknown): Promise<void> => {
       backoffMs = Math.min(backoff.maxMs, Math.max(backoff.initialMs, backoffMs * 2));
       log.warn({ err, retryInMs: backoffMs }, 'watch failed; retrying');
-      await sleep(backoffMs, signal);
+      await sleepUnlessAborted(backoffMs, signal);
     };
     while (!signal.aborted) {
       try {

@@ -7,12 +7,10 @@ import { WATCH_UNKNOWN_USER, type IngestJob } from '../../queues/contracts.js';
 import { redactSecret } from '../../workers/ingest/redact-secret.js';
 import type { WatchChange } from './resumable-watch.js';
 import type { WatchSpec } from './watch-plan.js';
+import { isRecord } from '../json-body.js';
 
 const VERB_BY_TYPE = { ADDED: 'create', MODIFIED: 'update', DELETED: 'delete' } as const;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
