@@ -10,6 +10,7 @@ import { loadConfigFile } from './config/load-config.js';
 import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
 import { startKubeConfigSource } from './kube/config-source.js';
 import { redactUrl } from './queues/connection.js';
+import { valkeyClientOptions } from './queues/valkey-client-options.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from './queues/embedded-valkey.js';
 import { startService, type RunningService } from './service.js';
 
@@ -64,12 +65,14 @@ async function main(): Promise<void> {
     logger.info({ url: redactUrl(valkeyUrl) }, 'using Valkey');
   }
 
+  const valkeyOptions = await valkeyClientOptions({ username: env.VALKEY_USERNAME, password: env.VALKEY_PASSWORD, tlsCaFile: env.VALKEY_TLS_CA_FILE });
   const service: RunningService = await startService({
     configSource,
     kubeConfig,
     reportStatus: env.CONFIG_SOURCE === 'kubernetes' ? {} : undefined,
     tls: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE, clientCaFile: env.TLS_CLIENT_CA_FILE } : undefined,
     valkeyUrl,
+    valkeyOptions,
     prefix: env.KEY_PREFIX,
     dataDir: env.DATA_DIR,
     port: env.PORT,

@@ -14,6 +14,7 @@ import type { DashboardCredentials, TrustedHeaderOptions } from './dashboard/bas
 import { createQueueDashboard } from './dashboard/bull-board.js';
 import { createMetrics, observeBatchPushed, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
 import { createHealth } from './dashboard/health.js';
+import type { RedisOptions } from 'iovalkey';
 import { openConnection } from './queues/connection.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { DEFAULT_RETENTION, ingestJobOptions, queueStreams, writeJobOptions as writeOptions, type Retention } from './queues/job-options.js';
@@ -58,6 +59,8 @@ export interface ServiceOptions {
   /** Serve HTTPS (and ask for client certificates when a client CA is given). */
   tls?: TlsFiles;
   valkeyUrl: string;
+  /** Credentials and TLS trust that VALKEY_URL does not carry (see queues/valkey-client-options.ts). */
+  valkeyOptions?: RedisOptions;
   prefix: string;
   dataDir: string;
   /** 0 picks a free port. */
@@ -109,7 +112,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const configSource = opts.configSource ?? (opts.config ? fixedConfigSource(opts.config) : undefined);
   if (!configSource) throw new Error('startService needs config or configSource');
   const replicaId = opts.replicaId ?? `${hostname()}-${process.pid}`;
-  const connection = openConnection(opts.valkeyUrl);
+  const connection = openConnection(opts.valkeyUrl, opts.valkeyOptions);
   connection.on('error', (err) => logger.warn({ err: err.message }, 'Valkey connection error (reconnecting)'));
   // Metric names take the prefix without a Valkey Cluster hash tag's braces.
   const metricPrefix = prefix.replace(/[{}]/g, '');

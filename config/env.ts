@@ -10,6 +10,14 @@ const gitIdent = z.string().min(1).regex(/^[^<>\n\r]+$/, "may not contain '<', '
 const EnvSchema = z.object({
   /** redis:// or rediss:// URL; unset = start an embedded server. */
   VALKEY_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  /**
+   * Valkey ACL user and password, kept out of the URL so they can come from a Secret as they are (no
+   * percent-encoding). Credentials written in VALKEY_URL take precedence.
+   */
+  VALKEY_USERNAME: z.string().min(1).optional(),
+  VALKEY_PASSWORD: z.string().min(1).optional(),
+  /** PEM CA bundle that signs the Valkey server's certificate; needs a rediss:// VALKEY_URL. */
+  VALKEY_TLS_CA_FILE: z.string().min(1).optional(),
   /** Multi-document YAML of configuration objects; unset = the demo configuration (or the cluster's, see CONFIG_SOURCE). */
   CONFIG_FILE: z.string().min(1).optional(),
   /**
@@ -107,6 +115,15 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
     throw new EnvError('invalid environment:\n  - DASHBOARD_OPERATOR_USERNAME and DASHBOARD_OPERATOR_PASSWORD go together: set both or neither');
   }
   const data = result.data;
+  if (data.VALKEY_USERNAME && !data.VALKEY_PASSWORD) {
+    throw new EnvError('invalid environment:\n  - VALKEY_USERNAME needs VALKEY_PASSWORD: an ACL user always authenticates with a password');
+  }
+  if ((data.VALKEY_PASSWORD || data.VALKEY_TLS_CA_FILE) && !data.VALKEY_URL) {
+    throw new EnvError('invalid environment:\n  - VALKEY_PASSWORD and VALKEY_TLS_CA_FILE need VALKEY_URL: the embedded Valkey has neither');
+  }
+  if (data.VALKEY_TLS_CA_FILE && !data.VALKEY_URL?.startsWith('rediss://')) {
+    throw new EnvError('invalid environment:\n  - VALKEY_TLS_CA_FILE needs a rediss:// VALKEY_URL: TLS is chosen by the URL scheme');
+  }
   if (Boolean(data.TLS_CERT_FILE) !== Boolean(data.TLS_KEY_FILE)) {
     throw new EnvError('invalid environment:\n  - TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither');
   }

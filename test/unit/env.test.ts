@@ -161,4 +161,17 @@ describe('readEnv', () => {
       '  - DASHBOARD_READ_ONLY: Invalid option: expected one of "true"|"false"',
     ]);
   });
+  describe('Valkey credentials and TLS', () => {
+    it('takes an ACL user, a password and a CA for a rediss:// URL', () => {
+      const env = readEnv({ VALKEY_URL: 'rediss://valkey:6379', VALKEY_USERNAME: 'gr', VALKEY_PASSWORD: 'p@ss', VALKEY_TLS_CA_FILE: '/ca/ca.crt' });
+      expect([env.VALKEY_USERNAME, env.VALKEY_PASSWORD, env.VALKEY_TLS_CA_FILE]).toEqual(['gr', 'p@ss', '/ca/ca.crt']);
+    });
+    it.each([
+      [{ VALKEY_URL: 'redis://v:6379', VALKEY_USERNAME: 'gr' }, 'VALKEY_USERNAME needs VALKEY_PASSWORD'],
+      [{ VALKEY_PASSWORD: 'p' }, 'VALKEY_PASSWORD and VALKEY_TLS_CA_FILE need VALKEY_URL'],
+      [{ VALKEY_URL: 'redis://v:6379', VALKEY_TLS_CA_FILE: '/ca.crt' }, 'VALKEY_TLS_CA_FILE needs a rediss:// VALKEY_URL'],
+    ])('refuses %j', (vars, message) => {
+      expect(() => readEnv(vars)).toThrow(message);
+    });
+  });
 });
