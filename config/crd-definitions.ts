@@ -147,8 +147,6 @@ const KEPT = new Set([
   'maxLength',
   'minimum',
   'maximum',
-  'exclusiveMinimum',
-  'exclusiveMaximum',
   'multipleOf',
   'minItems',
   'maxItems',
@@ -188,6 +186,10 @@ export function toStructural(node: unknown, at = 'spec'): SchemaNode {
       }
     } else if (key === 'const') {
       out.enum = [value];
+    } else if ((key === 'exclusiveMinimum' || key === 'exclusiveMaximum') && typeof value === 'number') {
+      // Draft 2020-12 gives the bound itself; OpenAPI v3.0 (what the API server accepts) a boolean on minimum/maximum.
+      out[key === 'exclusiveMinimum' ? 'minimum' : 'maximum'] = value;
+      out[key] = true;
     } else {
       throw new Error(`${at}: JSON Schema keyword "${key}" has no structural OpenAPI equivalent`);
     }

@@ -94,6 +94,9 @@ const EnvSchema = z.object({
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
 });
 
+/** Every variable the service reads: the chart may set no other (a test checks it). */
+export const ENV_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export type ConfigSourceKind = 'file' | 'kubernetes' | 'demo';
 export type ServiceEnv = Omit<z.infer<typeof EnvSchema>, 'CONFIG_SOURCE'> & { CONFIG_SOURCE: ConfigSourceKind };
 
