@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { runRbacCommand } from '../../kube/rbac-command.js';
+import { renderChart } from '../support/chart-render.js';
 import { loadClientNode, startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in.js';
 
 const loaded = await loadClientNode();
@@ -117,6 +118,29 @@ describe('rbac.ts', () => {
       const clusterRole = r.docs.find((d) => d.kind === 'ClusterRole') as { rules: { resources: string[] }[] };
       expect(clusterRole.rules.flatMap((rule) => rule.resources)).toEqual(expect.arrayContaining(['namespaces', 'customresourcedefinitions']));
       expect(r.stdout.startsWith(`# RBAC of GitOps Reverser for ${file}, wildcards expanded by API discovery`)).toBe(true);
+    });
+
+    it('--helm-values: the same grants as the chart\'s rbac values, which the chart renders into the same rules', async () => {
+      const r = await run(['--config', file, '--discover', '--helm-values'], async () => api.kubeConfig());
+      expect(r.code).toBe(0);
+      const values = r.docs[0] as { rbac: { read: unknown[]; watchCustomResourceDefinitions: boolean; releaseNamespaceSecrets: boolean } };
+      expect(values.rbac).toMatchObject({ readMode: 'selected', releaseNamespaceSecrets: false, watchCustomResourceDefinitions: true });
+      expect(values.rbac.read).toEqual(expect.arrayContaining([
+        { apiGroups: [''], resources: ['configmaps', 'secrets'], namespaces: ['team-a'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['apps'], resources: ['deployments'], namespaces: ['team-a'], verbs: ['get', 'list', 'watch'] },
+      ]));
+      // Rendered by the chart, the values give the rules `rbac.ts` prints as objects.
+      const valuesFile = join(dir, 'rbac-values.yaml');
+      await writeFile(valuesFile, r.stdout);
+      const chart = await renderChart({ valueFiles: [valuesFile] });
+      const objects = (await run(['--config', file, '--discover'], async () => api.kubeConfig())).docs;
+      const rulesOf = (docs: Record<string, unknown>[], kind: string) =>
+        docs.filter((d) => d.kind === kind).flatMap((d) => (d.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).map((x) => JSON.stringify(x)));
+      const rendered = chart.objects.map((o) => o.object as Record<string, unknown>);
+      expect(new Set(rulesOf(rendered, 'Role'))).toEqual(new Set(rulesOf(objects, 'Role')));
+      // The chart states its own kinds' grants as one rule each; the generated ClusterRole lists the rest alike.
+      const own = (rule: string) => rule.includes('gitopsreverser.io');
+      expect(new Set(rulesOf(rendered, 'ClusterRole').filter((x) => !own(x)))).toEqual(new Set(rulesOf(objects, 'ClusterRole').filter((x) => !own(x))));
     });
   });
 });
