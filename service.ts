@@ -58,6 +58,8 @@ export interface ServiceOptions {
   retireCheckMs?: number;
   /** Serve HTTPS (and ask for client certificates when a client CA is given). */
   tls?: TlsFiles;
+  /** How often changed TLS files are picked up (renewed certificates). @defaultValue 30000 */
+  tlsReloadMs?: number;
   valkeyUrl: string;
   /** Credentials and TLS trust that VALKEY_URL does not carry (see queues/valkey-client-options.ts). */
   valkeyOptions?: RedisOptions;
@@ -413,7 +415,13 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     // Per-cluster rate limits are kept in Valkey: exact over all replicas.
     rateLimit: createClusterRateLimit({ connection, prefix }),
   });
-  const server: Server = await listen(app, { port: opts.port, host: opts.host ?? '0.0.0.0', tls: opts.tls });
+  const server: Server = await listen(app, {
+    port: opts.port,
+    host: opts.host ?? '0.0.0.0',
+    tls: opts.tls,
+    tlsReloadMs: opts.tlsReloadMs,
+    onTlsReload: (err) => (err ? logger.warn({ err }, 'TLS files changed but could not be loaded') : logger.info({ certFile: opts.tls?.certFile }, 'TLS certificate reloaded')),
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   logger.info({ port, replica: replicaId, partitions: writers.size, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');

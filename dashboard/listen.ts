@@ -5,7 +5,7 @@
 // (webhook-auth.ts) from `socket.authorized` and the certificate's CN.
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 
 export interface TlsFiles {
   /** PEM certificate (chain) the service presents. */
@@ -23,6 +23,13 @@ export interface ListenOptions {
   host?: string;
   /** undefined: plain HTTP. */
   tls?: TlsFiles;
+  /**
+   * How often the TLS files are read again; changed files replace the server's certificate, key and client
+   * CA for new connections (cert-manager renews a mounted Secret in place). @defaultValue 30000
+   */
+  tlsReloadMs?: number;
+  /** Called after each reload attempt that found changed files: no error = the new files are served. */
+  onTlsReload?: (err?: Error) => void;
 }
 
 /** https.Server is an http.Server too (same request API, close*Connections, address). */
@@ -36,15 +43,60 @@ async function readPem(what: string, file: string): Promise<Buffer> {
   }
 }
 
+interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+}
+
+async function readTls(tls: TlsFiles): Promise<TlsMaterial> {
+  const [cert, key, ca] = await Promise.all([
+    readPem('TLS_CERT_FILE', tls.certFile),
+    readPem('TLS_KEY_FILE', tls.keyFile),
+    tls.clientCaFile ? readPem('TLS_CLIENT_CA_FILE', tls.clientCaFile) : undefined,
+  ]);
+  return { cert, key, ca };
+}
+
+const sameTls = (a: TlsMaterial, b: TlsMaterial) => a.cert.equals(b.cert) && a.key.equals(b.key) && Boolean(a.ca?.equals(b.ca ?? Buffer.alloc(0)) ?? !b.ca);
+
+/**
+ * Reads the files again every `ms` and swaps the secure context when they changed. Polling, not fs.watch:
+ * a mounted Secret changes by an atomic symlink swap that watchers on the files themselves miss. A cert
+ * and key that do not match yet (half-way through a rotation) are refused by setSecureContext and retried.
+ */
+function reloadTlsEvery(server: HttpsServer, files: TlsFiles, current: TlsMaterial, ms: number, onReload: (err?: Error) => void): void {
+  let served = current;
+  let failed: TlsMaterial | undefined;
+  const timer = setInterval(() => {
+    void readTls(files).then(
+      (next) => {
+        if (sameTls(next, served) || (failed && sameTls(next, failed))) return;
+        try {
+          server.setSecureContext({ cert: next.cert, key: next.key, ...(next.ca ? { ca: next.ca } : {}) });
+          served = next;
+          failed = undefined;
+          onReload();
+        } catch (err) {
+          failed = next;
+          onReload(new Error(`the changed TLS files were not loaded (the previous certificate is still served): ${(err as Error).message}`));
+        }
+      },
+      (err: unknown) => onReload(err as Error),
+    );
+  }, ms);
+  timer.unref();
+  server.once('close', () => clearInterval(timer));
+}
+
 export async function listen(app: RequestListener, opts: ListenOptions): Promise<ServiceServer> {
   let server: Server;
   if (opts.tls) {
-    const [cert, key, ca] = await Promise.all([
-      readPem('TLS_CERT_FILE', opts.tls.certFile),
-      readPem('TLS_KEY_FILE', opts.tls.keyFile),
-      opts.tls.clientCaFile ? readPem('TLS_CLIENT_CA_FILE', opts.tls.clientCaFile) : undefined,
-    ]);
-    server = createHttpsServer({ cert, key, ...(ca ? { ca, requestCert: true, rejectUnauthorized: false } : {}) }, app);
+    const material = await readTls(opts.tls);
+    const { cert, key, ca } = material;
+    const https = createHttpsServer({ cert, key, ...(ca ? { ca, requestCert: true, rejectUnauthorized: false } : {}) }, app);
+    reloadTlsEvery(https, opts.tls, material, opts.tlsReloadMs ?? 30_000, opts.onTlsReload ?? (() => undefined));
+    server = https;
   } else {
     server = createHttpServer(app);
   }

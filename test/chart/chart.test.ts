@@ -146,6 +146,14 @@ describe.each(SETS)('chart with $name', ({ name, opts }) => {
     expect(((pdb.spec as Obj).selector as Obj).matchLabels).toEqual(((deployment.spec as Obj).selector as Obj).matchLabels);
     expect((pdb.spec as Obj).minAvailable as number).toBeLessThan(replicas);
     expect((((deployment.spec as Obj).strategy as Obj).rollingUpdate as Obj).maxUnavailable).toBe(0);
+    expect((pdb.spec as Obj).unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+    // SIGTERM closes the listener: the pod first waits out its removal from the Service's endpoints.
+    const [container] = podSpec(deployment).containers;
+    expect(((container.lifecycle as Obj).preStop as Obj).exec).toEqual({ command: ['sleep', '5'] });
+    expect(podSpec(deployment).terminationGracePeriodSeconds as number).toBeGreaterThanOrEqual(30);
+    // Both Valkey sides restart together when its password changes.
+    const annotations = (((deployment.spec as Obj).template as Obj).metadata as Obj).annotations as Record<string, string>;
+    expect(Object.keys(annotations)).toEqual(expect.arrayContaining(['checksum/dashboard', 'checksum/valkey-secret']));
   });
 
   it('sets only environment variables the service reads, and the service accepts them', () => {
@@ -259,13 +267,15 @@ describe('chart specifics', () => {
     expect(((monitors.find((m) => m.metadata.name === 'gitops-reverser') as Obj).metadata as Obj).labels).toMatchObject({ release: 'kube-prometheus-stack' });
     const policy = one(set, 'NetworkPolicy', 'gitops-reverser');
     const egress = (policy.spec as Obj).egress as { ports: { port: number }[]; to?: Obj[] }[];
-    expect(egress.map((e) => e.ports.map((p) => p.port))).toEqual([[53, 53], [6379], [443, 6443, 22]]);
+    expect(egress.map((e) => e.ports.map((p) => p.port))).toEqual([[53, 53], [6379], [443, 6443], [443, 22]]);
     expect(egress[1]?.to).toEqual([{ podSelector: { matchLabels: expect.objectContaining({ 'app.kubernetes.io/component': 'valkey' }) } }]);
-    expect(egress[2]?.to).toEqual([{ ipBlock: { cidr: '10.0.0.0/8' } }, { ipBlock: { cidr: '140.82.112.0/20' } }]);
+    // The API server and the Git hosts are separate peers: narrowing Git never cuts off the configuration.
+    expect(egress[2]?.to).toEqual([{ ipBlock: { cidr: '10.0.0.1/32' } }]);
+    expect(egress[3]?.to).toEqual([{ ipBlock: { cidr: '10.0.0.0/8' } }, { ipBlock: { cidr: '140.82.112.0/20' } }]);
     const valkeyPolicy = one(set, 'NetworkPolicy', 'gitops-reverser-valkey');
     expect((valkeyPolicy.spec as Obj).egress).toEqual([]);
     const rules = allRules(set);
-    expect(rules.filter((r) => r.kind === 'Role').map((r) => r.namespace)).toEqual([NAMESPACE, 'payments', 'platform', 'shop']);
+    expect(rules.filter((r) => r.kind === 'Role').map((r) => r.namespace)).toEqual(['payments', 'platform', 'shop']);
     const cluster = rules.find((r) => r.kind === 'ClusterRole')!.rules;
     expect(cluster).toContainEqual({ apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: ['get', 'list', 'watch'] });
     const shop = rules.find((r) => r.namespace === 'shop')!.rules;
@@ -302,7 +312,19 @@ describe('chart refusals and the wider RBAC mode', () => {
     expect(wildcards).toEqual([{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] }]);
   });
 
+  it('keeps generated names within Kubernetes limits for long release names', async () => {
+    const chart = await renderChart({ releaseName: 'a-very-long-release-name-for-platform-team-x', set: { 'valkey.enabled': 'true' } });
+    const names = chart.objects.filter((o) => o.object.kind !== 'CustomResourceDefinition').map((o) => o.object.metadata.name);
+    expect(names.filter((n) => n.length > 63)).toEqual([]);
+    const sts = chart.objects.find((o) => o.object.kind === 'StatefulSet')!.object;
+    // Pods of a StatefulSet carry controller-revision-hash = name + "-" + 10 characters, a label of at most 63.
+    expect(sts.metadata.name.length).toBeLessThanOrEqual(52);
+  });
+
   it('names the missing value when a mode needs one', async () => {
+    await expect(renderChart({ set: { 'valkey.external.username': 'gr' } })).rejects.toThrow(
+      'valkey.external.username needs valkey.external.existingSecret: an ACL user always authenticates with a password',
+    );
     await expect(renderChart({ set: { 'valkey.enabled': 'true', 'valkey.auth.mode': 'existingSecret' } })).rejects.toThrow(
       'valkey.auth.existingSecret is required when valkey.auth.mode is existingSecret',
     );

@@ -2,16 +2,19 @@
 // (fake) cgroup memory limit and starts a real server with the rendered valkey.conf; the server then
 // has AOF everysec, noeviction, the computed maxmemory and the password; ping.sh passes and fails as a
 // probe should. Only the paths differ from the pod (wrappers for valkey-server and valkey-cli on PATH).
-import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Valkey } from 'iovalkey';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findServerBinary, freePort } from '../../queues/embedded-valkey.js';
 import { renderChart } from '../support/chart-render.js';
 import { waitFor } from '../support/git-repos.js';
+import { createTestPki, type TestPki } from '../support/test-pki.js';
 
 const run = promisify(execFile);
 const GIB = 1024 ** 3;
@@ -130,5 +133,63 @@ describe('bundled Valkey on a real server', () => {
     await expect(run('sh', [join(dir, 'ping.sh')], { env: { ...env, VALKEY_PASSWORD: password } })).resolves.toBeTruthy();
     const failed = await run('sh', [join(dir, 'ping.sh')], { env }).catch((e: { code: number; stdout: string }) => e);
     expect(failed).toMatchObject({ code: 1, stdout: expect.stringMatching(/valkey-cli ping: .*NOAUTH/) });
+  });
+});
+
+describe('bundled Valkey over TLS', () => {
+  let tlsDir = '';
+  let port = 0;
+  let pki: TestPki;
+  let server: ChildProcess | undefined;
+  const password = 'tls-pw-1234';
+  const env = () => ({ PATH: `${join(tlsDir, 'bin')}:${process.env.PATH}`, VALKEY_PASSWORD: password });
+
+  beforeAll(async () => {
+    tlsDir = await mkdtemp(join(tmpdir(), 'gr-valkey-tls-'));
+    pki = await createTestPki(tlsDir);
+    const chart = await renderChart({ set: { 'valkey.enabled': 'true', 'valkey.tls.enabled': 'true', 'valkey.tls.secretName': 'valkey-tls' } });
+    const data = chart.objects.find((o) => o.object.kind === 'ConfigMap' && o.object.metadata.name === 'gitops-reverser-valkey')?.object.data as Record<string, string>;
+    // The pod's Secret mount, its data dir and the config file's place become temp paths; nothing else changes.
+    const certs = join(tlsDir, 'valkey-tls');
+    const dataDir = join(tlsDir, 'data');
+    const bin = join(tlsDir, 'bin');
+    await Promise.all([certs, dataDir, bin].map((d) => mkdir(d, { recursive: true })));
+    await copyFile(pki.server.cert, join(certs, 'tls.crt'));
+    await copyFile(pki.server.key, join(certs, 'tls.key'));
+    await copyFile(pki.ca.cert, join(certs, 'ca.crt'));
+    const swap = (text: string | undefined) => (text ?? '').replaceAll('/etc/valkey-tls', certs).replace(/^dir \/data$/m, `dir ${dataDir}`);
+    for (const name of ['valkey.conf', 'start.sh', 'ping.sh']) await writeFile(join(tlsDir, name), swap(data[name]));
+    const binary = findServerBinary();
+    if (!binary) throw new Error('neither valkey-server nor redis-server is on PATH');
+    port = await freePort();
+    await writeFile(join(bin, 'valkey-server'), `#!/bin/sh\nshift\nexec ${binary} ${join(tlsDir, 'valkey.conf')} "$@" --tls-port ${port} --bind 127.0.0.1\n`);
+    await writeFile(join(bin, 'valkey-cli'), `#!/bin/sh\nfor a; do shift; [ "$a" = 6379 ] && a=${port}; set -- "$@" "$a"; done\nexec ${binary.replace('-server', '-cli')} "$@"\n`);
+    await chmod(join(bin, 'valkey-server'), 0o755);
+    await chmod(join(bin, 'valkey-cli'), 0o755);
+    // Its own process group: the server and start.sh's certificate-reload loop are stopped together.
+    server = spawn('sh', [join(tlsDir, 'start.sh')], { env: { ...env(), CGROUP_ROOT: join(tlsDir, 'no-cgroup'), TLS_RELOAD_SECONDS: '1' }, detached: true, stdio: 'ignore' });
+    await waitFor(async () => (await run('sh', [join(tlsDir, 'ping.sh')], { env: env() }).then(() => true, () => false)), 'ping.sh answers over TLS', 10_000);
+  });
+  afterAll(async () => {
+    if (server?.pid) process.kill(-server.pid, 'SIGKILL');
+    await rm(tlsDir, { recursive: true, force: true });
+  });
+
+  it('speaks only TLS, passes ping.sh, and serves a renewed certificate without a restart', async () => {
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerCertificate().fingerprint256);
+          socket.end();
+        });
+        socket.on('error', reject);
+      });
+    const fingerprint = async (file: string) => new X509Certificate(await readFile(file)).fingerprint256;
+    expect(await served()).toBe(await fingerprint(pki.server.cert));
+    const renewed = await pki.client('renewed-valkey');
+    await copyFile(renewed.key, join(tlsDir, 'valkey-tls', 'tls.key'));
+    await copyFile(renewed.cert, join(tlsDir, 'valkey-tls', 'tls.crt'));
+    const expected = await fingerprint(renewed.cert);
+    await waitFor(async () => (await served()) === expected, 'the renewed certificate is served', 15_000);
   });
 });

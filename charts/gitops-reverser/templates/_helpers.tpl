@@ -17,9 +17,12 @@
 {{- end -}}
 {{- end -}}
 
-{{/* The bundled Valkey's name: fullname with a "-valkey" suffix that survives truncation. */}}
+{{/*
+The bundled Valkey's name: fullname with a "-valkey" suffix that survives truncation, at most 52
+characters (StatefulSet pods get a controller-revision-hash label of name + 11 characters, at most 63).
+*/}}
 {{- define "gitops-reverser.valkeyName" -}}
-{{- printf "%s-valkey" (include "gitops-reverser.fullname" . | trunc 56 | trimSuffix "-") -}}
+{{- printf "%s-valkey" (include "gitops-reverser.fullname" . | trunc 45 | trimSuffix "-") -}}
 {{- end -}}
 
 {{- define "gitops-reverser.chart" -}}
@@ -76,7 +79,7 @@ app.kubernetes.io/version: {{ . | quote }}
 
 {{/* The dashboard credentials Secret: the user's or the chart's. */}}
 {{- define "gitops-reverser.dashboardSecretName" -}}
-{{- default (printf "%s-dashboard" (include "gitops-reverser.fullname" .)) .Values.dashboard.auth.existingSecret -}}
+{{- default (printf "%s-dashboard" (include "gitops-reverser.fullname" . | trunc 53 | trimSuffix "-")) .Values.dashboard.auth.existingSecret -}}
 {{- end -}}
 
 {{/*
