@@ -106,14 +106,24 @@ async function queueCounts(queue: Queue | undefined): Promise<{ backlog: number 
   return { backlog: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.active ?? 0) + (c.delayed ?? 0), deadLetters: c.failed ?? 0 };
 }
 
-/** Seconds from the newest completed write's event to the end of its write; null when none is kept. */
+/** Completed writes looked at for the lag: enough to see past a few replayed dead letters. */
+const LAG_SAMPLE = 50;
+
+/**
+ * Seconds from the newest written change in the cluster to the push that carried it; null when no completed
+ * write is kept. The newest change, not the newest completed job: a replayed dead letter completes late
+ * with an old event, which says nothing about how far behind the pipeline is.
+ */
 async function newestLag(queue: Queue | undefined): Promise<number | null> {
   if (!queue) return null;
-  // The completed set is ordered by finish time: the last one is the newest.
-  const [job] = await queue.getJobs(['completed'], 0, 0, false);
-  const event = Date.parse(String((job?.data as { stageTimestamp?: unknown } | undefined)?.stageTimestamp));
-  if (!job?.finishedOn || Number.isNaN(event)) return null;
-  return Math.max(0, Math.round((job.finishedOn - event) / 100) / 10);
+  const jobs = await queue.getJobs(['completed'], 0, LAG_SAMPLE - 1, false);
+  let best: { event: number; finishedOn: number } | undefined;
+  for (const job of jobs) {
+    const event = Date.parse(String((job.data as { stageTimestamp?: unknown } | undefined)?.stageTimestamp));
+    if (!job.finishedOn || Number.isNaN(event)) continue;
+    if (!best || event > best.event || (event === best.event && job.finishedOn < best.finishedOn)) best = { event, finishedOn: job.finishedOn };
+  }
+  return best ? Math.max(0, Math.round((best.finishedOn - best.event) / 100) / 10) : null;
 }
 
 /** The replica id of each lease holder (`${replicaId}:${fence}`; a replica id may contain ':'). */
