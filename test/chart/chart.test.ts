@@ -5,11 +5,13 @@
 // values.schema.json, and the properties operators rely on are asserted: restricted pods, PDB, probes,
 // least-privilege RBAC, the Valkey settings BullMQ needs, and the env contract of the service.
 import { Ajv } from 'ajv';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLES, readEnv } from '../../config/env.js';
-import { CHART_DIR, computedValues, renderChart, type RenderedChart, type RenderOptions } from '../support/chart-render.js';
+import { CHART_DIR, chartEngine, computedValues, renderChart, type RenderedChart, type RenderOptions } from '../support/chart-render.js';
 import { builtInSchemaErrors, customResourceErrors, loadCrdValidators, type KubeObject } from '../support/kube-schema.js';
 
 interface ValueSet {
@@ -310,6 +312,35 @@ describe('chart refusals and the wider RBAC mode', () => {
     const role = chart.objects.find((o) => o.object.kind === 'ClusterRole')!.object as Obj;
     const wildcards = (role.rules as Rule[]).filter((r) => r.resources?.includes('*'));
     expect(wildcards).toEqual([{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('keeps generated passwords across an upgrade: lookup finds the Secrets the install made, pods do not roll', async () => {
+    if ((await chartEngine()).kind === 'helm') return; // helm template has no cluster to look up
+    const set = { 'valkey.enabled': 'true', 'dashboard.auth.operator.enabled': 'true' };
+    const install = await renderChart({ set });
+    const secretsOf = (chart: RenderedChart) => chart.objects.filter((o) => o.object.kind === 'Secret').map((o) => o.object as KubeObject & { data: Record<string, string> });
+    const dir = await mkdtemp(join(tmpdir(), 'gr-chart-upgrade-'));
+    try {
+      const cluster = join(dir, 'cluster.yaml');
+      await writeFile(cluster, secretsOf(install).map((s) => stringify(s)).join('---\n'));
+      const upgrade = await renderChart({ set, clusterObjects: cluster });
+      expect(secretsOf(upgrade)).toEqual(secretsOf(install));
+      expect(secretsOf(install).map((s) => s.metadata.name).sort()).toEqual(['gitops-reverser-dashboard', 'gitops-reverser-valkey']);
+      const annotations = (chart: RenderedChart) =>
+        chart.objects.filter((o) => o.object.kind === 'Deployment' || o.object.kind === 'StatefulSet').map((o) => (((o.object as Obj).spec as Obj).template as { metadata: Obj }).metadata.annotations);
+      expect(annotations(upgrade)).toEqual(annotations(install));
+      // One generated password per render: the service and Valkey checksum the same Secret.
+      const [service, valkey] = annotations(install) as [Record<string, string>, Record<string, string>];
+      expect(service['checksum/valkey-secret']).toBe(valkey['checksum/secret']);
+      // A password given in the values still wins over the one in the cluster.
+      const given = await renderChart({ set: { ...set, 'valkey.auth.password': 'a-new-valkey-password' }, clusterObjects: cluster });
+      const valkeySecret = secretsOf(given).find((s) => s.metadata.name === 'gitops-reverser-valkey');
+      expect(Buffer.from(valkeySecret?.data.password ?? '', 'base64').toString()).toBe('a-new-valkey-password');
+      // Without a cluster (helm template) each render generates anew: why GitOps installs give the passwords.
+      expect(secretsOf(await renderChart({ set }))).not.toEqual(secretsOf(install));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps generated names within Kubernetes limits for long release names', async () => {

@@ -18,6 +18,8 @@ export interface RenderOptions {
   valueFiles?: string[];
   set?: Record<string, string>;
   apiVersions?: string[];
+  /** A file of objects `lookup` finds, as in the cluster of an upgrade (helm-render only: helm template has none). */
+  clusterObjects?: string;
 }
 
 export interface RenderedChart {
@@ -49,6 +51,7 @@ function commonArgs(opts: RenderOptions): string[] {
   for (const file of opts.valueFiles ?? []) args.push('--values', resolve(CHART_DIR, file));
   for (const [key, value] of Object.entries(opts.set ?? {})) args.push('--set', `${key}=${value}`);
   for (const v of opts.apiVersions ?? []) args.push('--api-versions', v);
+  if (opts.clusterObjects) args.push('--cluster-objects', opts.clusterObjects);
   return args;
 }
 
@@ -78,6 +81,7 @@ export async function renderChart(opts: RenderOptions = {}): Promise<RenderedCha
   const e = await chartEngine();
   const release = opts.releaseName ?? 'gitops-reverser';
   if (e.kind === 'helm') {
+    if (opts.clusterObjects) throw new ChartRenderError('clusterObjects needs tools/helm-render: helm template cannot look objects up');
     const manifests = await exec('helm', ['template', release, CHART_DIR, '--include-crds', ...commonArgs(opts)]);
     const dryRun = await exec('helm', ['install', release, CHART_DIR, '--dry-run=client', ...commonArgs(opts)]);
     return { objects: parseManifests(manifests), notes: dryRun.split(/^NOTES:$/m)[1]?.trim() ?? '' };

@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -39,10 +41,9 @@ func funcMap() template.FuncMap {
 		"fromJson":      fromJSON,
 		"fromJsonArray": fromJSONArray,
 
-		// `helm template` has no cluster, so lookup always finds nothing.
-		"lookup": func(string, string, string, string) (map[string]interface{}, error) {
-			return map[string]interface{}{}, nil
-		},
+		// `helm template` has no cluster, so lookup finds nothing, unless
+		// --cluster-objects stands in for one (tests of the upgrade path).
+		"lookup": lookup,
 		// Helm only resolves DNS with --enable-dns; without it the sprig
 		// function is replaced by one returning "".
 		"getHostByName": func(string) string { return "" },
@@ -278,4 +279,59 @@ func globRegexp(pattern string) (*regexp.Regexp, error) {
 		return nil, errors.New("unclosed {")
 	}
 	return regexp.Compile(`^(?s:` + b.String() + `)$`)
+}
+
+// clusterObjects are what `lookup` finds: the objects of --cluster-objects,
+// standing in for the cluster `helm install`/`upgrade` would ask. Empty, as
+// for `helm template`, unless that flag is given.
+var clusterObjects []map[string]interface{}
+
+// loadClusterObjects reads a multi-document YAML file of Kubernetes objects.
+func loadClusterObjects(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read --cluster-objects: %v", err)
+	}
+	for i, doc := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(data), -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		obj := map[string]interface{}{}
+		if err := yamlUnmarshal([]byte(doc), &obj); err != nil {
+			return fmt.Errorf("--cluster-objects %s, document %d: %v", path, i+1, err)
+		}
+		if len(obj) > 0 {
+			clusterObjects = append(clusterObjects, obj)
+		}
+	}
+	return nil
+}
+
+// lookup is helm's: one object (an empty map when absent) when a name is
+// given, else a list of every match in the namespace ("" = all namespaces).
+func lookup(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+	var items []interface{}
+	for _, obj := range clusterObjects {
+		meta, _ := obj["metadata"].(map[string]interface{})
+		if obj["apiVersion"] != apiVersion || obj["kind"] != kind {
+			continue
+		}
+		if namespace != "" && meta["namespace"] != namespace {
+			continue
+		}
+		if name != "" {
+			if meta["name"] == name {
+				return obj, nil
+			}
+			continue
+		}
+		items = append(items, obj)
+	}
+	if name != "" {
+		return map[string]interface{}{}, nil
+	}
+	if items == nil {
+		items = []interface{}{}
+	}
+	return map[string]interface{}{"apiVersion": "v1", "kind": kind + "List", "items": items}, nil
 }

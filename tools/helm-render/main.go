@@ -51,6 +51,8 @@ Flags:
                              templates/x.yaml; globs allowed), repeatable
       --print-notes          print only the rendered templates/NOTES.txt
       --print-values         print the final values as JSON and exit
+      --cluster-objects FILE objects (multi-document YAML) that lookup finds, standing in
+                             for the cluster of helm install/upgrade (helm template has none)
   -h, --help                 show this help
 `
 
@@ -180,6 +182,11 @@ func parseArgs(args []string) (*options, error) {
 			err = boolFlag(&o.printNotes)
 		case "--print-values":
 			err = boolFlag(&o.printValues)
+		case "--cluster-objects":
+			v, err = needValue()
+			if err == nil {
+				err = loadClusterObjects(v)
+			}
 		case "-h", "--help":
 			o.helpWanted = true
 		default:

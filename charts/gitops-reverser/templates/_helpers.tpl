@@ -86,6 +86,9 @@ app.kubernetes.io/version: {{ . | quote }}
 A password kept across upgrades: the value given, else the one already in the cluster's Secret (lookup),
 else a new random one. `helm template` has no cluster, so it generates a new one each render: GitOps
 installs should set the password or an existing Secret instead.
+A generated password is remembered for the rest of the render (in .Values.__keptPasswords), so the
+Secret and the checksum annotations that include its template see the same one: otherwise every
+install would roll its pods on the first upgrade.
 */}}
 {{- define "gitops-reverser.keptPassword" -}}
 {{- $given := index . 0 -}}
@@ -95,12 +98,20 @@ installs should set the password or an existing Secret instead.
 {{- if $given -}}
 {{- $given -}}
 {{- else -}}
+{{- if not (hasKey $ctx.Values "__keptPasswords") -}}
+{{- $_ := set $ctx.Values "__keptPasswords" dict -}}
+{{- end -}}
+{{- $memo := get $ctx.Values "__keptPasswords" -}}
+{{- $memoKey := printf "%s/%s" $secretName $key -}}
+{{- if not (hasKey $memo $memoKey) -}}
 {{- $existing := lookup "v1" "Secret" $ctx.Release.Namespace $secretName -}}
 {{- if and $existing (hasKey ($existing.data | default dict) $key) -}}
-{{- index $existing.data $key | b64dec -}}
+{{- $_ := set $memo $memoKey (index $existing.data $key | b64dec) -}}
 {{- else -}}
-{{- randAlphaNum 32 -}}
+{{- $_ := set $memo $memoKey (randAlphaNum 32) -}}
 {{- end -}}
+{{- end -}}
+{{- get $memo $memoKey -}}
 {{- end -}}
 {{- end -}}
 
