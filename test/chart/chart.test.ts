@@ -158,10 +158,12 @@ describe.each(SETS)('chart with $name', ({ name, opts }) => {
     expect(Object.keys(annotations)).toEqual(expect.arrayContaining(['checksum/dashboard', 'checksum/valkey-secret']));
   });
 
-  it('sets only environment variables the service reads, and the service accepts them', () => {
+  it('sets only environment variables the service reads, and the service accepts them', async () => {
     const [container] = podSpec(one(name, 'Deployment')).containers;
     const env = envOf(container);
-    const known = new Set([...ENV_VARIABLES, 'HOME', 'TMPDIR']);
+    // The user's extraEnv (e.g. git's own GIT_SSL_CAINFO) is theirs to choose.
+    const extra = (((await computedValues(opts))?.extraEnv ?? []) as { name: string }[]).map((e) => e.name);
+    const known = new Set([...ENV_VARIABLES, 'HOME', 'TMPDIR', ...extra]);
     expect([...env.keys()].filter((k) => !known.has(k))).toEqual([]);
     // Secret and field references stand in with plausible values; readEnv applies the service's own checks.
     const values = Object.fromEntries(
@@ -345,8 +347,11 @@ describe('chart refusals and the wider RBAC mode', () => {
 
   it('keeps generated names within Kubernetes limits for long release names', async () => {
     const chart = await renderChart({ releaseName: 'a-very-long-release-name-for-platform-team-x', set: { 'valkey.enabled': 'true' } });
-    const names = chart.objects.filter((o) => o.object.kind !== 'CustomResourceDefinition').map((o) => o.object.metadata.name);
+    // DNS labels (63) for what becomes a host or label; RBAC objects take path-segment names (253).
+    const rbacKinds = new Set(['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'CustomResourceDefinition']);
+    const names = chart.objects.filter((o) => !rbacKinds.has(o.object.kind)).map((o) => o.object.metadata.name);
     expect(names.filter((n) => n.length > 63)).toEqual([]);
+    expect(chart.objects.filter((o) => o.object.metadata.name.length > 253)).toEqual([]);
     const sts = chart.objects.find((o) => o.object.kind === 'StatefulSet')!.object;
     // Pods of a StatefulSet carry controller-revision-hash = name + "-" + 10 characters, a label of at most 63.
     expect(sts.metadata.name.length).toBeLessThanOrEqual(52);
