@@ -10,7 +10,7 @@ import { loadConfigFile } from './config/load-config.js';
 import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
 import { startKubeConfigSource } from './kube/config-source.js';
 import { redactUrl } from './queues/connection.js';
-import { valkeyClientOptions } from './queues/valkey-client-options.js';
+import { valkeyClientOptionsFromEnv } from './queues/valkey-client-options.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from './queues/embedded-valkey.js';
 import { startService, type RunningService } from './service.js';
 
@@ -52,6 +52,7 @@ async function loadConfiguration(env: ServiceEnv, logger: Logger, kubeConfig: Ku
 async function main(): Promise<void> {
   const env = readEnv();
   const logger = pino({ level: env.LOG_LEVEL, redact: ['*.token', '*.password', 'req.headers.authorization'] });
+  const valkeyOptions = await valkeyClientOptionsFromEnv(env);
   // Configuration first: a typo in it must not leave a Valkey server behind.
   const kubeConfig = await ownKubeConfig(env);
   const configSource = await loadConfiguration(env, logger, kubeConfig);
@@ -65,7 +66,6 @@ async function main(): Promise<void> {
     logger.info({ url: redactUrl(valkeyUrl) }, 'using Valkey');
   }
 
-  const valkeyOptions = await valkeyClientOptions({ username: env.VALKEY_USERNAME, password: env.VALKEY_PASSWORD, tlsCaFile: env.VALKEY_TLS_CA_FILE });
   const service: RunningService = await startService({
     configSource,
     kubeConfig,
@@ -136,7 +136,7 @@ main().catch(async (err: unknown) => {
   await embedded?.stop().catch(() => undefined);
   // Configuration and environment errors already say everything: print them without a stack.
   const e = err as Error;
-  const plain = ['ConfigError', 'EnvError', 'ValkeyBinaryMissingError', 'ConfigSourceError'].includes(e.name);
+  const plain = ['ConfigError', 'EnvError', 'ValkeyBinaryMissingError', 'ConfigSourceError', 'ValkeyTlsCaError'].includes(e.name);
   process.stderr.write(`gitops-reverser: ${plain ? e.message : (e.stack ?? String(e))}\n`);
   process.exit(1);
 });

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { readEnv } from './config/env.js';
 import { openConnection, redactUrl } from './queues/connection.js';
 import { replayFailed } from './queues/replay-failed.js';
-import { valkeyClientOptions } from './queues/valkey-client-options.js';
+import { valkeyClientOptionsFromEnv } from './queues/valkey-client-options.js';
 
 const { values } = parseArgs({ options: { queue: { type: 'string' }, job: { type: 'string', multiple: true, default: [] } } });
 const env = readEnv();
@@ -15,7 +15,7 @@ if (!values.queue || !env.VALKEY_URL) {
   process.stderr.write('usage: VALKEY_URL=redis://… npm run replay -- --queue <queue name> [--job <id>]…\n(the queue names are in Bull Board and in GET /admin/queues/api/queues)\n');
   process.exit(2);
 }
-const valkeyOptions = await valkeyClientOptions({ username: env.VALKEY_USERNAME, password: env.VALKEY_PASSWORD, tlsCaFile: env.VALKEY_TLS_CA_FILE });
+const valkeyOptions = await valkeyClientOptionsFromEnv(env);
 const connection = openConnection(env.VALKEY_URL, { ...valkeyOptions, maxRetriesPerRequest: 3 });
 // skipMetasUpdate: the queue's meta (its events streams' QUEUE_EVENTS_MAX_LEN) is the service's to set.
 const queue = new Queue(values.queue, { connection, prefix: env.KEY_PREFIX, skipMetasUpdate: true });

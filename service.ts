@@ -14,8 +14,8 @@ import type { DashboardCredentials, TrustedHeaderOptions } from './dashboard/bas
 import { createQueueDashboard } from './dashboard/bull-board.js';
 import { createMetrics, observeBatchPushed, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
 import { createHealth } from './dashboard/health.js';
-import type { RedisOptions } from 'iovalkey';
 import { openConnection } from './queues/connection.js';
+import type { ValkeyClientOptions } from './queues/valkey-client-options.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { DEFAULT_RETENTION, ingestJobOptions, queueStreams, writeJobOptions as writeOptions, type Retention } from './queues/job-options.js';
 import { INGEST_QUEUE, statusKeys, type Partition } from './queues/names.js';
@@ -62,7 +62,7 @@ export interface ServiceOptions {
   tlsReloadMs?: number;
   valkeyUrl: string;
   /** Credentials and TLS trust that VALKEY_URL does not carry (see queues/valkey-client-options.ts). */
-  valkeyOptions?: RedisOptions;
+  valkeyOptions?: ValkeyClientOptions;
   prefix: string;
   dataDir: string;
   /** 0 picks a free port. */

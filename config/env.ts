@@ -12,7 +12,7 @@ const EnvSchema = z.object({
   VALKEY_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
   /**
    * Valkey ACL user and password, kept out of the URL so they can come from a Secret as they are (no
-   * percent-encoding). Credentials written in VALKEY_URL take precedence.
+   * percent-encoding). Not together with credentials in VALKEY_URL.
    */
   VALKEY_USERNAME: z.string().min(1).optional(),
   VALKEY_PASSWORD: z.string().min(1).optional(),
@@ -100,6 +100,15 @@ export const ENV_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
 export type ConfigSourceKind = 'file' | 'kubernetes' | 'demo';
 export type ServiceEnv = Omit<z.infer<typeof EnvSchema>, 'CONFIG_SOURCE'> & { CONFIG_SOURCE: ConfigSourceKind };
 
+function urlHasCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
+
 export class EnvError extends Error {
   override name = 'EnvError';
 }
@@ -120,6 +129,10 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   const data = result.data;
   if (data.VALKEY_USERNAME && !data.VALKEY_PASSWORD) {
     throw new EnvError('invalid environment:\n  - VALKEY_USERNAME needs VALKEY_PASSWORD: an ACL user always authenticates with a password');
+  }
+  if ((data.VALKEY_USERNAME || data.VALKEY_PASSWORD) && data.VALKEY_URL && urlHasCredentials(data.VALKEY_URL)) {
+    // iovalkey takes both from the URL when it holds either: the other variable would be silently dropped.
+    throw new EnvError('invalid environment:\n  - VALKEY_USERNAME/VALKEY_PASSWORD and credentials in VALKEY_URL go apart: give them in one place');
   }
   if ((data.VALKEY_PASSWORD || data.VALKEY_TLS_CA_FILE) && !data.VALKEY_URL) {
     throw new EnvError('invalid environment:\n  - VALKEY_PASSWORD and VALKEY_TLS_CA_FILE need VALKEY_URL: the embedded Valkey has neither');

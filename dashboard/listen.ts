@@ -58,35 +58,56 @@ async function readTls(tls: TlsFiles): Promise<TlsMaterial> {
   return { cert, key, ca };
 }
 
-const sameTls = (a: TlsMaterial, b: TlsMaterial) => a.cert.equals(b.cert) && a.key.equals(b.key) && Boolean(a.ca?.equals(b.ca ?? Buffer.alloc(0)) ?? !b.ca);
+function sameTls(a: TlsMaterial, b: TlsMaterial): boolean {
+  const sameCa = a.ca && b.ca ? a.ca.equals(b.ca) : a.ca === b.ca;
+  return sameCa && a.cert.equals(b.cert) && a.key.equals(b.key);
+}
 
 /**
  * Reads the files again every `ms` and swaps the secure context when they changed. Polling, not fs.watch:
  * a mounted Secret changes by an atomic symlink swap that watchers on the files themselves miss. A cert
  * and key that do not match yet (half-way through a rotation) are refused by setSecureContext and retried.
+ * One read at a time (the next is scheduled when one ends), so a slow read never brings back older files.
  */
 function reloadTlsEvery(server: HttpsServer, files: TlsFiles, current: TlsMaterial, ms: number, onReload: (err?: Error) => void): void {
   let served = current;
   let failed: TlsMaterial | undefined;
-  const timer = setInterval(() => {
-    void readTls(files).then(
-      (next) => {
-        if (sameTls(next, served) || (failed && sameTls(next, failed))) return;
-        try {
-          server.setSecureContext({ cert: next.cert, key: next.key, ...(next.ca ? { ca: next.ca } : {}) });
-          served = next;
-          failed = undefined;
-          onReload();
-        } catch (err) {
-          failed = next;
-          onReload(new Error(`the changed TLS files were not loaded (the previous certificate is still served): ${(err as Error).message}`));
-        }
-      },
-      (err: unknown) => onReload(err as Error),
-    );
-  }, ms);
-  timer.unref();
-  server.once('close', () => clearInterval(timer));
+  let lastReadError: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const attempt = async () => {
+    let next: TlsMaterial;
+    try {
+      next = await readTls(files);
+      lastReadError = undefined;
+    } catch (err) {
+      // A file missing for a while is reported once, not every few seconds.
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (error.message !== lastReadError) onReload(error);
+      lastReadError = error.message;
+      return;
+    }
+    if (sameTls(next, served) || (failed && sameTls(next, failed))) return;
+    try {
+      server.setSecureContext({ cert: next.cert, key: next.key, ...(next.ca ? { ca: next.ca } : {}) });
+      served = next;
+      failed = undefined;
+      onReload();
+    } catch (err) {
+      failed = next;
+      onReload(new Error(`the changed TLS files were not loaded (the previous certificate is still served): ${err instanceof Error ? err.message : String(err)}`));
+    }
+  };
+  const schedule = () => {
+    if (closed) return;
+    timer = setTimeout(() => void attempt().finally(schedule), ms);
+    timer.unref();
+  };
+  server.once('close', () => {
+    closed = true;
+    clearTimeout(timer);
+  });
+  schedule();
 }
 
 export async function listen(app: RequestListener, opts: ListenOptions): Promise<ServiceServer> {
@@ -95,7 +116,9 @@ export async function listen(app: RequestListener, opts: ListenOptions): Promise
     const material = await readTls(opts.tls);
     const { cert, key, ca } = material;
     const https = createHttpsServer({ cert, key, ...(ca ? { ca, requestCert: true, rejectUnauthorized: false } : {}) }, app);
-    reloadTlsEvery(https, opts.tls, material, opts.tlsReloadMs ?? 30_000, opts.onTlsReload ?? (() => undefined));
+    // Started once listening, so a port already taken leaves no timer behind.
+    const tls = opts.tls;
+    https.once('listening', () => reloadTlsEvery(https, tls, material, opts.tlsReloadMs ?? 30_000, opts.onTlsReload ?? (() => undefined)));
     server = https;
   } else {
     server = createHttpServer(app);

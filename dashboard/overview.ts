@@ -39,8 +39,8 @@ export interface TargetOverview extends QueueOverview {
   /** The replica holding the partition's write lease: the one writing it now; null: nobody holds it. */
   writer: string | null;
   /**
-   * Seconds from the newest written event (its audit stageTimestamp) to the end of its write (pushed),
-   * for the newest completed write of the partition; null when none is kept.
+   * Seconds from the newest change of this target written so far (its audit stageTimestamp) to the end of
+   * the batch that wrote it (recorded by the writer); null before the first write.
    */
   lagSeconds: number | null;
 }
@@ -106,26 +106,6 @@ async function queueCounts(queue: Queue | undefined): Promise<{ backlog: number 
   return { backlog: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.active ?? 0) + (c.delayed ?? 0), deadLetters: c.failed ?? 0 };
 }
 
-/** Completed writes looked at for the lag: enough to see past a few replayed dead letters. */
-const LAG_SAMPLE = 50;
-
-/**
- * Seconds from the newest written change in the cluster to the push that carried it; null when no completed
- * write is kept. The newest change, not the newest completed job: a replayed dead letter completes late
- * with an old event, which says nothing about how far behind the pipeline is.
- */
-async function newestLag(queue: Queue | undefined): Promise<number | null> {
-  if (!queue) return null;
-  const jobs = await queue.getJobs(['completed'], 0, LAG_SAMPLE - 1, false);
-  let best: { event: number; finishedOn: number } | undefined;
-  for (const job of jobs) {
-    const event = Date.parse(String((job.data as { stageTimestamp?: unknown } | undefined)?.stageTimestamp));
-    if (!job.finishedOn || Number.isNaN(event)) continue;
-    if (!best || event > best.event || (event === best.event && job.finishedOn < best.finishedOn)) best = { event, finishedOn: job.finishedOn };
-  }
-  return best ? Math.max(0, Math.round((best.finishedOn - best.event) / 100) / 10) : null;
-}
-
 /** The replica id of each lease holder (`${replicaId}:${fence}`; a replica id may contain ':'). */
 async function leaseHolders(connection: Valkey, prefix: string, partitionIds: string[]): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
@@ -157,8 +137,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
     Promise.all(
       partitionIds.map(async (id) => {
         const queue = partitionQueue.get(id);
-        const [counts, lagSeconds] = await Promise.all([queueCounts(queue), newestLag(queue)]);
-        return [id, { ...counts, lagSeconds }] as const;
+        return [id, await queueCounts(queue)] as const;
       }),
     ).then((entries) => new Map(entries)),
     queueCounts(deps.ingestQueue),
@@ -184,7 +163,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
       lastCommit: p.lastCommit ?? null,
       lastError: p.lastError ?? null,
       writer: holders.get(t.partition.id) ?? null,
-      lagSeconds: q.lagSeconds,
+      lagSeconds: p.lag?.seconds ?? null,
     };
     return { ...row, health: healthOf(row) };
   });

@@ -1,7 +1,7 @@
 // The Valkey connection contract beyond VALKEY_URL: an ACL user and password (from a Secret, as they are)
 // and the CA that signs the server's certificate. The same for an external and the chart's bundled Valkey.
 import { readFile } from 'node:fs/promises';
-import type { RedisOptions } from 'iovalkey';
+import type { ServiceEnv } from '../config/env.js';
 
 export interface ValkeyClientSettings {
   username?: string;
@@ -14,12 +14,19 @@ export class ValkeyTlsCaError extends Error {
   override name = 'ValkeyTlsCaError';
 }
 
+/** What a connection takes beyond its URL: nothing that could undo the options BullMQ needs. */
+export interface ValkeyClientOptions {
+  username?: string;
+  password?: string;
+  tls?: { ca: string };
+}
+
 /**
- * Options for iovalkey: credentials in the URL win (iovalkey applies the URL first, options only fill
- * what it left out); the CA replaces the system's trust store for this connection only.
+ * Options for iovalkey (readEnv refuses credentials both here and in the URL: iovalkey would take the
+ * URL's pair and drop these); the CA replaces the system's trust store for this connection only.
  */
-export async function valkeyClientOptions(settings: ValkeyClientSettings): Promise<RedisOptions> {
-  const options: RedisOptions = {};
+export async function valkeyClientOptions(settings: ValkeyClientSettings): Promise<ValkeyClientOptions> {
+  const options: ValkeyClientOptions = {};
   if (settings.username) options.username = settings.username;
   if (settings.password) options.password = settings.password;
   if (settings.tlsCaFile) {
@@ -35,4 +42,9 @@ export async function valkeyClientOptions(settings: ValkeyClientSettings): Promi
     options.tls = { ca };
   }
   return options;
+}
+
+/** The options of the VALKEY_* variables; read before anything else starts, so a bad CA file stops the start. */
+export function valkeyClientOptionsFromEnv(env: Pick<ServiceEnv, 'VALKEY_USERNAME' | 'VALKEY_PASSWORD' | 'VALKEY_TLS_CA_FILE'>): Promise<ValkeyClientOptions> {
+  return valkeyClientOptions({ username: env.VALKEY_USERNAME, password: env.VALKEY_PASSWORD, tlsCaFile: env.VALKEY_TLS_CA_FILE });
 }

@@ -4,7 +4,7 @@
 // field references resolved from the rendered Secret and a pod name; only the volumes' paths, the port and
 // the service account are swapped for local ones), probed on the rendered probe paths. It must become
 // ready, commit an audit event, guard the dashboard with the rendered credentials and stop on SIGTERM.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,6 @@ import type { KubeObject } from '../support/kube-schema.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
-const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 const skip = await kubeSkipReason();
 if (skip) console.info(`skipped: ${skip}`);
 
@@ -52,11 +51,17 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
   let kube: KubeTarget;
   let valkey: TestValkey;
   let dir = '';
+  let child: ChildProcess | undefined;
+  /** The service and anything it started: its own process group, killed whatever happened to the test. */
+  const killService = () => {
+    if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
+  };
   beforeAll(async () => {
     [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
     dir = await mkdtemp(join(tmpdir(), 'gr-chart-install-'));
   });
   afterAll(async () => {
+    killService();
     await kube?.stop();
     await valkey?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -104,7 +109,9 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
     await writeFile(kubeconfig, kube.kubeConfig().exportConfig());
     for (const d of ['data', 'tmp']) await mkdir(join(dir, d), { recursive: true });
     expect(env).toMatchObject({ CONFIG_SOURCE: 'kubernetes', DATA_DIR: '/var/lib/gitops-reverser', HOME: '/tmp', TMPDIR: '/tmp', PORT: '8080', VALKEY_URL: valkey.url });
-    const child = spawn(TSX, ['main.ts'], {
+    // The image's command (Dockerfile CMD), in its own process group.
+    child = spawn(process.execPath, ['--import', 'tsx', 'main.ts'], {
+      detached: true,
       env: {
         PATH: process.env.PATH,
         ...env,
@@ -117,15 +124,18 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+    const service = child;
+    const exited = new Promise<number | null>((resolve) => service.once('exit', (code) => resolve(code)));
+    // A service that dies fails the test at once instead of after every wait has timed out.
+    const alive = <T>(wait: Promise<T>) => Promise.race([wait, exited.then((code) => Promise.reject(new Error(`the service exited with ${code}`)))]);
     const url = (path: string) => `http://127.0.0.1:${port}${path}`;
     const status = async (path: string, headers: Record<string, string> = {}) => (await fetch(url(path), { headers }).catch(() => undefined))?.status;
     try {
-      await waitFor(async () => (await status(container.startupProbe.httpGet.path)) === 200, `the startup probe; output:\n${output}`, 30_000);
+      await alive(waitFor(async () => (await status(container.startupProbe.httpGet.path)) === 200, 'the startup probe', 30_000));
       expect(await status(container.livenessProbe.httpGet.path)).toBe(200);
-      await waitFor(async () => (await status(container.readinessProbe.httpGet.path)) === 200, `the readiness probe; output:\n${output}`, 30_000);
+      await alive(waitFor(async () => (await status(container.readinessProbe.httpGet.path)) === 200, 'the readiness probe', 30_000));
 
       const cm = { apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: ns, name: 'settings', body: { data: { mode: 'blue' } } };
       const sent = await fetch(url(`/audit-webhook/${cluster}`), {
@@ -134,7 +144,7 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
         body: JSON.stringify(eventList([auditEvent('create', cm, { user: 'alice' })])),
       });
       expect(sent.status).toBe(200);
-      await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the commit');
+      await alive(waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the commit', 30_000));
       expect([...(await treeFiles(remote)).keys()]).toEqual([`clusters/prod/${ns}/configmaps/settings.yaml`]);
 
       const viewer = { authorization: `Basic ${Buffer.from(`viewer:${VIEWER_PASSWORD}`).toString('base64')}` };
@@ -147,12 +157,13 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
     } catch (err) {
       throw new Error(`${(err as Error).message}\nthe service's output:\n${output.slice(-6000)}`);
     } finally {
-      child.kill('SIGTERM');
+      service.kill('SIGTERM');
     }
     // The pod's grace period, less the preStop pause, is what the service has to stop.
     const grace = ((((deployment.spec as Obj).template as Obj).spec as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds - 5) * 1000;
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), grace))]);
+    killService();
     expect(code).toBe(0);
     for (const o of applied.reverse()) await kube.remove(o);
-  });
+  }, 150_000);
 });

@@ -86,6 +86,10 @@ describe('target progress from the partition writer', () => {
     expect(progress.get('ns/a')?.lastCommit?.sha).toBe(commits[2]!.sha);
     expect(progress.get('ns/b')?.lastCommit?.sha).toBe(commits[1]!.sha);
     expect(progress.get('ns/none')).toEqual({});
+    // The lag of the newest change written: from its event time to the end of its batch.
+    const newestOfA = write(3, 'ns/a').stageTimestamp;
+    expect(progress.get('ns/a')?.lag).toEqual({ eventTime: new Date(newestOfA).toISOString(), seconds: expect.any(Number) });
+    expect(progress.get('ns/a')!.lag!.seconds).toBeGreaterThanOrEqual(0);
 
     // The remote goes away: the batch is handed back, and its target has an error.
     await rename(remote, `${remote}.away`);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../config/env.js';
 import { openConnection } from '../../queues/connection.js';
 import { findServerBinary, freePort } from '../../queues/embedded-valkey.js';
-import { valkeyClientOptions, ValkeyTlsCaError } from '../../queues/valkey-client-options.js';
+import { valkeyClientOptions, valkeyClientOptionsFromEnv, ValkeyTlsCaError } from '../../queues/valkey-client-options.js';
 import { auditEvent } from '../support/audit-events.js';
 import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
 import { createTestPki, type TestPki } from '../support/test-pki.js';
@@ -38,12 +38,20 @@ describe('Valkey over TLS with an ACL user', () => {
       '--tls-cert-file', pki.server.cert, '--tls-key-file', pki.server.key, '--tls-ca-cert-file', pki.ca.cert,
       '--tls-auth-clients', 'no', '--aclfile', acl, '--save', '', '--appendonly', 'no', '--dir', dir,
       '--maxmemory-policy', 'noeviction',
-    ], { stdio: 'ignore' });
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let serverErrors = '';
+    server.stderr?.on('data', (b: Buffer) => (serverErrors += b.toString()));
     url = `rediss://127.0.0.1:${port}`;
     const client = openConnection(url, { ...(await valkeyClientOptions({ username: USER, password: PASSWORD, tlsCaFile: pki.ca.cert })), maxRetriesPerRequest: 1 });
     client.on('error', () => undefined);
-    await waitFor(async () => (await client.ping().catch(() => '')) === 'PONG', 'the TLS Valkey answers PING', 10_000);
-    client.disconnect();
+    try {
+      await waitFor(async () => {
+        if (server.exitCode !== null) throw new Error(`the TLS Valkey exited with ${server.exitCode}: ${serverErrors}`);
+        return (await client.ping().catch(() => '')) === 'PONG';
+      }, 'the TLS Valkey answers PING', 10_000);
+    } finally {
+      client.disconnect();
+    }
   });
   afterAll(async () => {
     server?.kill('SIGKILL');
@@ -52,7 +60,7 @@ describe('Valkey over TLS with an ACL user', () => {
 
   it('carries events to commits with the credentials and CA from the environment', async () => {
     const env = readEnv({ VALKEY_URL: url, VALKEY_USERNAME: USER, VALKEY_PASSWORD: PASSWORD, VALKEY_TLS_CA_FILE: pki.ca.cert });
-    const valkeyOptions = await valkeyClientOptions({ username: env.VALKEY_USERNAME, password: env.VALKEY_PASSWORD, tlsCaFile: env.VALKEY_TLS_CA_FILE });
+    const valkeyOptions = await valkeyClientOptionsFromEnv(env);
     let remote = '';
     const service = await startTestService(url, async (d) => singleClusterConfig((remote = await createBareRemote(d))), { valkeyOptions });
     try {

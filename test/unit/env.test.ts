@@ -170,6 +170,8 @@ describe('readEnv', () => {
       [{ VALKEY_URL: 'redis://v:6379', VALKEY_USERNAME: 'gr' }, 'VALKEY_USERNAME needs VALKEY_PASSWORD'],
       [{ VALKEY_PASSWORD: 'p' }, 'VALKEY_PASSWORD and VALKEY_TLS_CA_FILE need VALKEY_URL'],
       [{ VALKEY_URL: 'redis://v:6379', VALKEY_TLS_CA_FILE: '/ca.crt' }, 'VALKEY_TLS_CA_FILE needs a rediss:// VALKEY_URL'],
+      [{ VALKEY_URL: 'rediss://gr@v:6379', VALKEY_PASSWORD: 'x' }, 'credentials in VALKEY_URL go apart'],
+      [{ VALKEY_URL: 'rediss://:pw@v:6379', VALKEY_USERNAME: 'u', VALKEY_PASSWORD: 'x' }, 'credentials in VALKEY_URL go apart'],
     ])('refuses %j', (vars, message) => {
       expect(() => readEnv(vars)).toThrow(message);
     });

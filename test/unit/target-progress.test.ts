@@ -26,16 +26,19 @@ describe('progressUpdates', () => {
     const jobs = [job(1, 'a/t', 30), job(2, 'a/t', 10), job(3, 'b/t', 20), job(4, 'c/t', 5)];
     const results = [committed('c'.repeat(40)), committed('a'.repeat(40)), committed('b'.repeat(40)), { outcome: 'unchanged', reason: 'same-content', head: 'h' } as const];
     const updates = progressUpdates({ jobs, results });
-    expect(updates.get('a/t')).toEqual({ commit: 'c'.repeat(40), error: null });
-    expect(updates.get('b/t')).toEqual({ commit: 'b'.repeat(40), error: null });
-    expect(updates.get('c/t')).toEqual({ error: null });
+    const at = (second: number) => Date.parse(`2026-01-10T08:00:${String(second).padStart(2, '0')}Z`);
+    expect(updates.get('a/t')).toEqual({ commit: 'c'.repeat(40), error: null, newestEvent: at(30) });
+    expect(updates.get('b/t')).toEqual({ commit: 'b'.repeat(40), error: null, newestEvent: at(20) });
+    // Written without a commit (same content): still a change the pipeline has caught up with.
+    expect(updates.get('c/t')).toEqual({ error: null, newestEvent: at(5) });
   });
 
   it('sets the error of a target whose event failed alone, and of every target of a batch handed back', () => {
     const jobs = [job(1, 'a/t', 1), job(2, 'b/t', 2)];
     const alone = progressUpdates({ jobs, results: [new JobFailure(new Error('the remote refused the commit of UPDATE x')), committed('b'.repeat(40))] });
+    // A failed write is no progress: it sets no lag.
     expect(alone.get('a/t')).toEqual({ error: 'the remote refused the commit of UPDATE x' });
-    expect(alone.get('b/t')).toEqual({ commit: 'b'.repeat(40), error: null });
+    expect(alone.get('b/t')).toEqual({ commit: 'b'.repeat(40), error: null, newestEvent: Date.parse('2026-01-10T08:00:02Z') });
     const back = progressUpdates({ jobs, error: new Error('git push failed: unreachable') });
     expect([...back.values()]).toEqual([{ error: 'git push failed: unreachable' }, { error: 'git push failed: unreachable' }]);
   });

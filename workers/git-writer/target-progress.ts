@@ -16,6 +16,8 @@ import { changeOrder } from '../change-order.js';
 export interface TargetProgress {
   lastCommit?: { sha: string; time: string };
   lastError?: { message: string; time: string };
+  /** The newest change written so far (its time in the cluster) and how long after it its batch finished. */
+  lag?: { eventTime: string; seconds: number };
 }
 
 /** A batch the partition writer finished (one result per job, in the jobs' order) or gave back (error). */
@@ -27,12 +29,32 @@ export type BatchProgress =
 export interface TargetUpdate {
   commit?: string;
   error?: string | null;
+  /** Epoch ms of the newest change of the target this batch wrote (failed writes excluded). */
+  newestEvent?: number;
 }
 
 /** An error message fits a condition message and a log line; git's stderr can be long. */
 const MAX_ERROR = 1024;
 
-const FIELDS = { commitSha: 'commitSha', commitTime: 'commitTime', errorMessage: 'errorMessage', errorTime: 'errorTime' } as const;
+const FIELDS = {
+  commitSha: 'commitSha',
+  commitTime: 'commitTime',
+  errorMessage: 'errorMessage',
+  errorTime: 'errorTime',
+  eventAtMs: 'eventAtMs',
+  eventLagMs: 'eventLagMs',
+} as const;
+
+/**
+ * Sets the lag only for a change newer than the one recorded: a replayed dead letter finishes late with an
+ * old event, which says nothing about how far behind the pipeline is.
+ */
+const NEWER_LAG = `
+local current = tonumber(redis.call('HGET', KEYS[1], '${FIELDS.eventAtMs}') or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('HSET', KEYS[1], '${FIELDS.eventAtMs}', ARGV[1], '${FIELDS.eventLagMs}', ARGV[2])
+end
+return 0`;
 
 /** One line (git's stderr has several), short enough for a condition message. */
 function errorText(err: unknown): string {
@@ -60,8 +82,13 @@ export function progressUpdates(batch: BatchProgress): Map<string, TargetUpdate>
     const update = updates.get(job.target) ?? { error: null };
     updates.set(job.target, update);
     const result = batch.results[i];
-    if (result instanceof JobFailure) update.error = errorText(result.error);
-    else if (result?.outcome === 'committed') update.commit = result.commit;
+    if (result instanceof JobFailure) {
+      update.error = errorText(result.error);
+      continue;
+    }
+    if (result?.outcome === 'committed') update.commit = result.commit;
+    const at = Date.parse(job.stageTimestamp);
+    if (!Number.isNaN(at) && at > (update.newestEvent ?? 0)) update.newestEvent = at;
   }
   return updates;
 }
@@ -79,6 +106,7 @@ export async function recordTargetProgress(connection: Valkey, prefix: string, b
     if (typeof update.error === 'string') Object.assign(set, { [FIELDS.errorMessage]: update.error, [FIELDS.errorTime]: time });
     if (Object.keys(set).length > 0) tx.hset(key, set);
     if (update.error === null) tx.hdel(key, FIELDS.errorMessage, FIELDS.errorTime);
+    if (update.newestEvent !== undefined) tx.eval(NEWER_LAG, 1, key, String(update.newestEvent), String(Math.max(0, now.getTime() - update.newestEvent)));
   }
   await tx.exec();
 }
@@ -127,6 +155,8 @@ export async function readTargetProgress(connection: Valkey, prefix: string, tar
     const [sha, commitTime, message, errorTime] = [hash[FIELDS.commitSha], hash[FIELDS.commitTime], hash[FIELDS.errorMessage], hash[FIELDS.errorTime]];
     if (sha && commitTime) progress.lastCommit = { sha, time: commitTime };
     if (message !== undefined && errorTime) progress.lastError = { message, time: errorTime };
+    const [eventAt, lagMs] = [Number(hash[FIELDS.eventAtMs]), Number(hash[FIELDS.eventLagMs])];
+    if (eventAt > 0 && Number.isFinite(lagMs)) progress.lag = { eventTime: new Date(eventAt).toISOString(), seconds: Math.round(lagMs / 100) / 10 };
     out.set(key, progress);
   });
   return out;
