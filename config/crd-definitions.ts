@@ -188,7 +188,9 @@ export function toStructural(node: unknown, at = 'spec'): SchemaNode {
       out.enum = [value];
     } else if ((key === 'exclusiveMinimum' || key === 'exclusiveMaximum') && typeof value === 'number') {
       // Draft 2020-12 gives the bound itself; OpenAPI v3.0 (what the API server accepts) a boolean on minimum/maximum.
-      out[key === 'exclusiveMinimum' ? 'minimum' : 'maximum'] = value;
+      const bound = key === 'exclusiveMinimum' ? 'minimum' : 'maximum';
+      if (src[bound] !== undefined) throw new Error(`${at}: both ${bound} and ${key}: OpenAPI v3.0 has one bound per side`);
+      out[bound] = value;
       out[key] = true;
     } else {
       throw new Error(`${at}: JSON Schema keyword "${key}" has no structural OpenAPI equivalent`);

@@ -3,11 +3,9 @@
 // has AOF everysec, noeviction, the computed maxmemory and the password; ping.sh passes and fails as a
 // probe should. Only the paths differ from the pod (wrappers for valkey-server and valkey-cli on PATH).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Valkey } from 'iovalkey';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +13,7 @@ import { findServerBinary, freePort } from '../../queues/embedded-valkey.js';
 import { renderChart } from '../support/chart-render.js';
 import { waitFor } from '../support/git-repos.js';
 import { createTestPki, type TestPki } from '../support/test-pki.js';
+import { fingerprintOf, servedFingerprint } from '../support/tls.js';
 
 const run = promisify(execFile);
 const GIB = 1024 ** 3;
@@ -41,6 +40,29 @@ async function recordingServer(): Promise<string> {
   await writeFile(join(bin, 'valkey-server'), '#!/bin/sh\nprintf "%s\\n" "$@"\n');
   await chmod(join(bin, 'valkey-server'), 0o755);
   return bin;
+}
+
+/**
+ * valkey-server and valkey-cli on a PATH of their own, as in the pod but for the paths: the server reads
+ * `conf` (the rendered one, paths swapped) and listens on `port` instead of 6379, which the cli is pointed at.
+ */
+async function podBinaries(bin: string, conf: string, port: number, listen: string): Promise<void> {
+  const binary = findServerBinary();
+  if (!binary) throw new Error('neither valkey-server nor redis-server is on PATH');
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(bin, 'valkey-server'), `#!/bin/sh\nshift\nexec ${binary} ${conf} "$@" ${listen} ${port} --bind 127.0.0.1\n`);
+  await writeFile(join(bin, 'valkey-cli'), `#!/bin/sh\nfor a; do shift; [ "$a" = 6379 ] && a=${port}; set -- "$@" "$a"; done\nexec ${binary.replace('-server', '-cli')} "$@"\n`);
+  await chmod(join(bin, 'valkey-server'), 0o755);
+  await chmod(join(bin, 'valkey-cli'), 0o755);
+}
+
+/** start.sh in a process group of its own: the server and its background loops are killed together. */
+function startDetached(script: string, env: Record<string, string>): ChildProcess {
+  return spawn('sh', [script], { env: { PATH: process.env.PATH ?? '', ...env }, detached: true, stdio: 'ignore' });
+}
+
+function killGroup(child: ChildProcess | undefined): void {
+  if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
 }
 
 /** Runs start.sh with a cgroup tree holding `files` (path → content). */
@@ -79,39 +101,31 @@ describe('bundled Valkey start.sh', () => {
 describe('bundled Valkey on a real server', () => {
   let port = 0;
   let bin = '';
-  let server: Promise<unknown> | undefined;
+  let server: ChildProcess | undefined;
   let client: Valkey | undefined;
   const password = 'probe-pw-1234';
 
   beforeAll(async () => {
-    const binary = findServerBinary();
-    if (!binary) throw new Error('neither valkey-server nor redis-server is on PATH');
-    const cli = binary.replace('-server', '-cli');
     port = await freePort();
     bin = join(dir, 'real-bin');
     const data = join(dir, 'data');
-    await mkdir(bin, { recursive: true });
     await mkdir(data, { recursive: true });
-    // Only the pod's paths are swapped: the config file's place, its data dir (`dir` must exist when read), the port.
+    // The config's data dir must exist when the server reads it: /data becomes a temp dir.
     const conf = join(dir, 'real-valkey.conf');
     expect(scripts['valkey.conf']).toMatch(/^dir \/data$/m);
     await writeFile(conf, (scripts['valkey.conf'] ?? '').replace(/^dir \/data$/m, `dir ${data}`));
-    await writeFile(join(bin, 'valkey-server'), `#!/bin/sh\nshift\nexec ${binary} ${conf} "$@" --port ${port} --bind 127.0.0.1\n`);
-    await writeFile(join(bin, 'valkey-cli'), `#!/bin/sh\nfor a; do shift; [ "$a" = 6379 ] && a=${port}; set -- "$@" "$a"; done\nexec ${cli} "$@"\n`);
-    await chmod(join(bin, 'valkey-server'), 0o755);
-    await chmod(join(bin, 'valkey-cli'), 0o755);
+    await podBinaries(bin, conf, port, '--port');
     const cgroup = join(dir, 'real-cgroup');
     await mkdir(cgroup, { recursive: true });
     await writeFile(join(cgroup, 'memory.max'), `${GIB}\n`);
-    server = run('sh', [join(dir, 'start.sh')], { env: { PATH: `${bin}:${process.env.PATH}`, CGROUP_ROOT: cgroup, VALKEY_PASSWORD: password } }).catch((e: unknown) => e);
+    server = startDetached(join(dir, 'start.sh'), { PATH: `${bin}:${process.env.PATH}`, CGROUP_ROOT: cgroup, VALKEY_PASSWORD: password });
     client = new Valkey({ port, host: '127.0.0.1', password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
     client.on('error', () => undefined);
     await waitFor(async () => (await client!.ping().catch(() => '')) === 'PONG', 'the started server answers', 10_000);
   });
-  afterAll(async () => {
-    await client?.shutdown('NOSAVE').catch(() => undefined);
+  afterAll(() => {
     client?.disconnect();
-    await server;
+    killGroup(server);
   });
 
   it('runs with AOF everysec, noeviction, the computed maxmemory and the password', async () => {
@@ -159,37 +173,28 @@ describe('bundled Valkey over TLS', () => {
     await copyFile(pki.ca.cert, join(certs, 'ca.crt'));
     const swap = (text: string | undefined) => (text ?? '').replaceAll('/etc/valkey-tls', certs).replace(/^dir \/data$/m, `dir ${dataDir}`);
     for (const name of ['valkey.conf', 'start.sh', 'ping.sh']) await writeFile(join(tlsDir, name), swap(data[name]));
-    const binary = findServerBinary();
-    if (!binary) throw new Error('neither valkey-server nor redis-server is on PATH');
     port = await freePort();
-    await writeFile(join(bin, 'valkey-server'), `#!/bin/sh\nshift\nexec ${binary} ${join(tlsDir, 'valkey.conf')} "$@" --tls-port ${port} --bind 127.0.0.1\n`);
-    await writeFile(join(bin, 'valkey-cli'), `#!/bin/sh\nfor a; do shift; [ "$a" = 6379 ] && a=${port}; set -- "$@" "$a"; done\nexec ${binary.replace('-server', '-cli')} "$@"\n`);
-    await chmod(join(bin, 'valkey-server'), 0o755);
-    await chmod(join(bin, 'valkey-cli'), 0o755);
-    // Its own process group: the server and start.sh's certificate-reload loop are stopped together.
-    server = spawn('sh', [join(tlsDir, 'start.sh')], { env: { ...env(), CGROUP_ROOT: join(tlsDir, 'no-cgroup'), TLS_RELOAD_SECONDS: '1' }, detached: true, stdio: 'ignore' });
+    await podBinaries(bin, join(tlsDir, 'valkey.conf'), port, '--tls-port');
+    server = startDetached(join(tlsDir, 'start.sh'), { ...env(), CGROUP_ROOT: join(tlsDir, 'no-cgroup'), TLS_RELOAD_SECONDS: '1' });
     await waitFor(async () => (await run('sh', [join(tlsDir, 'ping.sh')], { env: env() }).then(() => true, () => false)), 'ping.sh answers over TLS', 10_000);
   });
   afterAll(async () => {
-    if (server?.pid) process.kill(-server.pid, 'SIGKILL');
+    killGroup(server);
     await rm(tlsDir, { recursive: true, force: true });
   });
 
   it('speaks only TLS, passes ping.sh, and serves a renewed certificate without a restart', async () => {
-    const served = () =>
-      new Promise<string>((resolve, reject) => {
-        const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
-          resolve(socket.getPeerCertificate().fingerprint256);
-          socket.end();
-        });
-        socket.on('error', reject);
-      });
-    const fingerprint = async (file: string) => new X509Certificate(await readFile(file)).fingerprint256;
-    expect(await served()).toBe(await fingerprint(pki.server.cert));
+    const served = () => servedFingerprint(port);
+    expect(await served()).toBe(await fingerprintOf(pki.server.cert));
+    // Plain TCP gets no answer in Valkey's protocol: the port speaks TLS only.
+    const plain = new Valkey({ port, host: '127.0.0.1', lazyConnect: true, enableReadyCheck: false, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    plain.on('error', () => undefined);
+    await expect(plain.connect().then(() => plain.ping())).rejects.toThrow();
+    plain.disconnect();
     const renewed = await pki.client('renewed-valkey');
     await copyFile(renewed.key, join(tlsDir, 'valkey-tls', 'tls.key'));
     await copyFile(renewed.cert, join(tlsDir, 'valkey-tls', 'tls.crt'));
-    const expected = await fingerprint(renewed.cert);
+    const expected = await fingerprintOf(renewed.cert);
     await waitFor(async () => (await served()) === expected, 'the renewed certificate is served', 15_000);
   });
 });

@@ -1,32 +1,16 @@
 // A renewed certificate is served without a restart (cert-manager rewrites the mounted Secret in place):
 // the listener reads its TLS files again, swaps to the new pair, and keeps the old one while the files
 // are half-way through a change (new key, old certificate), reporting why.
-import { X509Certificate } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen } from '../../dashboard/listen.js';
 import { waitFor } from '../support/git-repos.js';
-import { createTestPki, type KeyPair, type TestPki } from '../support/test-pki.js';
-
-/** SHA-256 fingerprint of the certificate the server presents to a new connection. */
-function servedFingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerCertificate().fingerprint256);
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-}
-
-async function fingerprintOf(pair: KeyPair): Promise<string> {
-  return new X509Certificate(await readFile(pair.cert)).fingerprint256;
-}
+import { createTestPki, type TestPki } from '../support/test-pki.js';
+import { fingerprintOf, servedFingerprint } from '../support/tls.js';
 
 /** Replaces a file at once, as the kubelet swaps a mounted Secret (never a half-written file). */
 async function replaceFile(from: string, to: string): Promise<void> {
@@ -49,24 +33,25 @@ describe('TLS certificate reload', () => {
     server = await listen((_req, res) => res.end('ok'), { port: 0, host: '127.0.0.1', tls: files(), tlsReloadMs: 50, onTlsReload: (err) => reloads.push(err) });
   });
   afterAll(async () => {
-    server?.closeAllConnections();
-    await new Promise((r) => server?.close(r));
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
     await rm(dir, { recursive: true, force: true });
   });
 
   it('serves the renewed pair, keeping the old one while key and certificate do not match', async () => {
     const port = (server.address() as AddressInfo).port;
-    expect(await servedFingerprint(port)).toBe(await fingerprintOf(pki.server));
+    expect(await servedFingerprint(port)).toBe(await fingerprintOf(pki.server.cert));
     const renewed = await pki.client('renewed.example');
 
     await replaceFile(renewed.key, files().keyFile); // the key first: for a moment it does not match the certificate
     await waitFor(async () => reloads.length > 0, 'the mismatched pair is reported', 10_000);
     expect(reloads).toEqual([expect.objectContaining({ message: expect.stringMatching(/^the changed TLS files were not loaded \(the previous certificate is still served\): /) })]);
-    expect(await servedFingerprint(port)).toBe(await fingerprintOf(pki.server));
+    expect(await servedFingerprint(port)).toBe(await fingerprintOf(pki.server.cert));
 
     await replaceFile(renewed.cert, files().certFile);
     await waitFor(async () => reloads.length === 2, 'the renewed pair is loaded', 10_000);
     expect(reloads[1]).toBeUndefined();
-    expect(await servedFingerprint(port)).toBe(await fingerprintOf(renewed));
+    expect(await servedFingerprint(port)).toBe(await fingerprintOf(renewed.cert));
   });
 });

@@ -3,14 +3,16 @@
 // engine CI uses. Both give `helm template` output: documents with `# Source:` headers.
 import { execFile, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import type { KubeObject } from './kube-schema.js';
 
 const run = promisify(execFile);
-export const CHART_DIR = resolve('charts/gitops-reverser');
-const RENDERER_BUILD = resolve('tools/helm-render/build.sh');
-const RENDERER_BIN = resolve('tools/helm-render/.bin/helm-render');
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CHART_DIR = resolve(ROOT, 'charts/gitops-reverser');
+const RENDERER_BUILD = resolve(ROOT, 'tools/helm-render/build.sh');
+const RENDERER_BIN = resolve(ROOT, 'tools/helm-render/.bin/helm-render');
 
 export interface RenderOptions {
   releaseName?: string;

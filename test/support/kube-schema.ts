@@ -103,7 +103,15 @@ function strictSchema(schema: unknown): unknown {
 /** Validators of the project's CRDs (charts/gitops-reverser/crds), by `group/version/Kind`. */
 export async function loadCrdValidators(crdDir: string): Promise<Map<string, ValidateFunction>> {
   // RFC 3339 as the API server's date-time format checks it.
-  const ajv = new Ajv({ strict: false, allErrors: true, formats: { 'date-time': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/ } });
+  const ajv = new Ajv({
+    strict: false,
+    allErrors: true,
+    formats: {
+      'date-time': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/,
+      int32: { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 },
+      int64: { type: 'number', validate: (n: number) => Number.isSafeInteger(n) },
+    },
+  });
   const validators = new Map<string, ValidateFunction>();
   for (const file of (await readdir(crdDir)).filter((f) => f.endsWith('.yaml'))) {
     const crd = parseYaml(await readFile(join(crdDir, file), 'utf8')) as {

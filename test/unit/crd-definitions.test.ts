@@ -201,4 +201,11 @@ describe('CRD definitions', () => {
     });
     expect(toStructural({ type: 'object', additionalProperties: { type: 'string' } })).toEqual({ type: 'object', additionalProperties: { type: 'string' } });
   });
+
+  it('writes exclusive bounds the OpenAPI v3.0 way the API server accepts (a boolean beside minimum/maximum)', () => {
+    // z.number().positive() gives draft 2020-12's numeric exclusiveMinimum.
+    expect(toStructural({ type: 'number', exclusiveMinimum: 0, maximum: 10 })).toEqual({ type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 10 });
+    expect(toStructural({ type: 'integer', exclusiveMaximum: 5 })).toEqual({ type: 'integer', maximum: 5, exclusiveMaximum: true });
+    expect(() => toStructural({ type: 'number', minimum: 1, exclusiveMinimum: 0 })).toThrow('spec: both minimum and exclusiveMinimum');
+  });
 });

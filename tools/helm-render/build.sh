@@ -38,7 +38,8 @@ done
 sources=("$here"/*.go)
 if [ -x "$out" ]; then
   stale=""
-  for f in "${sources[@]}"; do
+  # This script too: a changed way of building is a reason to build again.
+  for f in "${sources[@]}" "${BASH_SOURCE[0]}"; do
     if [ "$f" -nt "$out" ]; then
       stale="$f"
       break
