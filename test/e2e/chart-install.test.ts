@@ -4,7 +4,6 @@
 // field references resolved from the rendered Secret and a pod name; only the volumes' paths, the port and
 // the service account are swapped for local ones), probed on the rendered probe paths. It must become
 // ready, commit an audit event, guard the dashboard with the rendered credentials and stop on SIGTERM.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { renderChart, type RenderedChart } from '../support/chart-render.js';
 import { commitLog, createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
 import type { KubeObject } from '../support/kube-schema.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
 const skip = await kubeSkipReason();
@@ -51,17 +51,13 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
   let kube: KubeTarget;
   let valkey: TestValkey;
   let dir = '';
-  let child: ChildProcess | undefined;
-  /** The service and anything it started: its own process group, killed whatever happened to the test. */
-  const killService = () => {
-    if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
-  };
+  let service: ServiceProcess | undefined;
   beforeAll(async () => {
     [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
     dir = await mkdtemp(join(tmpdir(), 'gr-chart-install-'));
   });
   afterAll(async () => {
-    killService();
+    service?.kill();
     await kube?.stop();
     await valkey?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -109,27 +105,17 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
     await writeFile(kubeconfig, kube.kubeConfig().exportConfig());
     for (const d of ['data', 'tmp']) await mkdir(join(dir, d), { recursive: true });
     expect(env).toMatchObject({ CONFIG_SOURCE: 'kubernetes', DATA_DIR: '/var/lib/gitops-reverser', HOME: '/tmp', TMPDIR: '/tmp', PORT: '8080', VALKEY_URL: valkey.url });
-    // The image's command (Dockerfile CMD), in its own process group.
-    child = spawn(process.execPath, ['--import', 'tsx', 'main.ts'], {
-      detached: true,
-      env: {
-        PATH: process.env.PATH,
-        ...env,
-        DATA_DIR: join(dir, 'data'),
-        HOME: join(dir, 'tmp'),
-        TMPDIR: join(dir, 'tmp'),
-        PORT: String(port),
-        KUBECONFIG: kubeconfig,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
-    const service = child;
-    const exited = new Promise<number | null>((resolve) => service.once('exit', (code) => resolve(code)));
-    // A service that dies fails the test at once instead of after every wait has timed out.
-    const alive = <T>(wait: Promise<T>) => Promise.race([wait, exited.then((code) => Promise.reject(new Error(`the service exited with ${code}`)))]);
+    // The image's command (Dockerfile CMD), with the pod's environment.
+    const svc = (service = startServiceProcess({
+      PATH: process.env.PATH,
+      ...env,
+      DATA_DIR: join(dir, 'data'),
+      HOME: join(dir, 'tmp'),
+      TMPDIR: join(dir, 'tmp'),
+      PORT: String(port),
+      KUBECONFIG: kubeconfig,
+    }));
+    const { alive, exited } = svc;
     const url = (path: string) => `http://127.0.0.1:${port}${path}`;
     const status = async (path: string, headers: Record<string, string> = {}) => (await fetch(url(path), { headers }).catch(() => undefined))?.status;
     try {
@@ -155,14 +141,14 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
       expect(await overview.text()).toContain(`${ns}/prod`);
       expect(await (await fetch(url('/metrics'))).text()).toMatch(new RegExp(`gitops_reverser_events_ingested_total\\{cluster="${cluster}"\\} 1`));
     } catch (err) {
-      throw new Error(`${(err as Error).message}\nthe service's output:\n${output.slice(-6000)}`);
+      throw new Error(`${(err as Error).message}\nthe service's output:\n${svc.output().slice(-6000)}`);
     } finally {
-      service.kill('SIGTERM');
+      svc.child.kill('SIGTERM');
     }
     // The pod's grace period, less the preStop pause, is what the service has to stop.
     const grace = ((((deployment.spec as Obj).template as Obj).spec as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds - 5) * 1000;
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), grace))]);
-    killService();
+    svc.kill();
     expect(code).toBe(0);
     for (const o of applied.reverse()) await kube.remove(o);
   }, 150_000);

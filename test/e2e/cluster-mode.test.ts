@@ -1,7 +1,6 @@
 // `npm start` configured by the cluster (CONFIG_SOURCE=kubernetes with KUBECONFIG), as it runs in a Pod:
 // the gitopsreverser.io objects are read through the API (the stand-in, or a real cluster when KUBECONFIG
 // is set for the tests), an audit batch becomes commits, and a GitTarget added while it runs is picked up.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,9 +11,9 @@ import { auditEvent, eventList } from '../support/audit-events.js';
 import { clusterProviderObject, clusterWatchRuleObject, gitProviderObject, gitTargetObject, secretObject } from '../support/config-objects.js';
 import { createBareRemote, commitLog, treeFiles, waitFor } from '../support/git-repos.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
-const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 const skip = await kubeSkipReason();
 if (skip) console.info(`skipped: ${skip}`);
 
@@ -22,10 +21,12 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
   let kube: KubeTarget;
   let valkey: TestValkey;
   const dirs: string[] = [];
+  let service: ServiceProcess | undefined;
   beforeAll(async () => {
     [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
   });
   afterAll(async () => {
+    service?.kill();
     await kube?.stop();
     await valkey?.stop();
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
@@ -60,11 +61,7 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       PORT: String(port),
     };
     delete env.CONFIG_FILE;
-    const child = spawn(TSX, ['main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const svc = (service = startServiceProcess(env));
     const post = (events: Record<string, unknown>[]) =>
       fetch(`http://127.0.0.1:${port}/audit-webhook/${cluster}`, {
         method: 'POST',
@@ -73,8 +70,8 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       });
     const deployment = (name: string, replicas: number) => ({ apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: 'shop', name, body: { spec: { replicas } } });
     try {
-      await waitFor(async () => output.includes('"msg":"ready"'), `the service to be ready; output so far:\n${output}`, 30_000);
-      expect(output).toContain('configuration loaded from the cluster');
+      await svc.alive(waitFor(async () => svc.output().includes('"msg":"ready"'), 'the service to be ready', 30_000));
+      expect(svc.output()).toContain('configuration loaded from the cluster');
 
       expect((await post([auditEvent('create', deployment('web', 2), { user: 'alice' })])).status).toBe(200);
       await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the first commit');
@@ -111,7 +108,7 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       // restart, its queue shows in Bull Board, and the next event goes to both targets.
       await kube.create(gitTargetObject(ns, 'audit-copy', { provider: 'repo', branch: 'audit/copy', path: 'copy', cluster }));
       await kube.create(clusterWatchRuleObject(`${cluster}-copy`, { namespace: ns, name: 'audit-copy' }, ['deployments'], ['apps']));
-      await waitFor(async () => output.includes('configuration changed; routes switched') && output.includes('"targets":2'), 'the new target to be in force');
+      await svc.alive(waitFor(async () => svc.output().includes('configuration changed; routes switched') && svc.output().includes('"targets":2'), 'the new target to be in force'));
       expect((await post([auditEvent('update', deployment('web', 3), { user: 'bob' })])).status).toBe(200);
       await waitFor(async () => (await treeFiles(remote, 'audit/copy').catch(() => new Map())).size === 1, 'the copy target to be written');
       expect((await queues()).filter((q) => q.startsWith('write-'))).toHaveLength(2);
@@ -120,11 +117,11 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       expect((await commitLog(remote, 'audit/copy')).map((c) => c.author)).toEqual(['bob']);
       expect([...(await treeFiles(remote, 'audit/copy')).keys()]).toEqual(['copy/shop/apps/deployments/web.yaml']);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      svc.child.kill('SIGTERM');
+      await svc.exited;
       for (const obj of created.reverse()) await kube.remove(obj);
     }
-    expect(await exited).toBe(0);
+    expect(await svc.exited).toBe(0);
   });
 });
 

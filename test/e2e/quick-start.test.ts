@@ -1,7 +1,7 @@
 // The README's first command, as a newcomer runs it: `npm start` with nothing configured starts an
 // embedded Valkey and the demo configuration; the sample audit batch becomes commits in the demo
 // repository; SIGTERM stops the service and its Valkey. And without any server binary it says how to get one.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../queues/embedded-valkey.js';
 import { commitLog, waitFor } from '../support/git-repos.js';
-
-const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 
 describe('quick start', () => {
   const dirs: string[] = [];
+  let service: ServiceProcess | undefined;
   afterAll(async () => {
+    service?.kill();
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   });
 
@@ -27,15 +28,12 @@ describe('quick start', () => {
     delete env.CONFIG_FILE;
     delete env.CONFIG_SOURCE;
     delete env.KUBERNETES_SERVICE_HOST;
-    const child = spawn(TSX, ['main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const svc = (service = startServiceProcess(env));
+    const output = () => svc.output();
     try {
-      await waitFor(async () => output.includes('"msg":"ready"'), `the service to be ready; output so far:\n${output}`, 30_000);
-      expect(output).toContain('VALKEY_URL is not set: started an embedded Valkey server with AOF persistence');
-      expect(output).toContain('CONFIG_FILE is not set: running the demo configuration');
+      await svc.alive(waitFor(async () => output().includes('"msg":"ready"'), 'the service to be ready', 30_000));
+      expect(output()).toContain('VALKEY_URL is not set: started an embedded Valkey server with AOF persistence');
+      expect(output()).toContain('CONFIG_FILE is not set: running the demo configuration');
 
       const res = await fetch(`http://127.0.0.1:${port}/audit-webhook/demo`, {
         method: 'POST',
@@ -44,7 +42,7 @@ describe('quick start', () => {
       });
       expect(await res.json()).toEqual({ received: 7, accepted: 5, skipped: { 'not-mutating': 1, 'dry-run': 1 } });
       const repo = join(dataDir, 'demo-remote.git');
-      await waitFor(async () => (await commitLog(repo)).length === 5, 'five commits in the demo repository');
+      await svc.alive(waitFor(async () => (await commitLog(repo)).length === 5, 'five commits in the demo repository'));
       expect((await commitLog(repo)).map((c) => `${c.author}: ${c.subject}`)).toEqual([
         'alice@example.com: CREATE v1 configmaps shop/app-settings',
         'bob@example.com: UPDATE apps/v1 deployments shop/web',
@@ -53,12 +51,12 @@ describe('quick start', () => {
         'alice@example.com: DELETE v1 secrets shop/db-credentials',
       ]);
     } finally {
-      child.kill('SIGTERM');
+      svc.child.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
-    expect(output).toContain('"msg":"stopped"');
+    expect(await svc.exited).toBe(0);
+    expect(output()).toContain('"msg":"stopped"');
     // The embedded server is gone with it: nothing listens on its port any more.
-    const valkeyPort = /"url":"redis:\/\/127\.0\.0\.1:(\d+)"/.exec(output)?.[1];
+    const valkeyPort = /"url":"redis:\/\/127\.0\.0\.1:(\d+)"/.exec(output())?.[1];
     expect(valkeyPort).toBeDefined();
     const refused = await new Promise<boolean>((resolve) => {
       const socket = connect(Number(valkeyPort), '127.0.0.1');
