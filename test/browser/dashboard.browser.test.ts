@@ -82,6 +82,23 @@ describe('Bull Board and the overview in a browser', () => {
     return context;
   };
 
+  const remoteHead = async () => (await git(remote, 'rev-parse', 'main')).trim();
+
+  /** What the overview must show after the run: the target's row at `head`, and the cluster's counts. */
+  const expectedOverview = (head: string, target: { status: string; failed: string; lastError: unknown }) => ({
+    target: {
+      status: target.status,
+      lastCommit: head.slice(0, 12),
+      lastCommitTitle: head,
+      waiting: '0',
+      failed: target.failed,
+      failedLink: `/admin/queues/queue/${queue.name}?status=failed`,
+      writer: REPLICA,
+      lastError: target.lastError,
+    },
+    cluster: { accepted: String(EVENTS.length), skipped: '0', refused: '0' },
+  });
+
   /** A cell of a table's row by its column's header (the overview's tables). */
   const cellOf = async (table: Locator, row: Locator, header: string): Promise<Locator> => {
     const headers = (await table.locator('thead th').allInnerTexts()).map((h) => h.trim());
@@ -176,25 +193,13 @@ describe('Bull Board and the overview in a browser', () => {
     expect(dead!.data.filePath).toBe(POISON_FILE);
     expect(dead!.attemptsMade).toBe(3);
     expect(dead!.failedReason).toContain(REFUSAL);
-    const head = (await git(remote, 'rev-parse', 'main')).trim();
+    const head = await remoteHead();
 
     const page = await (await newContext(VIEWER)).newPage();
     const errors = pageErrors(page);
     await expect
       .poll(() => readOverview(page), POLL)
-      .toEqual({
-        target: {
-          status: 'failing',
-          lastCommit: head.slice(0, 12),
-          lastCommitTitle: head,
-          waiting: '0',
-          failed: '1',
-          failedLink: `/admin/queues/queue/${queue.name}?status=failed`,
-          writer: REPLICA,
-          lastError: expect.stringContaining(REFUSAL),
-        },
-        cluster: { accepted: String(EVENTS.length), skipped: '0', refused: '0' },
-      });
+      .toEqual(expectedOverview(head, { status: 'failing', failed: '1', lastError: expect.stringContaining(REFUSAL) }));
     expect(errors).toEqual([]);
     expect((await saveScreenshot(page, 'overview-dead-letter')).bytes).toBeGreaterThan(0);
 
@@ -266,7 +271,7 @@ describe('Bull Board and the overview in a browser', () => {
     expect(log).toHaveLength(ORDINARY + 1);
     expect(log.at(-1)!.subject).toBe('CREATE v1 configmaps shop/locked');
     expect((await treeFiles(remote)).get(POISON_FILE)).toContain('v: "1"');
-    const head = (await git(remote, 'rev-parse', 'main')).trim();
+    const head = await remoteHead();
     expect((await queue.getJob(deadId))!.returnvalue).toMatchObject({ outcome: 'committed', commit: head });
     expect(await queue.getFailedCount()).toBe(0);
 
@@ -282,24 +287,12 @@ describe('Bull Board and the overview in a browser', () => {
   });
 
   it('shows the retried run on the overview: no dead letter, the new head', async () => {
-    const head = (await git(remote, 'rev-parse', 'main')).trim();
+    const head = await remoteHead();
     const page = await (await newContext(VIEWER)).newPage();
     const errors = pageErrors(page);
     await expect
       .poll(() => readOverview(page), POLL)
-      .toEqual({
-        target: {
-          status: 'ok',
-          lastCommit: head.slice(0, 12),
-          lastCommitTitle: head,
-          waiting: '0',
-          failed: '0',
-          failedLink: `/admin/queues/queue/${queue.name}?status=failed`,
-          writer: REPLICA,
-          lastError: '',
-        },
-        cluster: { accepted: String(EVENTS.length), skipped: '0', refused: '0' },
-      });
+      .toEqual(expectedOverview(head, { status: 'ok', failed: '0', lastError: '' }));
     expect(errors).toEqual([]);
     expect((await saveScreenshot(page, 'overview')).bytes).toBeGreaterThan(0);
   });
