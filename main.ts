@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { DEMO_CLUSTER, DEMO_TOKEN, loadDemoConfig } from './config/demo-config.js';
 import { readEnv, type ServiceEnv } from './config/env.js';
 import { loadConfigFile } from './config/load-config.js';
+import { listenerUrl } from './dashboard/listen.js';
 import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
 import { startKubeConfigSource } from './kube/config-source.js';
 import { redactUrl } from './queues/connection.js';
@@ -43,7 +44,7 @@ async function loadConfiguration(env: ServiceEnv, logger: Logger, kubeConfig: Ku
   }
   const demo = await loadDemoConfig(env.DATA_DIR);
   logger.info(
-    { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `http://127.0.0.1:${env.PORT}/audit-webhook/${DEMO_CLUSTER}` },
+    { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `${listenerUrl('http', env.LISTEN_ADDRESS ?? '0.0.0.0', env.PORT)}/audit-webhook/${DEMO_CLUSTER}` },
     `CONFIG_FILE is not set: running the demo configuration (bearer token "${DEMO_TOKEN}"); see README "Quick start"`,
   );
   return fixedConfigSource(demo.config);
@@ -76,6 +77,8 @@ async function main(): Promise<void> {
     prefix: env.KEY_PREFIX,
     dataDir: env.DATA_DIR,
     port: env.PORT,
+    host: env.LISTEN_ADDRESS,
+    adminPort: env.ADMIN_PORT,
     logger,
     bodyLimitBytes: env.WEBHOOK_BODY_LIMIT_BYTES,
     leaseTtlMs: env.LEASE_TTL_MS,
@@ -97,10 +100,13 @@ async function main(): Promise<void> {
       completedSeconds: env.JOB_RETENTION_COMPLETED_SECONDS,
       completedCount: env.JOB_RETENTION_COMPLETED_COUNT,
       failedSeconds: env.JOB_RETENTION_FAILED_SECONDS,
+      failedCount: env.JOB_RETENTION_FAILED_COUNT,
       eventsMaxLen: env.QUEUE_EVENTS_MAX_LEN,
     },
+    objectLimits: { maxBytes: env.EVENT_MAX_OBJECT_BYTES, maxDepth: env.EVENT_MAX_DEPTH, maxValues: env.EVENT_MAX_VALUES },
+    clusterInflightLimitBytes: env.CLUSTER_INFLIGHT_LIMIT_BYTES,
   });
-  logger.info({ dashboard: `${service.url}/admin/queues`, metrics: `${service.url}/metrics` }, 'ready');
+  logger.info({ dashboard: `${service.adminUrl}/admin/queues`, metrics: `${service.url}/metrics` }, 'ready');
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -1,24 +1,23 @@
 // The composition root: wires configuration, Valkey, queues, workers and the HTTP app into one running
 // service. main.ts calls it for `npm start`; tests and benchmarks call it to run the real thing in-process.
 import { Queue } from 'bullmq';
-import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/resolved-config.js';
-import { createApp } from './dashboard/app.js';
+import { createServiceApps } from './dashboard/app.js';
 import { collectOverview } from './dashboard/overview.js';
 import { createClusterRateLimit } from './dashboard/cluster-rate-limit.js';
-import { listen, type TlsFiles } from './dashboard/listen.js';
+import { listenService, type TlsFiles } from './dashboard/listen.js';
 import { createBackpressure } from './dashboard/backpressure.js';
 import type { DashboardCredentials, TrustedHeaderOptions } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
-import { createMetrics, observeBatchPushed, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
+import { createMetrics, observeBatchPushed, registerBudgetGauge, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
 import { createHealth } from './dashboard/health.js';
 import { openConnection } from './queues/connection.js';
 import type { ValkeyClientOptions } from './queues/valkey-client-options.js';
 import type { GitAuthor, IngestJob, WriteJob } from './queues/contracts.js';
 import { DEFAULT_RETENTION, ingestJobOptions, queueStreams, writeJobOptions as writeOptions, type Retention } from './queues/job-options.js';
-import { INGEST_QUEUE, statusKeys, type Partition } from './queues/names.js';
+import { INGEST_QUEUE, statusKeys, writeJobId, type Partition } from './queues/names.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ClusterClients } from './kube/cluster-clients.js';
 import { fixedConfigSource, type ConfigSnapshot, type ConfigSource } from './kube/config-snapshot.js';
@@ -36,6 +35,9 @@ import { compileRules, matchTargets } from './workers/route/compile-rules.js';
 import { identityOf } from './workers/normalize/identity.js';
 import { operationOf } from './workers/normalize/normalize-event.js';
 import { startRouter } from './workers/router.js';
+import { budgetField, createClusterBudget, DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES, startBudgetSweeper } from './queues/cluster-budget.js';
+import { JobFailure } from './queues/exclusive-batch-consumer.js';
+import type { ObjectLimits } from './workers/ingest/object-limits.js';
 
 export interface ServiceOptions {
   /** A fixed configuration (a CONFIG_FILE, the demo); or give `configSource`. */
@@ -67,7 +69,13 @@ export interface ServiceOptions {
   dataDir: string;
   /** 0 picks a free port. */
   port: number;
+  /** The address both ports listen on (LISTEN_ADDRESS). @defaultValue 0.0.0.0 */
   host?: string;
+  /**
+   * Serve /admin (Bull Board, overview, replay and reconcile APIs) on this port only, with the same TLS
+   * (ADMIN_PORT); `port` then answers 404 for /admin. 0 picks a free port. @defaultValue undefined: on `port`
+   */
+  adminPort?: number;
   logger: Logger;
   bodyLimitBytes: number;
   leaseTtlMs: number;
@@ -96,11 +104,20 @@ export interface ServiceOptions {
    * options (ingest keeps 50000 completed) and events streams of DEFAULT_RETENTION.eventsMaxLen.
    */
   retention?: Partial<Retention>;
+  /** Bounds on each event's object (refused at the webhook past them). @defaultValue DEFAULT_OBJECT_LIMITS */
+  objectLimits?: ObjectLimits;
+  /** Bytes of one cluster's events in flight before its batches get 429. @defaultValue 128 MiB */
+  clusterInflightLimitBytes?: number;
+  /** How often storage budget entries of finished jobs are swept. @defaultValue 60000 */
+  budgetSweepMs?: number;
 }
 
 export interface RunningService {
   url: string;
   port: number;
+  /** Where /admin is served: the admin port's URL, or `url` without one. */
+  adminUrl: string;
+  adminPort: number;
   metrics: ServiceMetrics;
   ingestQueue: Queue<IngestJob>;
   writeQueues: Map<string, Queue<WriteJob>>;
@@ -135,6 +152,19 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     attempts: opts.writeAttempts ?? writeRetention.attempts,
     backoff: { type: 'exponential', delay: opts.writeBackoffMs ?? 2000 },
   };
+  // Each cluster's share of Valkey: reserved at the webhook, moved by the router, released once in Git.
+  const budget = createClusterBudget(connection, prefix);
+  registerBudgetGauge(metrics, metricPrefix, () => budget.inFlight([...config.clusters.keys()]));
+  /** A batch's writes that are in Git (or found there) no longer count against their clusters' budgets. */
+  const releaseWritten = (queueName: string, jobs: readonly WriteJob[], results: readonly unknown[]): void => {
+    const byCluster = new Map<string, string[]>();
+    jobs.forEach((job, i) => {
+      if (job.reconcile || results[i] instanceof JobFailure) return;
+      const fields = byCluster.get(job.clusterId) ?? byCluster.set(job.clusterId, []).get(job.clusterId)!;
+      fields.push(budgetField(queueName, writeJobId(job.eventKey, job.target)));
+    });
+    for (const [cluster, fields] of byCluster) void budget.release(cluster, fields).catch((err: unknown) => logger.warn({ err, cluster }, 'could not release the storage budget of written events'));
+  };
   const writers = new Map<string, { writer: PartitionWriter; credentials: string }>();
   const startWriter = (partition: Partition, credentials: Record<string, string> | undefined): PartitionWriter =>
     startPartitionWriter({
@@ -149,9 +179,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       committer: opts.committer,
       logger,
       metrics,
+      // Every write job is checked against the targets in force (a job in Valkey is input; validate-write.ts).
+      targets: () => config.targets,
       // Last commit and last error per target, for the GitTargets' status (read by whichever replica reports).
       onProgress: (progress) => {
         observeBatchPushed(metrics, partition.id, progress);
+        if ('results' in progress) releaseWritten(partition.queueName, progress.jobs, progress.results);
         void recordTargetProgress(connection, prefix, progress).catch((err: unknown) => logger.warn({ err }, 'recording target progress failed'));
       },
     });
@@ -380,12 +413,15 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     logger,
     metrics,
     writeJobOptions,
+    objectLimits: opts.objectLimits,
+    budget,
     // Audit events without a body (Metadata level, unrecorded patch responses) are read back from their cluster.
     fetchObject: createObjectFetcher(clusterClients),
   });
 
   const health = createHealth({ connection, prefix, configLoaded: () => configApplied, providers: () => status?.providers() ?? [] });
-  const app = createApp({
+  const apps = createServiceApps({
+    separateAdmin: opts.adminPort !== undefined,
     clusters: () => config.clusters,
     ingestQueue,
     ingestJobOptions: ingestOptions,
@@ -414,23 +450,37 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     selects: (job) => matchTargets(routes, identityOf(job), operationOf(job.verb)).length > 0,
     // Per-cluster rate limits are kept in Valkey: exact over all replicas.
     rateLimit: createClusterRateLimit({ connection, prefix }),
+    objectLimits: opts.objectLimits,
+    scopeOf: discovery && ((cluster, group, resource) => discovery.scopeOf(cluster, group, resource)),
+    budget: { budget, limitBytes: opts.clusterInflightLimitBytes ?? DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES },
   });
-  const server: Server = await listen(app, {
+  const budgetSweeper = startBudgetSweeper({
+    connection,
+    prefix,
+    budget,
+    clusters: () => [...config.clusters.keys()],
+    replicaId,
+    intervalMs: opts.budgetSweepMs,
+    onError: (err) => logger.warn({ err }, 'could not sweep the storage budgets'),
+  });
+  const listeners = await listenService(apps, {
     port: opts.port,
+    adminPort: opts.adminPort,
     host: opts.host ?? '0.0.0.0',
     tls: opts.tls,
     tlsReloadMs: opts.tlsReloadMs,
     onTlsReload: (err) => (err ? logger.warn({ err }, 'TLS files changed but could not be loaded') : logger.info({ certFile: opts.tls?.certFile }, 'TLS certificate reloaded')),
   });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
-  logger.info({ port, replica: replicaId, partitions: writers.size, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
+  const { port } = listeners;
+  logger.info({ port, ...(opts.adminPort !== undefined ? { adminPort: listeners.adminPort } : {}), replica: replicaId, partitions: writers.size, clusters: [...config.clusters.keys()] }, 'GitOps Reverser is running');
   // Every target is reconciled once at start: what changed while no replica listened is caught up.
   void reconcile?.start().catch((err: unknown) => logger.warn({ err }, 'could not start the reconciles at start'));
 
   return {
-    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    url: listeners.url,
     port,
+    adminUrl: listeners.adminUrl,
+    adminPort: listeners.adminPort,
     metrics,
     ingestQueue,
     writeQueues,
@@ -438,13 +488,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     async stop() {
       // Stop taking requests, and at the same time finish (or hand back) the batches in hand and release
       // the leases, so another replica takes over at once instead of after the lease TTL.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
       // A request in flight gets a moment to finish; a keep-alive client must not hold the shutdown.
-      const drainRequests = setTimeout(() => server.closeAllConnections(), 2000);
+      const closed = listeners.close(2000);
       await configSource.stop();
       await reconcile?.stop();
       clearInterval(retireTimer);
+      budgetSweeper.stop();
       clearTimeout(retryApply);
       await applying;
       discovery?.stop();
@@ -453,7 +502,6 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       await watches.stop();
       await Promise.all([router.stop(), ...[...writers.values()].map((w) => w.writer.stop())]);
       await closed;
-      clearTimeout(drainRequests);
       await Promise.all(allQueues().map((q) => q.close()));
       await connection.quit().catch(() => connection.disconnect());
     },

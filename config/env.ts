@@ -2,7 +2,10 @@
 // Parsed once at start; a bad value stops the service with a message naming the variable.
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES } from '../queues/cluster-budget.js';
+import { DEFAULT_RETENTION } from '../queues/job-options.js';
 import { DEFAULT_PREFIX } from '../queues/names.js';
+import { DEFAULT_OBJECT_LIMITS } from '../workers/ingest/object-limits.js';
 
 /** Part of a Git ident: git refuses '<', '>' and line breaks in it. */
 const gitIdent = z.string().min(1).regex(/^[^<>\n\r]+$/, "may not contain '<', '>' or line breaks");
@@ -37,10 +40,35 @@ const EnvSchema = z.object({
   DATA_DIR: z.string().min(1).default('./.data'),
   /** @defaultValue 8080 */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /**
+   * The IP address PORT (and ADMIN_PORT) listen on. @defaultValue 0.0.0.0 — every IPv4 interface; `::` for
+   * every interface, `127.0.0.1` for this host only.
+   */
+  LISTEN_ADDRESS: z.union([z.ipv4(), z.ipv6()], { error: 'an IP address to listen on (0.0.0.0: every IPv4 interface, ::: every interface)' }).optional(),
+  /**
+   * A port of its own for /admin (Bull Board, the overview, the replay and reconcile APIs), with the same TLS
+   * settings; PORT then answers 404 for /admin, so a NetworkPolicy can keep the dashboard to an SSO proxy.
+   * @defaultValue unset — /admin is served on PORT
+   */
+  ADMIN_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** @defaultValue gitops-reverser — queue names, Valkey keys and metric names share it. */
   KEY_PREFIX: z.string().regex(/^[A-Za-z0-9{}_-]+$/, 'letters, digits, "-", "_" and {hash tag} braces only').default(DEFAULT_PREFIX),
   /** @defaultValue 10485760 (10 MiB) — larger audit batches get 413. */
   WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+  /**
+   * @defaultValue 3145728 (3 MiB) — the largest object one event may carry, as JSON; a larger one is refused
+   * (400 for that event). etcd stores no object over 1.5 MiB by default.
+   */
+  EVENT_MAX_OBJECT_BYTES: z.coerce.number().int().positive().default(DEFAULT_OBJECT_LIMITS.maxBytes),
+  /** @defaultValue 100 — the deepest nesting of maps and arrays in an event's object. */
+  EVENT_MAX_DEPTH: z.coerce.number().int().min(2).max(1000).default(DEFAULT_OBJECT_LIMITS.maxDepth),
+  /** @defaultValue 200000 — map keys and array elements in an event's object, summed over the object. */
+  EVENT_MAX_VALUES: z.coerce.number().int().positive().default(DEFAULT_OBJECT_LIMITS.maxValues),
+  /**
+   * @defaultValue 134217728 (128 MiB) — bytes of one cluster's events Valkey may hold in flight (stored, not
+   * yet in Git); past it, that cluster's batches get 429 + Retry-After while the others go on.
+   */
+  CLUSTER_INFLIGHT_LIMIT_BYTES: z.coerce.number().int().positive().default(DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES),
   /** @defaultValue 200000 — events waiting in the ingest queue above which batches get 429 + Retry-After. */
   INGEST_BACKLOG_LIMIT: z.coerce.number().int().positive().default(200_000),
   /** @defaultValue 0.9 — share of Valkey's maxmemory above which batches get 503 + Retry-After. */
@@ -60,6 +88,8 @@ const EnvSchema = z.object({
   JOB_RETENTION_COMPLETED_COUNT: z.coerce.number().int().min(0).default(20_000),
   /** @defaultValue 604800 (7 days) — seconds a failed job (a dead letter, to read and replay) is kept. */
   JOB_RETENTION_FAILED_SECONDS: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  /** @defaultValue 10000 — the most failed jobs (dead letters) kept per queue (the newest). */
+  JOB_RETENTION_FAILED_COUNT: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.failedCount),
   /** @defaultValue 1000 — approximate length each queue's events stream is trimmed to. */
   QUEUE_EVENTS_MAX_LEN: z.coerce.number().int().min(1).default(1000),
   /** @defaultValue 500 — the most events one push carries. */
@@ -142,6 +172,9 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   }
   if (Boolean(data.TLS_CERT_FILE) !== Boolean(data.TLS_KEY_FILE)) {
     throw new EnvError('invalid environment:\n  - TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither');
+  }
+  if (data.ADMIN_PORT !== undefined && data.ADMIN_PORT === data.PORT) {
+    throw new EnvError(`invalid environment:\n  - ADMIN_PORT must differ from PORT (${data.PORT}): unset it to serve /admin on PORT`);
   }
   if (data.TLS_CLIENT_CA_FILE && !data.TLS_CERT_FILE) {
     throw new EnvError('invalid environment:\n  - TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE: client certificates are only asked for over HTTPS');

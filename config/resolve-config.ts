@@ -6,7 +6,7 @@
 // provider), with a problem that points at the cause.
 import picomatch from 'picomatch';
 import { partitionOf } from '../queues/names.js';
-import { redactURL, remoteKind } from '../workers/git-writer/git-remote.js';
+import { hasURLCredentials, redactURL, remoteKind } from '../workers/git-writer/git-remote.js';
 import { parseSecretKubeConfig } from '../kube/secret-kubeconfig.js';
 import { UnsafePathError, validateBasePath } from '../workers/route/path-layout.js';
 import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from './resolved-config.js';
@@ -46,6 +46,7 @@ export type ProblemReason =
   | 'PartitionConflict'
   | 'DuplicateCommonName'
   | 'LocalRepositoryRefused'
+  | 'CredentialsInURL'
   | 'InvalidKubeConfig';
 
 export interface ConfigProblem {
@@ -157,7 +158,16 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
       credentials = secrets.get(`${gp.metadata.namespace}/${gp.spec.secretRef.name}`);
       if (!credentials) report('GitProvider', key, 'spec.secretRef', 'SecretNotFound', `Secret ${gp.metadata.namespace}/${gp.spec.secretRef.name} not found`);
     }
-    if (opts.allowLocalRepositories === false && remoteKind(gp.spec.url) === 'local') {
+    if (hasURLCredentials(gp.spec.url)) {
+      // They would reach log lines, the mirror's git config and status messages: only a Secret holds them.
+      report(
+        'GitProvider',
+        key,
+        'spec.url',
+        'CredentialsInURL',
+        `${redactURL(gp.spec.url)} carries credentials in the URL: move them to the Secret named by spec.secretRef (username and password, or bearerToken) and take them out of the URL`,
+      );
+    } else if (opts.allowLocalRepositories === false && remoteKind(gp.spec.url) === 'local') {
       report(
         'GitProvider',
         key,
@@ -167,7 +177,7 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
       );
     } else if (!gp.spec.secretRef && (/^(https?|ssh):\/\//.test(gp.spec.url) || /^[^/]+@[^:]+:/.test(gp.spec.url))) {
       // Public https remotes can be fetched anonymously but never pushed to: say so now, not at the first push.
-      report('GitProvider', key, 'spec.secretRef', 'CredentialsRequired', `required for remote URL ${gp.spec.url}`);
+      report('GitProvider', key, 'spec.secretRef', 'CredentialsRequired', `required for remote URL ${redactURL(gp.spec.url)}`);
     }
     if (!broken('GitProvider', key)) providers.set(key, { key, url: gp.spec.url, credentials, allowedBranches: gp.spec.allowedBranches });
   }

@@ -2,18 +2,25 @@
 //
 // Checks run cheapest and least trusting first: the cluster must be known (404) and its bearer token or
 // client certificate right (401) before the body is even read; then content type (415), size (413), JSON
-// and the audit schema (400); then the backlog and the cluster's rate limit (429/503). Only then are the
-// kept events stored, with one addBulk, and the answer is 2xx only once Valkey has them: an API server
-// that sees an error retries the batch, and the job ids make that retry add nothing twice.
+// and the envelope of the batch (400, nothing stored); then each event on its own: its schema, whether its
+// body agrees with its objectRef, the bounds on its object (object-limits.ts). An event that fails those is
+// refused alone; the others go on. Then the backlog, the cluster's rate limit and its storage budget
+// (429/503). Only then are the kept events stored, with one addBulk, and the answer comes only once Valkey
+// has them: 200, or 400 naming the refused events when some were (the API server does not retry a 400, so
+// the kept events are not sent twice; an API server that sees a 5xx retries the batch, and the job ids make
+// that retry add nothing twice).
 import type { JobsOptions, Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
 import type { ClusterSource } from '../config/resolved-config.js';
 import type { IngestJob } from '../queues/contracts.js';
+import { budgetField, type ClusterBudget } from '../queues/cluster-budget.js';
 import { INGEST_JOB_OPTIONS } from '../queues/job-options.js';
-import { eventJobId } from '../queues/names.js';
+import { eventJobId, INGEST_QUEUE } from '../queues/names.js';
 import { parseAuditPayload } from '../workers/ingest/audit-event-schema.js';
-import { toIngestJob, type SkipReason } from '../workers/ingest/filter-audit-event.js';
+import { toIngestJob, type RefusalReason, type SkipReason } from '../workers/ingest/filter-audit-event.js';
+import type { ObjectLimits } from '../workers/ingest/object-limits.js';
+import type { ScopeLookup } from '../workers/ingest/resource-scope.js';
 import type { Refusal } from './backpressure.js';
 import type { ClusterRateLimit, RateLimitRefusal } from './cluster-rate-limit.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -48,9 +55,37 @@ export interface AuditWebhookOptions {
   recordAuthors?: (cluster: ClusterSource, jobs: IngestJob[]) => Promise<void>;
   /** Whether some rule of the event's cluster selects it; events none selects are skipped (`not-selected`). */
   selects?: (job: IngestJob) => boolean;
+  /** Bounds on each event's object; past one, the event is refused. @defaultValue DEFAULT_OBJECT_LIMITS */
+  objectLimits?: ObjectLimits;
+  /** The scope of custom resource types, from the cluster's API discovery (built-in types are known). */
+  scopeOf?: ScopeLookup;
+  /** Each cluster's storage budget: bytes of its events in flight; past the limit, batches get 429. */
+  budget?: { budget: ClusterBudget; limitBytes: number };
 }
 
 type Rejection = { status: number; reason: string; error: string };
+
+/** A batch refused because its cluster's storage budget is spent. */
+interface BudgetRefusal {
+  status: 429;
+  reason: 'storage-budget';
+  error: string;
+  retryAfterSeconds: number;
+}
+
+/** What the webhook answers about one event it refused. */
+interface EventRefusal {
+  index: number;
+  auditID?: string;
+  reason: RefusalReason | 'not-audit-event';
+  error: string;
+}
+
+/** The refused events named in an answer (all are counted). */
+const NAMED_REFUSALS = 20;
+
+/** Bytes an ingest job costs in Valkey beyond its object: ids, user, objectRef, BullMQ's own fields. */
+const JOB_OVERHEAD_BYTES = 512;
 
 function reject(res: Response, metrics: ServiceMetrics, r: Rejection): void {
   // The cluster label is set only once the name is found in the configuration (bounded cardinality).
@@ -109,22 +144,59 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
 
     const jobs: IngestJob[] = [];
     const skipped: Partial<Record<SkipReason, number>> = {};
-    for (const event of parsed.events) {
-      const kept = toIngestJob(cluster.name, event, { allowedNamespaces: cluster.allowedNamespaces, selected: opts.selects });
+    const refusals: EventRefusal[] = parsed.refused.map((r) => ({ ...r, reason: 'not-audit-event', error: `not an audit event: ${r.error}` }));
+    const scopeOf = opts.scopeOf;
+    parsed.events.forEach((event, i) => {
+      const kept = toIngestJob(cluster.name, event, {
+        allowedNamespaces: cluster.allowedNamespaces,
+        selected: opts.selects,
+        limits: opts.objectLimits,
+        scopeOf: scopeOf && ((group, resource) => scopeOf(cluster.name, group, resource)),
+      });
       if (kept.keep) jobs.push(kept.job);
-      else skipped[kept.reason] = (skipped[kept.reason] ?? 0) + 1;
-    }
-    metrics.eventsReceived.inc({ cluster: cluster.name }, parsed.events.length);
+      else if ('refused' in kept) {
+        const index = parsed.indices[i]!;
+        refusals.push({ index, auditID: event.auditID, reason: kept.reason, error: `items[${index}] (auditID ${event.auditID}): ${kept.error}` });
+      } else skipped[kept.reason] = (skipped[kept.reason] ?? 0) + 1;
+    });
+    refusals.sort((a, b) => a.index - b.index);
+    const received = parsed.events.length + parsed.refused.length;
+    metrics.eventsReceived.inc({ cluster: cluster.name }, received);
     for (const [reason, n] of Object.entries(skipped)) metrics.eventsSkipped.inc({ cluster: cluster.name, reason }, n);
+    const refused: Partial<Record<EventRefusal['reason'], number>> = {};
+    for (const r of refusals) refused[r.reason] = (refused[r.reason] ?? 0) + 1;
+    for (const [reason, n] of Object.entries(refused)) metrics.eventsRefused.inc({ cluster: cluster.name, reason }, n);
+    if (refusals.length > 0) {
+      opts.logger.warn({ requestId, cluster: cluster.name, refused, first: refusals[0]!.error.slice(0, 500) }, 'audit events refused');
+    }
 
     if (jobs.length > 0) {
-      let refusal: Refusal | RateLimitRefusal | null = null;
+      let refusal: Refusal | RateLimitRefusal | BudgetRefusal | null = null;
       // Backpressure first: it only reads, so a batch it refuses costs the cluster no tokens.
       const { backpressure, rateLimit } = opts;
       const limit = cluster.rateLimit;
-      const checks: { failed: string; check: () => Promise<Refusal | RateLimitRefusal | null> }[] = [];
+      const checks: { failed: string; check: () => Promise<Refusal | RateLimitRefusal | BudgetRefusal | null> }[] = [];
       if (backpressure) checks.push({ failed: 'could not read the backlog and memory of Valkey; accepting the batch', check: () => backpressure(jobs.length) });
       if (rateLimit && limit) checks.push({ failed: 'could not take rate limit tokens in Valkey; accepting the batch', check: () => rateLimit(cluster.name, limit, jobs.length) });
+      const entries = jobs.map((job) => ({ field: budgetField(INGEST_QUEUE, eventJobId(job.clusterId, job.auditID)), bytes: (job.objectBytes ?? 0) + JOB_OVERHEAD_BYTES }));
+      if (opts.budget) {
+        const { budget, limitBytes } = opts.budget;
+        checks.push({
+          failed: "could not reserve the cluster's storage budget in Valkey; accepting the batch",
+          check: async () => {
+            const reserved = await budget.reserve(cluster.name, entries, limitBytes);
+            if (reserved.taken) return null;
+            return {
+              status: 429,
+              reason: 'storage-budget',
+              error:
+                `cluster provider "${cluster.name}" has ${reserved.inFlight} bytes of events in flight (stored, not yet in Git); ` +
+                `this batch would pass its storage budget of ${limitBytes} bytes (CLUSTER_INFLIGHT_LIMIT_BYTES): retry later`,
+              retryAfterSeconds: 5,
+            };
+          },
+        });
+      }
       for (const { failed, check } of checks) {
         if (refusal) break;
         try {
@@ -152,6 +224,8 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
         );
       } catch (err) {
         opts.logger.error({ err, cluster: cluster.name, events: jobs.length }, 'could not store audit events');
+        // What was reserved for them is released (the retry reserves again); a release that fails too is swept.
+        if (opts.budget) await opts.budget.budget.release(cluster.name, entries.map((e) => e.field)).catch(() => undefined);
         res.set('Retry-After', '5');
         return reject(res, metrics, { status: 503, reason: 'store-failed', error: `could not store the events, retry later: ${(err as Error).message}` });
       }
@@ -163,10 +237,24 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
       }
     }
     opts.logger.info(
-      { requestId, cluster: cluster.name, received: parsed.events.length, accepted: jobs.length, skipped, auditIDs: listedIds(jobs.map((j) => j.auditID)) },
+      { requestId, cluster: cluster.name, received, accepted: jobs.length, skipped, refused, auditIDs: listedIds(jobs.map((j) => j.auditID)) },
       'audit batch stored',
     );
-    res.status(200).json({ received: parsed.events.length, accepted: jobs.length, skipped });
+    if (refusals.length > 0) {
+      const first = refusals[0]!;
+      metrics.webhookRejected.inc({ cluster: cluster.name, reason: 'events-refused' });
+      res.status(400).json({
+        error: first.error,
+        reason: first.reason,
+        received,
+        accepted: jobs.length,
+        skipped,
+        refused,
+        refusals: refusals.slice(0, NAMED_REFUSALS),
+      });
+      return;
+    }
+    res.status(200).json({ received, accepted: jobs.length, skipped });
   };
 
   router.post(WEBHOOK_PATH, authenticate, requireJson, readBody, bodyErrors, ingest);

@@ -82,7 +82,7 @@ export function dashboardAuth(opts: DashboardAuthOptions, realm: string): Reques
       return next();
     }
     if (viewer ?? operator) res.set('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
-    res.status(401).json({ error: 'authentication required for the dashboard' });
+    res.status(401).json({ error: 'authentication required for the dashboard', reason: 'unauthenticated' });
   };
 }
 

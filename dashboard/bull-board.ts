@@ -4,12 +4,16 @@
 // for operators; the app picks one per request by the authenticated role (dashboard/app.ts).
 // Job data is shown as stored (Secret values are redacted at ingest; the data formatter redacts again,
 // defensively), and a committed write's outcome carries a `commitUrl` where the Git host is known.
+// Viewers see a failed job's reason but not its stack trace (it names the service's files; Bull Board has
+// no formatter for it, so the viewers' queue adapter empties it). Errors inside Bull Board are not answered
+// by its own handler but passed on to the app's (dashboard/http-errors.ts: JSON, logged), and its inner
+// Express app sends no X-Powered-By.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Router } from 'express';
-import { redactSecret, type SecretRefLike } from '../workers/ingest/redact-secret.js';
+import { storableObject, type SecretRefLike } from '../workers/ingest/redact-secret.js';
 import { commitUrl } from './commit-url.js';
 import type { DashboardRole } from './basic-auth.js';
 
@@ -34,6 +38,8 @@ export interface BullBoard {
   addQueue(queue: Queue, repoURL?: string): void;
   /** For partitions retired at run time. */
   removeQueue(name: string): void;
+  /** The queue the board shows under this name. */
+  queue(name: string): Queue | undefined;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -42,7 +48,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function redactJobData(data: unknown): unknown {
   if (!isRecord(data) || !isRecord(data.object)) return data;
   const ref = isRecord(data.objectRef) ? (data.objectRef as SecretRefLike) : undefined;
-  const object = redactSecret(data.object, ref);
+  const object = storableObject(data.object, ref);
   return object === data.object ? data : { ...data, object };
 }
 
@@ -53,9 +59,44 @@ export function withCommitUrl(returnValue: unknown, repoURL: string | undefined)
   return url ? { ...returnValue, commitUrl: url } : returnValue;
 }
 
+/** A job as viewers see it: without its stack trace. The instance is Bull Board's copy, read for display only. */
+function withoutStack(job: Job): Job {
+  job.stacktrace = [];
+  return job;
+}
+
+/** The viewers' queue adapter: every job it hands Bull Board (lists, single jobs) comes without its stack trace. */
+class ViewerQueueAdapter extends BullMQAdapter {
+  override async getJob(id: string): Promise<Job | undefined> {
+    const job = await super.getJob(id);
+    return job && withoutStack(job);
+  }
+
+  override async getJobs(...args: Parameters<BullMQAdapter['getJobs']>): Promise<Job[]> {
+    return (await super.getJobs(...args)).map(withoutStack);
+  }
+}
+
+/** Bull Board's Express adapter without X-Powered-By, whose errors go on to the app's error handler. */
+class BoardExpressAdapter extends ExpressAdapter {
+  constructor() {
+    super();
+    this.app.disable('x-powered-by');
+  }
+
+  /** createBullBoard installs Bull Board's own error answer here; ours throws, so Express passes the error on. */
+  override setErrorHandler(_bullBoards: Parameters<ExpressAdapter['setErrorHandler']>[0]): this {
+    return super.setErrorHandler((error) => {
+      throw error;
+    });
+  }
+}
+
 export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBoard {
+  const shown = new Map(queues.map((q) => [q.name, q]));
   const adapt = (q: Queue, readOnlyMode: boolean, repoURL?: string) => {
-    const adapter = new BullMQAdapter(q, {
+    const Adapter = readOnlyMode ? ViewerQueueAdapter : BullMQAdapter;
+    const adapter = new Adapter(q, {
       readOnlyMode,
       description: DESCRIPTIONS[q.name] ?? (q.name.startsWith('write-') ? 'Git writes of one {repository, branch}, in order' : q.name),
     });
@@ -64,7 +105,7 @@ export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBo
     return adapter;
   };
   const board = (readOnlyMode: boolean) => {
-    const serverAdapter = new ExpressAdapter();
+    const serverAdapter = new BoardExpressAdapter();
     serverAdapter.setBasePath(BULL_BOARD_PATH);
     const api = createBullBoard({
       queues: queues.map((q) => adapt(q, readOnlyMode)),
@@ -83,12 +124,15 @@ export function createQueueDashboard(queues: Queue[], readOnly: boolean): BullBo
     router: readOnly ? viewer.router : operator.router,
     routerFor: (role) => (role === 'operator' ? operator.router : viewer.router),
     addQueue: (q, repoURL) => {
+      shown.set(q.name, q);
       viewer.add(q, repoURL);
       operator.add(q, repoURL);
     },
     removeQueue: (name) => {
+      shown.delete(name);
       viewer.remove(name);
       operator.remove(name);
     },
+    queue: (name) => shown.get(name),
   };
 }

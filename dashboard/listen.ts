@@ -1,6 +1,7 @@
 // Starts the service's listener: plain HTTP, or HTTPS when a certificate is given, optionally asking
 // clients for a certificate signed by a client CA (API servers authenticating their audit webhook by
-// client certificate). The TLS layer asks but never insists (`rejectUnauthorized: false`): token clients
+// client certificate). With an admin port (ADMIN_PORT), a second listener on the same address with the
+// same TLS serves /admin (listenService). The TLS layer asks but never insists (`rejectUnauthorized: false`): token clients
 // without a certificate, Prometheus and probes still connect, and the webhook decides per cluster
 // (webhook-auth.ts) from `socket.authorized` and the certificate's CN.
 import { readFile } from 'node:fs/promises';
@@ -131,4 +132,66 @@ export async function listen(app: RequestListener, opts: ListenOptions): Promise
     });
   });
   return server;
+}
+
+export interface ServiceListeners {
+  /** Base URL and port of the main listener (webhook, metrics, health; /admin without an admin port). */
+  url: string;
+  port: number;
+  /** Where /admin is served: the admin listener's, or the main one's. */
+  adminUrl: string;
+  adminPort: number;
+  /**
+   * Stops taking connections; idle ones close at once, requests in flight get `graceMs` to finish before
+   * their connections are closed (a keep-alive client must not hold the shutdown).
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/** The base URL of a listener on `host`, as this host reaches it: loopback for "every interface", IPv6 in brackets. */
+export function listenerUrl(scheme: string, host: string, port: number): string {
+  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `${scheme}://${local.includes(':') ? `[${local}]` : local}:${port}`;
+}
+
+function portOf(server: Server, fallback: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : fallback;
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const drain = setTimeout(() => server.closeAllConnections(), graceMs);
+  return closed.finally(() => clearTimeout(drain));
+}
+
+/**
+ * The main listener and, with `adminPort`, the admin one: same address, same TLS files (each reloads
+ * them). An admin port that cannot be had closes the main listener again.
+ */
+export async function listenService(apps: { main: RequestListener; admin?: RequestListener }, opts: ListenOptions & { adminPort?: number }): Promise<ServiceListeners> {
+  const host = opts.host ?? '0.0.0.0';
+  const scheme = opts.tls ? 'https' : 'http';
+  const main = await listen(apps.main, { ...opts, host });
+  let admin: Server | undefined;
+  if (apps.admin) {
+    try {
+      admin = await listen(apps.admin, { ...opts, host, port: opts.adminPort ?? 0 });
+    } catch (err) {
+      await closeServer(main, 0);
+      throw err;
+    }
+  }
+  const port = portOf(main, opts.port);
+  const adminPort = admin ? portOf(admin, opts.adminPort ?? 0) : port;
+  return {
+    url: listenerUrl(scheme, host, port),
+    port,
+    adminUrl: listenerUrl(scheme, host, adminPort),
+    adminPort,
+    close: async (graceMs) => {
+      await Promise.all([closeServer(main, graceMs), ...(admin ? [closeServer(admin, graceMs)] : [])]);
+    },
+  };
 }

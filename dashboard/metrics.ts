@@ -12,6 +12,7 @@ export interface ServiceMetrics extends WriterMetrics, StatusMetrics {
   eventsReceived: Counter<'cluster'>;
   eventsIngested: Counter<'cluster'>;
   eventsSkipped: Counter<'cluster' | 'reason'>;
+  eventsRefused: Counter<'cluster' | 'reason'>;
   /** `cluster` is '' for a request naming no configured cluster: URLs must not add label values. */
   webhookRejected: Counter<'cluster' | 'reason'>;
   eventsRateLimited: Counter<'cluster'>;
@@ -40,6 +41,7 @@ export function createMetrics(prefix: string): ServiceMetrics {
     eventsReceived: counter('events_received_total', 'Audit events received by the webhook', ['cluster']),
     eventsIngested: counter('events_ingested_total', 'Audit events kept and stored in the ingest queue', ['cluster']),
     eventsSkipped: counter('events_skipped_total', 'Audit events filtered out at ingest, by reason', ['cluster', 'reason']),
+    eventsRefused: counter('events_refused_total', 'Audit events refused at ingest (400 for them; the rest of their batch stored), by reason', ['cluster', 'reason']),
     webhookRejected: counter('webhook_requests_rejected_total', 'Webhook requests refused, by cluster and reason', ['cluster', 'reason']),
     eventsRateLimited: counter('events_rate_limited_total', 'Audit events refused because their cluster was over its rate limit', ['cluster']),
     eventsWithoutBody: counter('events_without_object_total', 'Events that carried no object body (recorded, not written)', ['cluster']),
@@ -144,4 +146,23 @@ export async function oldestWaitingAge(queue: Pick<Queue, 'getJobs'>, now = Date
   // Ascending: the head of the wait list (the next job to run, the one that waited longest) comes first.
   const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
   return oldest?.timestamp ? Math.max(0, now - oldest.timestamp) / 1000 : 0;
+}
+
+/**
+ * Each configured cluster's storage budget in use, read from Valkey when Prometheus scrapes: the bytes
+ * of its events stored and not yet in Git (queues/cluster-budget.ts). Label values are cluster names from
+ * configuration.
+ */
+export function registerBudgetGauge(metrics: ServiceMetrics, prefix: string, inFlight: () => Promise<ReadonlyMap<string, number>>): void {
+  const p = prefix.replace(/[^a-zA-Z0-9_]/g, '_');
+  new Gauge({
+    name: `${p}_cluster_inflight_bytes`,
+    help: "Bytes of each cluster's events in Valkey, stored and not yet in Git (its storage budget in use)",
+    labelNames: ['cluster'],
+    registers: [metrics.registry],
+    async collect() {
+      this.reset();
+      for (const [cluster, bytes] of await inFlight()) this.set({ cluster }, bytes);
+    },
+  });
 }

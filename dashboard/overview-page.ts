@@ -45,7 +45,7 @@ function targetRow(t: TargetOverview): string {
 }
 
 function clusterRow(c: ClusterOverview): string {
-  return `<tr><td>${escapeHtml(c.cluster)}</td><td>${escapeHtml(c.accepted)}</td><td>${reasons(c.skipped)}</td><td>${reasons(c.rejectedRequests)}</td><td>${escapeHtml(c.rateLimited)}</td></tr>`;
+  return `<tr><td>${escapeHtml(c.cluster)}</td><td>${escapeHtml(c.accepted)}</td><td>${reasons(c.skipped)}</td><td>${reasons(c.refused)}</td><td>${reasons(c.rejectedRequests)}</td><td>${escapeHtml(c.rateLimited)}</td></tr>`;
 }
 
 export function renderOverview(o: Overview): string {
@@ -69,7 +69,7 @@ th,td{border:1px solid #ccc;padding:.35rem .6rem;text-align:left;vertical-align:
 <tbody>${o.targets.map(targetRow).join('\n') || '<tr><td colspan="10">No GitTarget configured.</td></tr>'}</tbody></table>
 <h2>Incoming events</h2>
 <p class="muted">Counted by this replica since it started; each replica counts the requests it received.</p>
-<table><thead><tr><th>Cluster</th><th>Accepted</th><th>Skipped (by reason)</th><th>Requests refused (by reason)</th><th>Rate limited</th></tr></thead>
+<table><thead><tr><th>Cluster</th><th>Accepted</th><th>Skipped (by reason)</th><th>Events refused (by reason)</th><th>Requests refused (by reason)</th><th>Rate limited</th></tr></thead>
 <tbody>${o.clusters.map(clusterRow).join('\n') || '<tr><td colspan="5">No cluster configured.</td></tr>'}</tbody></table>
 ${unknown}
 <h2>Events received, not yet routed</h2>
@@ -85,17 +85,17 @@ export function overviewRouter(opts: { overview: () => Promise<Overview> }): Rou
     try {
       res.set('Cache-Control', 'no-store').json(await opts.overview());
     } catch (err) {
-      res.status(503).json({ error: `the overview could not be read: ${(err as Error).message}` });
+      res.status(503).json({ error: `the overview could not be read: ${(err as Error).message}`, reason: 'overview-unavailable' });
     }
   });
   router.get(OVERVIEW_PATH, async (_req, res) => {
     try {
       const html = renderOverview(await opts.overview());
-      res.set({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'" }).send(html);
+      res.set({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" }).send(html);
     } catch (err) {
       res
         .status(503)
-        .set({ 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'none'" })
+        .set({ 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'" })
         .send(`<!doctype html><meta http-equiv="refresh" content="${REFRESH_SECONDS}"><title>GitOps Reverser overview</title><p>The overview could not be read: ${escapeHtml((err as Error).message)}</p>`);
     }
   });

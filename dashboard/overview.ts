@@ -51,6 +51,8 @@ export interface ClusterOverview {
   accepted: number;
   /** Audit events received and filtered out on purpose (read-only verb, not selected, …), by reason. */
   skipped: Record<string, number>;
+  /** Audit events refused for their own sake (400 for them: past a bound, a body that disagrees with its objectRef, …), by reason. */
+  refused: Record<string, number>;
   /** Webhook requests refused (authentication, malformed, backpressure, …), by reason: requests, not events. */
   rejectedRequests: Record<string, number>;
   /** Audit events refused because the cluster was over its rate limit. */
@@ -83,6 +85,7 @@ export interface OverviewDeps {
 const METRIC = {
   ingested: '_events_ingested_total',
   skipped: '_events_skipped_total',
+  refused: '_events_refused_total',
   rejected: '_webhook_requests_rejected_total',
   rateLimited: '_events_rate_limited_total',
 } as const;
@@ -131,7 +134,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
   const partitionIds = [...new Set(targets.map((t) => t.partition.id))];
   const partitionQueue = new Map(targets.map((t) => [t.partition.id, deps.queues(t.partition.queueName)]));
 
-  const [progress, holders, perPartition, ingest, ingested, skipped, rejected, rateLimited] = await Promise.all([
+  const [progress, holders, perPartition, ingest, ingested, skipped, refused, rejected, rateLimited] = await Promise.all([
     readTargetProgress(deps.connection, deps.prefix, targets.map((t) => t.key)),
     leaseHolders(deps.connection, deps.prefix, partitionIds),
     Promise.all(
@@ -143,6 +146,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
     queueCounts(deps.ingestQueue),
     samples(deps.metrics.registry, METRIC.ingested),
     samples(deps.metrics.registry, METRIC.skipped),
+    samples(deps.metrics.registry, METRIC.refused),
     samples(deps.metrics.registry, METRIC.rejected),
     samples(deps.metrics.registry, METRIC.rateLimited),
   ]);
@@ -170,7 +174,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
 
   // Label values come from configuration only (metrics.ts); a cluster removed since keeps no row.
   const clusters = new Map<string, ClusterOverview>(
-    [...config.clusters.keys()].sort().map((name) => [name, { cluster: name, accepted: 0, skipped: {}, rejectedRequests: {}, rateLimited: 0 }]),
+    [...config.clusters.keys()].sort().map((name) => [name, { cluster: name, accepted: 0, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0 }]),
   );
   const rejectedUnknownCluster: Record<string, number> = {};
   const row = (s: Sample) => clusters.get(String(s.labels.cluster ?? ''));
@@ -181,6 +185,10 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
   for (const s of skipped) {
     const c = row(s);
     if (c) addTo(c.skipped, String(s.labels.reason ?? 'unknown'), s.value);
+  }
+  for (const s of refused) {
+    const c = row(s);
+    if (c) addTo(c.refused, String(s.labels.reason ?? 'unknown'), s.value);
   }
   for (const s of rejected) {
     const c = row(s);

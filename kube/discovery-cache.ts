@@ -3,6 +3,7 @@
 // each cluster that has an API client, when it appears and then every minute; a cluster whose discovery
 // fails keeps its last answer (or none: then nothing is reported for its rules rather than a false alarm).
 import type { Logger } from 'pino';
+import type { ResourceScope } from '../workers/ingest/resource-scope.js';
 import type { ClusterClients } from './cluster-clients.js';
 import { discoverResources, resourceNamesOf } from './discovery.js';
 
@@ -20,11 +21,13 @@ export interface DiscoveryCache {
   track(clusters: Iterable<string>): void;
   /** `group/resource` names the cluster serves; undefined until its discovery answered. */
   resourcesOf(cluster: string): ReadonlySet<string> | undefined;
+  /** Whether a type the cluster serves is namespaced; undefined when discovery does not know it (yet). */
+  scopeOf(cluster: string, group: string, resource: string): ResourceScope | undefined;
   stop(): void;
 }
 
 export function startDiscoveryCache(opts: DiscoveryCacheOptions): DiscoveryCache {
-  const known = new Map<string, { names: ReadonlySet<string>; fingerprint: string }>();
+  const known = new Map<string, { names: ReadonlySet<string>; scopes: ReadonlyMap<string, ResourceScope>; fingerprint: string }>();
   let tracked = new Set<string>();
   const inFlight = new Set<string>();
 
@@ -33,10 +36,12 @@ export function startDiscoveryCache(opts: DiscoveryCacheOptions): DiscoveryCache
     if (!client || inFlight.has(cluster)) return;
     inFlight.add(cluster);
     try {
-      const names = resourceNamesOf(await discoverResources(client.kubeConfig, { limiter: client.limiter }));
-      const fingerprint = [...names].sort().join(',');
+      const resources = await discoverResources(client.kubeConfig, { limiter: client.limiter });
+      const names = resourceNamesOf(resources);
+      const scopes = new Map(resources.map((r) => [`${r.group}/${r.resource}`, r.namespaced ? 'namespaced' : 'cluster'] as const));
+      const fingerprint = [...scopes].map(([name, scope]) => `${name}:${scope}`).sort().join(',');
       if (!tracked.has(cluster) || known.get(cluster)?.fingerprint === fingerprint) return;
-      known.set(cluster, { names, fingerprint });
+      known.set(cluster, { names, scopes, fingerprint });
       opts.onChange();
     } catch (err) {
       opts.logger.warn({ cluster, err: err instanceof Error ? err.message : String(err) }, 'API discovery failed; rules of this cluster are not checked against it');
@@ -58,6 +63,7 @@ export function startDiscoveryCache(opts: DiscoveryCacheOptions): DiscoveryCache
       tracked = next;
     },
     resourcesOf: (cluster) => known.get(cluster)?.names,
+    scopeOf: (cluster, group, resource) => known.get(cluster)?.scopes.get(`${group}/${resource}`),
     stop: () => clearInterval(timer),
   };
 }

@@ -3,7 +3,7 @@
 // The answer says what happened in terms the router records: the object, that it is gone, that the
 // event names no object that can be read, or why it could not be read. A Secret is redacted here,
 // before anyone else holds it.
-import { redactSecret } from '../workers/ingest/redact-secret.js';
+import { storableObject } from '../workers/ingest/redact-secret.js';
 import type { ClusterClient } from './cluster-clients.js';
 import { KubeCredentialsError, KubeNetworkError, kubeGet, type KubeResponse } from './kube-get.js';
 import { isClusterScoped, objectPath, type ObjectRefLike } from './object-path.js';
@@ -79,7 +79,7 @@ function judge(client: ClusterClient, ref: ObjectRefLike, path: string, res: Kub
     if (!isRecord(object) || !isRecord(object.metadata)) {
       return { kind: 'failed', reason: `${c} answered reading ${describeRef(ref)} with something that is not an object`, transient: false };
     }
-    return { kind: 'found', object: redactSecret(object, ref) };
+    return { kind: 'found', object: storableObject(object, ref) };
   }
   if (res.status === 404) {
     if (isObjectNotFound(res, ref)) return { kind: 'gone' };

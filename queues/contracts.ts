@@ -34,6 +34,14 @@ export const IngestJobSchema = z.object({
   responseCode: z.number().int(),
   /** The object after the change: responseObject, or for create/update without one, requestObject. */
   object: jsonObject.optional(),
+  /** The size of `object` as JSON when the webhook measured it: its share of the cluster's storage budget. */
+  objectBytes: z.number().int().nonnegative().optional(),
+  /**
+   * Set instead of `object` on a completed job whose object was large (its size): the object is in Git and
+   * its write job, and a completed job is kept only to deduplicate a resent batch. A job retried from here
+   * reads its object back from the cluster, as an event that carried none.
+   */
+  objectOmitted: z.number().int().nonnegative().optional(),
   /** Where the event came from: the audit webhook (the default) or a watch of a cluster in watch mode. */
   source: z.enum(['audit', 'watch']).optional(),
 });
@@ -68,7 +76,12 @@ export const WriteJobSchema = z.object({
   identity: ObjectIdentitySchema,
   operation: z.enum(OPERATIONS),
   filePath: z.string().min(1),
+  /**
+   * The file's content; null for a delete. A completed write of a large file keeps `contentOmitted` (its
+   * length) instead: such a job cannot be retried (its payload is invalid then); replay its ingest event.
+   */
   content: z.string().nullable(),
+  contentOmitted: z.number().int().nonnegative().optional(),
   resourceVersion: z.string(),
   author: GitAuthorSchema,
   stageTimestamp: z.string(),

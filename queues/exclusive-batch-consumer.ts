@@ -50,6 +50,11 @@ export interface ExclusiveBatchConsumerOptions<D, R> {
   isTransient(err: unknown): boolean;
   /** Called when this replica takes the lease (state cached from an earlier holding is stale). */
   onLeaseAcquired?(fence: number): void;
+  /**
+   * What a completed job keeps of its data, when less than all (a large object or content already in Git:
+   * a completed job is kept only so its id deduplicates). Undefined: all. Best effort, after completion.
+   */
+  slimCompleted?(data: D): unknown;
 }
 
 export interface ExclusiveBatchConsumer {
@@ -254,9 +259,13 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     const done = inHand;
     inHand = [];
     await Promise.all(
-      done.map(({ job, token }, i) => {
+      done.map(async ({ job, token }, i) => {
         const result = results[i];
-        return result instanceof JobFailure ? job.moveToFailed(result.error, token, false) : job.moveToCompleted(result, token, false);
+        if (result instanceof JobFailure) return job.moveToFailed(result.error, token, false);
+        await job.moveToCompleted(result, token, false);
+        const slim = opts.slimCompleted?.(valid[i]!.data);
+        // A job already removed by its retention (count 0) has nothing left to slim.
+        if (slim !== undefined) await job.updateData(slim).catch((err: unknown) => log.debug({ err, job: job.id }, `${opts.owner}: could not slim a completed job`));
       }),
     );
   }

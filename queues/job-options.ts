@@ -15,14 +15,16 @@ export interface Retention {
   completedCount: number;
   /** Failed jobs (the dead letters, for an operator to read and replay). @defaultValue 604800 (7 days) */
   failedSeconds: number;
+  /** …and beyond the newest this many, per queue: dead letters cannot fill Valkey. @defaultValue 10000 */
+  failedCount: number;
   /** Approximate length each queue's events stream is trimmed to (XTRIM MAXLEN ~). @defaultValue 1000 */
   eventsMaxLen: number;
 }
 
-export const DEFAULT_RETENTION: Retention = { completedSeconds: HOUR, completedCount: 20_000, failedSeconds: WEEK, eventsMaxLen: 1000 };
+export const DEFAULT_RETENTION: Retention = { completedSeconds: HOUR, completedCount: 20_000, failedSeconds: WEEK, failedCount: 10_000, eventsMaxLen: 1000 };
 
 function keep(r: Retention): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> {
-  return { removeOnComplete: { age: r.completedSeconds, count: r.completedCount }, removeOnFail: { age: r.failedSeconds } };
+  return { removeOnComplete: { age: r.completedSeconds, count: r.completedCount }, removeOnFail: { age: r.failedSeconds, count: r.failedCount } };
 }
 
 export function ingestJobOptions(retention: Retention = { ...DEFAULT_RETENTION, completedCount: 50_000 }): JobsOptions {
@@ -41,6 +43,12 @@ export function writeJobOptions(retention: Retention = DEFAULT_RETENTION): JobsO
 export function queueStreams(retention: Pick<Retention, 'eventsMaxLen'> = DEFAULT_RETENTION): QueueOptions['streams'] {
   return { events: { maxLen: retention.eventsMaxLen } };
 }
+
+/**
+ * A completed job whose object or content is larger than this keeps only its size: the data is in Git by
+ * then, and a completed job is kept only so that its id deduplicates (so retention holds ids, not objects).
+ */
+export const SLIM_COMPLETED_BYTES = 16 * 1024;
 
 export const INGEST_JOB_OPTIONS: JobsOptions = ingestJobOptions();
 export const WRITE_JOB_OPTIONS: JobsOptions = writeJobOptions();

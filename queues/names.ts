@@ -104,6 +104,20 @@ export function rateLimitKey(prefix: string, cluster: string): string {
   return `${prefix}:ratelimit:${cluster}`;
 }
 
+/**
+ * The storage budget of one cluster: `entries`, a hash of the jobs holding its events in Valkey
+ * (`<queue>:<job id>` → `bytes:reserved at ms`), and `bytes`, their sum (queues/cluster-budget.ts).
+ */
+export function clusterBudgetKeys(prefix: string, cluster: string) {
+  const base = `${prefix}:budget:${cluster}`;
+  return { entries: `${base}:entries`, bytes: `${base}:bytes` };
+}
+
+/** The lock that lets one replica at a time sweep the storage budgets. */
+export function budgetSweepKey(prefix: string): string {
+  return `${prefix}:budget-sweep`;
+}
+
 /** BullMQ job id of an ingested event: unique per cluster and audit ID ('_' never occurs in either). */
 export function eventJobId(clusterId: string, auditID: string): string {
   return `${clusterId}_${auditID}`;

@@ -9,7 +9,7 @@ import type { ServiceMetrics } from '../dashboard/metrics.js';
 import type { FetchOutcome } from '../kube/fetch-object.js';
 import type { ObjectFetcher } from '../kube/object-fetcher.js';
 import type { IngestJob, ObjectIdentity, Operation } from '../queues/contracts.js';
-import { redactSecret } from './ingest/redact-secret.js';
+import { storableObject } from './ingest/redact-secret.js';
 import { identityKey } from './normalize/identity.js';
 import { missingBody } from './normalize/normalize-event.js';
 
@@ -86,7 +86,7 @@ export async function fetchMissingBodies(batch: readonly IngestJob[], opts: Fetc
     if (outcome.kind === 'found') {
       // Redacted again although the fetcher redacts: a Secret must never reach Valkey or Git in plaintext,
       // whatever fetcher the router was given.
-      jobs[i] = { ...job, object: redactSecret(outcome.object, job.objectRef) };
+      jobs[i] = { ...job, object: storableObject(outcome.object, job.objectRef) };
       fetches[i] = { kind: 'fetched' };
     } else if (outcome.kind === 'gone') {
       fetches[i] = { kind: 'absent', reason: `object no longer exists in cluster ${job.clusterId}` };

@@ -9,12 +9,14 @@ import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ServiceMetrics } from '../dashboard/metrics.js';
 import type { ObjectFetcher } from '../kube/object-fetcher.js';
+import { budgetField, type BudgetEntry, type ClusterBudget } from '../queues/cluster-budget.js';
 import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } from '../queues/contracts.js';
 import { JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
-import { WRITE_JOB_OPTIONS } from '../queues/job-options.js';
-import { INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
+import { SLIM_COMPLETED_BYTES, WRITE_JOB_OPTIONS } from '../queues/job-options.js';
+import { eventJobId, INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
 import { changeOrder, type ChangeKey } from './change-order.js';
 import { fetchMissingBodies, type BodyFetch } from './fetch-missing-bodies.js';
+import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimits } from './ingest/object-limits.js';
 import { normalizeEvent } from './normalize/normalize-event.js';
 import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
 import { objectFilePath, UnsafePathError } from './route/path-layout.js';
@@ -35,8 +37,16 @@ export interface RouterOptions {
   batchSize?: number;
   /** Attempts and backoff of write jobs. @defaultValue WRITE_JOB_OPTIONS */
   writeJobOptions?: JobsOptions;
+  /**
+   * Bounds on an event's object, checked again before normalizing (the webhook checked them, but a job in
+   * Valkey may predate them or not come from the webhook): an event past them fails alone, at once.
+   * @defaultValue DEFAULT_OBJECT_LIMITS
+   */
+  objectLimits?: ObjectLimits;
   logger: Logger;
   metrics: ServiceMetrics;
+  /** The clusters' storage budgets: what an event reserved moves to the writes it became. Undefined: none. */
+  budget?: ClusterBudget;
   /**
    * Reads an event's object from its cluster when the audit event carried none (createObjectFetcher).
    * A read that fails fails its event (retried, at last a dead letter); an object that is gone, or an
@@ -55,10 +65,14 @@ export type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: s
 export function routeEvent(
   job: IngestJob,
   routes: CompiledRoutes,
-  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions'>,
+  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'objectLimits'>,
   pending: PendingWrites,
   fetch?: BodyFetch,
 ): IngestResult | JobFailure {
+  if (job.object) {
+    const measured = measureObject(job.object, opts.objectLimits ?? DEFAULT_OBJECT_LIMITS);
+    if (!measured.ok) return new JobFailure(new UnrecoverableError(`event refused: ${measured.error}`));
+  }
   // A failed read (the cluster unreachable, the credentials refused or lacking a permission, no client)
   // fails the event, so BullMQ retries it with backoff and, after its attempts, keeps it as a dead letter
   // to replay once the cluster, its RBAC or its credentials are fixed: a change is never dropped because
@@ -132,7 +146,7 @@ function ingestChangeKey(job: IngestJob): ChangeKey {
 export async function routeBatch(
   batch: IngestJob[],
   routesAtStart: CompiledRoutes,
-  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'fetchObject'>,
+  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'objectLimits' | 'fetchObject'>,
   /** The routes in force after the reads (they can take a while): a batch routes by rules that are current. */
   currentRoutes: () => CompiledRoutes = () => routesAtStart,
 ): Promise<{ results: (IngestResult | JobFailure)[]; pending: PendingWrites }> {
@@ -168,6 +182,36 @@ export async function routeBatch(
   return { results, pending };
 }
 
+/** Bytes a write job costs in Valkey beyond its content. */
+const WRITE_OVERHEAD_BYTES = 512;
+
+/**
+ * What a completed ingest job keeps: all of it, or for a large object its size instead of the object (the
+ * object is in its write jobs and in Git; a completed job is kept only so its id deduplicates a resent batch).
+ */
+export function slimIngestJob(job: IngestJob): IngestJob | undefined {
+  if (!job.object || (job.objectBytes ?? 0) <= SLIM_COMPLETED_BYTES) return undefined;
+  const { object: _object, objectBytes, ...rest } = job;
+  return { ...rest, objectOmitted: objectBytes };
+}
+
+/**
+ * Moves each event's share of its cluster's storage budget to the writes it became: the ingest job is done
+ * (routed, unrouted, without a body), its writes now hold the bytes until they are in Git. A failed event
+ * keeps its share (it is retried, or swept once it is a dead letter).
+ */
+function budgetTransfers(batch: IngestJob[], results: (IngestResult | JobFailure)[], pending: PendingWrites): Map<string, { from: string[]; to: BudgetEntry[] }> {
+  const byCluster = new Map<string, { from: string[]; to: BudgetEntry[] }>();
+  const of = (cluster: string) => byCluster.get(cluster) ?? byCluster.set(cluster, { from: [], to: [] }).get(cluster)!;
+  batch.forEach((job, i) => {
+    if (!(results[i] instanceof JobFailure)) of(job.clusterId).from.push(budgetField(INGEST_QUEUE, eventJobId(job.clusterId, job.auditID)));
+  });
+  for (const { queue, jobs } of pending.values()) {
+    for (const { data, opts } of jobs) of(data.clusterId).to.push({ field: budgetField(queue.name, opts.jobId!), bytes: (data.content?.length ?? 0) + WRITE_OVERHEAD_BYTES });
+  }
+  return byCluster;
+}
+
 export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
   return startExclusiveBatchConsumer<IngestJob, IngestResult>({
     owner: 'router',
@@ -188,8 +232,15 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
         await queue.addBulk(writes);
         opts.metrics.writesQueued.inc({ partition: partitionId }, writes.length);
       }
+      if (opts.budget) {
+        for (const [cluster, { from, to }] of budgetTransfers(jobs, results, pending)) {
+          // Best effort: a transfer that fails leaves entries the sweep releases once their jobs finish.
+          await opts.budget.transfer(cluster, from, to).catch((err: unknown) => opts.logger.warn({ err, cluster }, 'could not move the storage budget of routed events'));
+        }
+      }
       return results;
     },
+    slimCompleted: slimIngestJob,
     // Per-event errors became JobFailures above; what fails a whole batch is Valkey, and then the
     // batch waits at the head of the queue.
     isTransient: () => true,

@@ -47,6 +47,20 @@ export interface ReconcileService {
   stop(): Promise<void>;
 }
 
+/**
+ * A target's cluster has no API client (no spec.kubeConfigSecretRef and no credentials of the service's
+ * own, or a kubeconfig that cannot be used): there is nothing to list it with. The message says which.
+ */
+export class ClusterUnreadableError extends Error {
+  override name = 'ClusterUnreadableError';
+  constructor(
+    readonly cluster: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** What makes a target's reconcile differ: its own spec, the rules that select for it, its cluster's namespaces. */
 function targetFingerprint(config: ResolvedConfig, target: ResolvedTarget): string {
   return JSON.stringify({
@@ -63,7 +77,7 @@ export async function startReconcileService(opts: ReconcileServiceOptions): Prom
 
   const clientOf = (cluster: string) => {
     const client = opts.clusterClients.get(cluster);
-    if (!client) throw new Error(opts.clusterClients.whyNoClient(cluster) ?? `cluster ${cluster} has no API client`);
+    if (!client) throw new ClusterUnreadableError(cluster, opts.clusterClients.whyNoClient(cluster) ?? `cluster ${cluster} has no API client`);
     return client;
   };
 

@@ -4,7 +4,7 @@
 // as filter-audit-event.ts drops them.
 import { createHash } from 'node:crypto';
 import { WATCH_UNKNOWN_USER, type IngestJob } from '../../queues/contracts.js';
-import { redactSecret } from '../../workers/ingest/redact-secret.js';
+import { storableObject } from '../../workers/ingest/redact-secret.js';
 import type { WatchChange } from './resumable-watch.js';
 import type { WatchSpec } from './watch-plan.js';
 import { isRecord } from '../json-body.js';
@@ -65,7 +65,7 @@ export function watchChangeToJob(input: WatchJobInput): WatchJobResult {
       user: { username: input.username ?? WATCH_UNKNOWN_USER },
       objectRef,
       responseCode: 200,
-      object: redactSecret(change.object, objectRef),
+      object: storableObject(change.object, objectRef),
       source: 'watch',
     },
   };

@@ -2,27 +2,14 @@
 // an operator retries a failed job; an SSO proxy's identity headers count only when trusted explicitly.
 // Job data in Bull Board holds no Secret value (redacted at ingest), and a committed write on a known
 // Git host links to its commit.
-import { Queue, Worker } from 'bullmq';
-import type { Valkey } from 'iovalkey';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type AppOptions } from '../../dashboard/app.js';
-import type { DashboardCredentials } from '../../dashboard/basic-auth.js';
-import { createQueueDashboard } from '../../dashboard/bull-board.js';
-import { listen } from '../../dashboard/listen.js';
-import { createMetrics } from '../../dashboard/metrics.js';
-import { openConnection } from '../../queues/connection.js';
+import type { AppOptions } from '../../dashboard/app.js';
 import { auditEvent, type ObjectSpec } from '../support/audit-events.js';
+import { basic, COMMIT_SHA, OPERATOR, startDashboardFixture, VIEWER, type DashboardFixture } from '../support/dashboard-app.js';
 import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
 import { postToC1, singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';
-import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
+import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
-const VIEWER: DashboardCredentials = { username: 'viewer', password: 'viewer-pw' };
-const OPERATOR: DashboardCredentials = { username: 'operator', password: 'operator-pw' };
-const basic = (c: DashboardCredentials) => ({ authorization: `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` });
-const SHA = '0123456789abcdef0123456789abcdef01234567';
 const QUEUE = 'write-fleet-main-abcdef123456';
 
 let valkey: TestValkey;
@@ -34,63 +21,25 @@ afterAll(async () => {
 });
 
 describe('dashboard roles', () => {
-  let connection: Valkey;
-  let queue: Queue;
-  let worker: Worker;
-  const servers: Server[] = [];
+  let fixture: DashboardFixture;
   let failedId = '';
   let committedId = '';
 
-  /** The app over one write queue of a GitHub repository, whose worker fails jobs named "poison". */
-  const serve = async (extra: Partial<AppOptions>): Promise<string> => {
-    const board = createQueueDashboard([], true);
-    board.addQueue(queue, 'https://x-access-token:s3cr3t-token@github.com/acme/fleet.git');
-    const app = createApp({
-      clusters: () => new Map(),
-      ingestQueue: queue as never,
-      bodyLimitBytes: 1024 * 1024,
-      logger: pino({ level: 'silent' }),
-      metrics: createMetrics(uniquePrefix('m')),
-      board,
-      dashboardReadOnly: true,
-      queues: () => [queue],
-      ping: () => connection.ping(),
-      ...extra,
-    });
-    const server = await listen(app, { port: 0, host: '127.0.0.1' });
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
+  /** The app over one write queue of a GitHub repository (its URL with credentials), with only the roles each case gives it. */
+  const serve = (extra: Partial<AppOptions>): Promise<string> => fixture.serve({ dashboardCredentials: undefined, dashboardOperatorCredentials: undefined, ...extra });
   const retry = (url: string, headers: Record<string, string>) =>
     fetch(`${url}/admin/queues/api/queues/${QUEUE}/${failedId}/retry`, { method: 'PUT', headers });
-  const stateOfFailed = async () => (await queue.getJob(failedId))!.getState();
+  const stateOfFailed = async () => (await fixture.queue.getJob(failedId))!.getState();
   /** Fails the job again (the worker refuses "poison" every time). */
   const failAgain = () => waitFor(async () => (await stateOfFailed()) === 'failed', 'job failed again');
 
   beforeAll(async () => {
-    connection = openConnection(valkey.url);
-    const prefix = uniquePrefix('roles');
-    queue = new Queue(QUEUE, { connection, prefix });
-    worker = new Worker(
-      QUEUE,
-      async (job) => {
-        if (job.name === 'poison') throw new Error('refused by the remote');
-        return { outcome: 'committed', commit: SHA, pushedAs: SHA };
-      },
-      { connection: openConnection(valkey.url), prefix },
-    );
-    failedId = (await queue.add('poison', { filePath: 'a.yaml' })).id!;
-    committedId = (await queue.add('write', { filePath: 'b.yaml' })).id!;
-    await waitFor(async () => (await stateOfFailed()) === 'failed' && (await (await queue.getJob(committedId))!.getState()) === 'completed', 'jobs settled');
+    fixture = await startDashboardFixture(valkey.url, { queueName: QUEUE, repoURL: 'https://x-access-token:s3cr3t-token@github.com/acme/fleet.git' });
+    failedId = await fixture.failedJob();
+    committedId = await fixture.completedJob();
   });
   afterAll(async () => {
-    for (const s of servers) {
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    }
-    await worker?.close();
-    await queue?.close();
-    await connection?.quit();
+    await fixture?.close();
   });
 
   it('lets a viewer read but not retry or replay, and an operator retry', async () => {
@@ -101,7 +50,7 @@ describe('dashboard roles', () => {
     const shown = body.queues.find((q) => q.name === QUEUE)!;
     expect(shown.readOnlyMode).toBe(true);
     // The commit link, without the remote's credentials.
-    expect(shown.jobs.find((j) => j.id === committedId)?.returnValue).toMatchObject({ commitUrl: `https://github.com/acme/fleet/commit/${SHA}` });
+    expect(shown.jobs.find((j) => j.id === committedId)?.returnValue).toMatchObject({ commitUrl: `https://github.com/acme/fleet/commit/${COMMIT_SHA}` });
     expect(JSON.stringify(body)).not.toContain('s3cr3t');
 
     expect((await retry(url, basic(VIEWER))).status).toBe(403);

@@ -62,7 +62,7 @@ describe('dead letters and replay', () => {
 
     // Read-only dashboards refuse operator actions; bad requests get a clear error.
     expect((await replay(readOnly.url, { queue: queue!.name })).status).toBe(403);
-    expect(await (await replay(service.url, { queue: 'nope' })).json()).toEqual({ error: 'no queue named "nope"' });
+    expect(await (await replay(service.url, { queue: 'nope' })).json()).toEqual({ error: 'no queue named "nope"', reason: 'not-found' });
     expect((await replay(service.url, { jobs: [] })).status).toBe(400);
 
     // The operator fixes the cause; meanwhile a newer change of `locked` arrived and is committed.

@@ -4,17 +4,13 @@
 // unknown, and when the same cluster also sends audit events the commit names the user who made the change,
 // once (the audit event and the watch event of one change make one commit).
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeConfigSource } from '../../kube/config-source.js';
 import { eventJobId } from '../../queues/names.js';
 import { auditEvent, eventList } from '../support/audit-events.js';
+import { ClusterServiceKit } from '../support/cluster-service-kit.js';
 import { clusterProviderObject, gitProviderObject, gitTargetObject, secretObject, watchRuleObject, type Obj } from '../support/config-objects.js';
-import { commitLog, createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
-import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
-import { startTestService, type TestService } from '../support/test-service.js';
-import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
+import { commitLog, treeFiles, waitFor } from '../support/git-repos.js';
+import { kubeSkipReason } from '../support/kube-target.js';
 
 const skip = await kubeSkipReason();
 if (skip) console.info(`skipped: ${skip}`);
@@ -22,32 +18,24 @@ if (skip) console.info(`skipped: ${skip}`);
 const configMap = (namespace: string, name: string, data: Record<string, string>): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data });
 
 describe.skipIf(skip !== undefined)('watch mode', () => {
-  let kube: KubeTarget;
-  let valkey: TestValkey;
-  let service: TestService;
-  let remote: string;
+  const kit = new ClusterServiceKit();
+  const { create } = kit;
   let watchNs: string;
   let joinNs: string;
   let watchOnly: string;
   let both: string;
-  const created: Obj[] = [];
-  const create = async (obj: Obj) => {
-    created.push(obj);
-    return kube.create(obj);
-  };
 
   beforeAll(async () => {
-    [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
-    remote = await createBareRemote();
-    [watchNs, joinNs] = [await kube.namespace(), await kube.namespace()];
+    await kit.open();
+    [watchNs, joinNs] = [await kit.kube.namespace(), await kit.kube.namespace()];
     const suffix = randomBytes(3).toString('hex');
     watchOnly = `watched-${suffix}`;
     both = `joined-${suffix}`;
     await create(secretObject(joinNs, 'audit', { token: 'join-token' }));
     await create(clusterProviderObject(watchOnly, { watch: { enabled: true } }));
     await create(clusterProviderObject(both, { audit: { tokenSecretRef: { name: 'audit', namespace: joinNs, key: 'token' } }, watch: { enabled: true, auditJoinGraceSeconds: 2 } }));
-    await create(gitProviderObject(watchNs, 'repo', remote));
-    await create(gitProviderObject(joinNs, 'repo', remote));
+    await create(gitProviderObject(watchNs, 'repo', kit.remote));
+    await create(gitProviderObject(joinNs, 'repo', kit.remote));
     await create(gitTargetObject(watchNs, 'watched', { provider: 'repo', path: 'watched', cluster: watchOnly }));
     await create(gitTargetObject(joinNs, 'joined', { provider: 'repo', path: 'joined', cluster: both }));
     await create(watchRuleObject(watchNs, 'cms', 'watched', ['configmaps']));
@@ -55,20 +43,12 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
     // There before the service starts: the first list brings it.
     await create(configMap(watchNs, 'existing', { a: '1' }));
 
-    const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, allowLocalRepositories: true, debounceMs: 50 });
     // Reconcile off: these cases check what the watch alone commits, and with which author.
-    service = await startTestService(valkey.url, () => '', { config: undefined, configSource: source, kubeConfig: kube.kubeConfig(), leaseTtlMs: 1000, reconcile: false });
+    await kit.startService({ leaseTtlMs: 1000, reconcile: false });
   }, 60_000);
-  afterAll(async () => {
-    await service?.close();
-    for (const obj of created.reverse()) await kube?.remove(obj).catch(() => undefined);
-    await kube?.stop();
-    await valkey?.stop();
-    if (remote) await rm(remote, { recursive: true, force: true });
-  });
+  afterAll(() => kit.close());
 
-  const files = async (folder: string) => [...(await treeFiles(remote).catch(() => new Map<string, string>())).entries()].filter(([f]) => f.startsWith(`${folder}/`));
+  const files = async (folder: string) => [...(await treeFiles(kit.remote).catch(() => new Map<string, string>())).entries()].filter(([f]) => f.startsWith(`${folder}/`));
 
   it('commits existing objects and every later change, with an author that says it is unknown', async () => {
     const path = `watched/${watchNs}/configmaps/`;
@@ -77,12 +57,12 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
 
     await create(configMap(watchNs, 'live', { v: '1' }));
     await waitFor(async () => (await files('watched')).some(([f]) => f === `${path}live.yaml`), 'the created ConfigMap');
-    await kube.patch(configMap(watchNs, 'live', { v: '2' }));
+    await kit.kube.patch(configMap(watchNs, 'live', { v: '2' }));
     await waitFor(async () => (await files('watched')).some(([f, c]) => f === `${path}live.yaml` && /v: ['"]?2/.test(c)), 'the update');
-    await kube.remove(configMap(watchNs, 'live', {}));
+    await kit.kube.remove(configMap(watchNs, 'live', {}));
     await waitFor(async () => !(await files('watched')).some(([f]) => f === `${path}live.yaml`), 'the delete');
 
-    const log = (await commitLog(remote)).filter((c) => c.subject.includes(`${watchNs}/`));
+    const log = (await commitLog(kit.remote)).filter((c) => c.subject.includes(`${watchNs}/`));
     expect(log.map((c) => c.subject)).toEqual([
       `CREATE v1 configmaps ${watchNs}/existing`,
       `CREATE v1 configmaps ${watchNs}/live`,
@@ -100,7 +80,7 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
     const response = event.responseObject as { metadata: Record<string, unknown> };
     response.metadata.uid = live.metadata.uid;
     response.metadata.resourceVersion = live.metadata.resourceVersion;
-    const res = await fetch(`${service.url}/audit-webhook/${both}`, {
+    const res = await fetch(`${kit.service.url}/audit-webhook/${both}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer join-token' },
       body: JSON.stringify(eventList([event])),
@@ -109,12 +89,12 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
     await waitFor(async () => (await files('joined')).length === 1, 'the joined change committed');
     // The watch event of the same change, after the join grace, is routed too and writes nothing new.
     const watchJob = eventJobId(both, `watch-${live.metadata.uid}-${live.metadata.resourceVersion}`);
-    await waitFor(async () => (await service.ingestQueue.getJobState(watchJob)) === 'completed', 'the watch event of the change routed');
-    const writes = ((await service.ingestQueue.getJob(watchJob))?.returnvalue as { writes?: { queue: string }[] } | undefined)?.writes ?? [];
+    await waitFor(async () => (await kit.service.ingestQueue.getJobState(watchJob)) === 'completed', 'the watch event of the change routed');
+    const writes = ((await kit.service.ingestQueue.getJob(watchJob))?.returnvalue as { writes?: { queue: string }[] } | undefined)?.writes ?? [];
     expect(writes).toHaveLength(1);
-    const writeQueue = service.writeQueues.get(writes[0]!.queue)!;
+    const writeQueue = kit.service.writeQueues.get(writes[0]!.queue)!;
     await waitFor(async () => Object.values(await writeQueue.getJobCounts('waiting', 'active', 'delayed')).every((n) => n === 0), 'its write handled');
-    const log = (await commitLog(remote)).filter((c) => c.subject.includes(`${joinNs}/`));
+    const log = (await commitLog(kit.remote)).filter((c) => c.subject.includes(`${joinNs}/`));
     expect(log.map((c) => `${c.author}: ${c.subject}`)).toEqual([`dave: CREATE v1 configmaps ${joinNs}/settings`]);
   });
 });

@@ -1,90 +1,60 @@
 // The partition writer on a real Valkey and a real bare remote: two replicas' writers compete for one
 // partition, every event is committed once and in order; stale and repeated events change nothing; an
 // unreachable remote keeps the events queued in order until it returns.
-import { Queue, type JobsOptions } from 'bullmq';
-import type { Valkey } from 'iovalkey';
-import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import type { JobsOptions } from 'bullmq';
+import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openConnection } from '../../queues/connection.js';
 import type { WriteJob } from '../../queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
-import { ownKeys, partitionOf } from '../../queues/names.js';
-import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
-import { commitLog, createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
-import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
+import { ownKeys } from '../../queues/names.js';
+import type { WriteTarget } from '../../workers/git-writer/validate-write.js';
+import { authorFor } from '../../workers/normalize/normalize-event.js';
+import { objectFilePath } from '../../workers/route/path-layout.js';
+import { commitLog, treeFiles, waitFor } from '../support/git-repos.js';
+import { PartitionWriterKit } from '../support/partition-writer-kit.js';
 
+/** The one GitTarget of these tests: cluster c1, written at the root of the partition's branch. */
+const TARGET = { key: 'ops/all', path: '', clusterProvider: 'c1' };
+
+/** A write as the router makes it for TARGET (its path and author as the router and normalize give them). */
 function write(n: number, opts: { name?: string; content?: string | null; rv?: string } = {}): WriteJob {
   const name = opts.name ?? `cm-${n}`;
+  const identity = { cluster: TARGET.clusterProvider, group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name };
   return {
     eventKey: `c1_evt-${n}`,
-    clusterId: 'c1',
+    clusterId: TARGET.clusterProvider,
     auditID: `evt-${n}`,
-    target: 'ops/all',
-    identity: { cluster: 'c1', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name },
+    target: TARGET.key,
+    identity,
     operation: opts.content === null ? 'DELETE' : 'UPDATE',
-    filePath: `shop/configmaps/${name}.yaml`,
+    filePath: objectFilePath(TARGET.path, identity),
     content: opts.content === undefined ? `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  n: "${n}"\n` : opts.content,
     resourceVersion: opts.rv ?? String(1000 + n),
-    author: { name: `user-${n % 3}`, email: `user-${n % 3}@c1.cluster.local` },
+    author: authorFor(`user-${n % 3}`, TARGET.clusterProvider),
     stageTimestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, 0) + n * 1000).toISOString(),
   };
 }
 
 describe('partition writer', () => {
-  let valkey: TestValkey;
-  let client: Valkey;
-  let dir: string;
-  const writers: PartitionWriter[] = [];
-  const queues: Queue[] = [];
-
-  beforeAll(async () => {
-    valkey = await startTestValkey();
-    client = openConnection(valkey.url);
-  });
-  afterEach(async () => {
-    await Promise.all(writers.splice(0).map((w) => w.stop()));
-    await Promise.all(queues.splice(0).map((q) => q.close()));
-    await rm(dir, { recursive: true, force: true });
-  });
-  afterAll(async () => {
-    await client?.quit();
-    await valkey?.stop();
-  });
+  const kit = new PartitionWriterKit('writer');
+  beforeAll(() => kit.open());
+  afterEach(() => kit.cleanUp());
+  afterAll(() => kit.close());
 
   async function setup() {
-    dir = await mkdtemp(join(tmpdir(), 'gr-writer-'));
-    const remote = await createBareRemote(dir);
-    const prefix = uniquePrefix('writer');
-    const partition = partitionOf(remote, 'main');
-    const queue = new Queue<WriteJob>(partition.queueName, { connection: client, prefix });
-    queues.push(queue);
-    const start = (replicaId: string, batchSize = 25) => {
-      const w = startPartitionWriter({
-        connection: client,
-        prefix,
-        partition,
-        dataDir: join(dir, replicaId),
-        replicaId,
-        leaseTtlMs: 1000,
-        batchSize,
-        committer: { name: 'GitOps Reverser', email: 'gr@test' },
-        logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-      });
-      writers.push(w);
-      return w;
-    };
+    const { dir, remote, prefix, partition, queue, startWriter } = await kit.rig();
+    const targets = new Map<string, WriteTarget>([[TARGET.key, { ...TARGET, partition }]]);
+    const start = (replicaId: string, batchSize = 25) => startWriter(targets, { replicaId, batchSize });
     const add = (jobs: WriteJob[], opts: JobsOptions = WRITE_JOB_OPTIONS) =>
       queue.addBulk(jobs.map((data) => ({ name: data.operation, data, opts: { ...opts, jobId: data.eventKey } })));
     const drained = async () => {
       const c = await queue.getJobCounts('waiting', 'active', 'delayed');
       return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0;
     };
-    return { remote, queue, start, add, drained, prefix, partition };
+    return { dir, remote, queue, start, add, drained, prefix, partition };
   }
 
   it('two replicas: each event committed once, in queue order', async () => {
@@ -191,15 +161,14 @@ done`;
 
   it('writes the remote already holds (a writer died after its push) are not committed again', async () => {
     const { remote, queue, start, add, drained, prefix, partition } = await setup();
-    const writer = start('replica-a');
+    start('replica-a');
     await add([write(1, { name: 'app', rv: '10' }), write(2, { name: 'app', rv: '11' }), write(3, { name: 'other', rv: '12' })]);
     await waitFor(async () => (await ids(remote)).length === 3 && (await drained()), 'three commits');
-    await writer.stop();
-    writers.splice(writers.indexOf(writer), 1);
+    await kit.stopWriters();
     // The crash: the jobs were pushed but never completed (so they come again), and the resourceVersions
     // were never recorded. Only the commits' trailers can tell.
     await queue.obliterate({ force: true });
-    await client.del(ownKeys(prefix, partition.id).versions);
+    await kit.client.del(ownKeys(prefix, partition.id).versions);
     await add([write(1, { name: 'app', rv: '10' }), write(2, { name: 'app', rv: '11' }), write(3, { name: 'other', rv: '12' }), write(4, { name: 'app', rv: '13' })]);
     start('replica-b');
     await waitFor(async () => (await ids(remote)).length === 4 && (await drained()), 'one new commit');
@@ -209,7 +178,7 @@ done`;
   });
 
   it('someone else pushed to the branch: their commit stays, ours goes on top, nothing forced', async () => {
-    const { remote, start, add, drained } = await setup();
+    const { dir, remote, start, add, drained } = await setup();
     start('replica-a');
     await add([write(1)]);
     await waitFor(async () => (await ids(remote)).length === 1 && (await drained()), 'first commit');

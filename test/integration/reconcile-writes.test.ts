@@ -2,88 +2,61 @@
 // real bare remote and the real partition writer: one commit per run with its counts, nothing for a run
 // that changes nothing, a live event newer than the snapshot keeps its content, a run spanning batches
 // makes a few commits, and the commit names its writes so a restarted writer finds them applied.
-import { Queue } from 'bullmq';
-import type { Valkey } from 'iovalkey';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ReconcileDiff } from '../../flows/reconcile/diff.js';
 import { feedReconcile, reconcileAuthor } from '../../flows/reconcile/feed-writes.js';
-import { openConnection } from '../../queues/connection.js';
 import type { WriteJob } from '../../queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
-import { ownKeys, partitionOf, writeJobId, type Partition } from '../../queues/names.js';
+import { ownKeys, writeJobId, type Partition } from '../../queues/names.js';
 import { appliedKey, readAppliedKeys } from '../../workers/git-writer/applied-events.js';
 import { reconcileAuditID } from '../../workers/git-writer/commit-message.js';
-import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
-import { commitLog, createBareRemote, git, waitFor } from '../support/git-repos.js';
-import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
+import type { WriteTarget } from '../../workers/git-writer/validate-write.js';
+import { authorFor } from '../../workers/normalize/normalize-event.js';
+import { objectFilePath } from '../../workers/route/path-layout.js';
+import { commitLog, git, waitFor } from '../support/git-repos.js';
+import { PartitionWriterKit, TEST_COMMITTER } from '../support/partition-writer-kit.js';
 
-const author = reconcileAuthor('gr@test');
-const path = (n: number | string) => `ns-t/configmaps/cm-${n}.yaml`;
+const author = reconcileAuthor(TEST_COMMITTER.email);
+/** The one GitTarget of these tests: cluster c1, written at the root of the partition's branch. */
+const TARGET = { key: 'ns/t', path: '', clusterProvider: 'c1' };
+const identity = (n: number | string) => ({ cluster: TARGET.clusterProvider, group: '', version: 'v1', resource: 'configmaps', namespace: 'ns', name: `cm-${n}` });
+/** ConfigMap cm-n's file: where the router puts it, and so where a reconcile run finds it. */
+const path = (n: number | string) => objectFilePath(TARGET.path, identity(n));
 const cm = (n: number | string, v = '1') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${n}\ndata:\n  v: "${v}"\n`;
+/** One time for every live event: the ordering test relies on equal timestamps (then resourceVersion decides). */
+const LIVE_AT = new Date(Date.now() - 1000).toISOString();
+/** A live write as the router makes it for TARGET. */
 function live(n: number, rv: string): WriteJob {
   return {
     eventKey: `c1_live-${n}`,
-    clusterId: 'c1',
+    clusterId: TARGET.clusterProvider,
     auditID: `live-${n}`,
-    target: 'ns/t',
-    identity: { cluster: 'c1', group: '', version: 'v1', resource: 'configmaps', namespace: 'ns', name: `cm-${n}` },
+    target: TARGET.key,
+    identity: identity(n),
     operation: 'UPDATE',
     filePath: path(n),
     content: cm(n, 'live'),
     resourceVersion: rv,
-    author: { name: 'alice', email: 'alice@c1' },
-    stageTimestamp: new Date(Date.now() - 1000).toISOString(),
+    author: authorFor('alice', TARGET.clusterProvider),
+    stageTimestamp: LIVE_AT,
   };
 }
 const diffOf = (d: Partial<ReconcileDiff>): ReconcileDiff => ({ created: [], updated: [], deleted: [], ...d });
 
 describe('reconcile writes through the partition writer', () => {
-  let valkey: TestValkey;
-  let client: Valkey;
-  let dir: string;
-  const writers: PartitionWriter[] = [];
-  const queues: Queue[] = [];
-
-  beforeAll(async () => {
-    valkey = await startTestValkey();
-    client = openConnection(valkey.url);
-  });
-  afterEach(async () => {
-    await Promise.all(writers.splice(0).map((w) => w.stop()));
-    await Promise.all(queues.splice(0).map((q) => q.close()));
-    await rm(dir, { recursive: true, force: true });
-  });
-  afterAll(async () => {
-    await client?.quit();
-    await valkey?.stop();
-  });
+  const kit = new PartitionWriterKit('recw');
+  beforeAll(() => kit.open());
+  afterEach(() => kit.cleanUp());
+  afterAll(() => kit.close());
 
   async function setup(batchSize = 500) {
-    dir = await mkdtemp(join(tmpdir(), 'gr-reconcile-writes-'));
-    const remote = await createBareRemote(dir);
-    const prefix = uniquePrefix('recw');
-    const partition = partitionOf(remote, 'main');
-    const target = { key: 'ns/t', clusterProvider: 'c1', partition };
-    const queue = new Queue<WriteJob>(partition.queueName, { connection: client, prefix });
-    queues.push(queue);
+    const { remote, prefix, partition, queue, startWriter } = await kit.rig();
+    const target = { ...TARGET, partition };
+    const targets = new Map<string, WriteTarget>([[target.key, target]]);
     const start = () => {
-      writers.push(
-        startPartitionWriter({
-          connection: client,
-          prefix,
-          partition,
-          dataDir: join(dir, 'replica-a'),
-          replicaId: 'replica-a',
-          leaseTtlMs: 1000,
-          batchSize,
-          committer: { name: 'GitOps Reverser', email: 'gr@test' },
-          logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-        }),
-      );
+      startWriter(targets, { batchSize });
     };
     const feed = (runId: string, diff: ReconcileDiff) => feedReconcile({ queue, target, runId, diff, author });
     const drained = async () => {
@@ -166,7 +139,7 @@ describe('reconcile writes through the partition writer', () => {
     await feed('seed', diffOf({ created: [1, 2, 3].map((i) => ({ path: path(i), content: cm(i), rv: '100' })) }));
     start();
     await settle(1, 'the seed');
-    await Promise.all(writers.splice(0).map((w) => w.stop()));
+    await kit.stopWriters();
     // Queued with the writer stopped, so all reach it in one batch, the live events first.
     await addLive(live(1, '900'), live(3, '750'));
     await feed(
@@ -215,11 +188,11 @@ describe('reconcile writes through the partition writer', () => {
     await settle(1, 'the reconcile commit');
     await addLive(live(1, '200'));
     await settle(2, 'the live commit');
-    await Promise.all(writers.splice(0).map((w) => w.stop()));
+    await kit.stopWriters();
     // The crash: the run's jobs come again (as if never completed) and no resourceVersion was recorded:
     // only the commit's Reconcile-Writes trailer can tell that cm-1's snapshot must not undo the live event.
     await queue.obliterate({ force: true });
-    await client.del(ownKeys(prefix, partition.id).versions);
+    await kit.client.del(ownKeys(prefix, partition.id).versions);
     await feed('run-1', diffOf({ created }));
     start();
     await settle(2, 'nothing new');

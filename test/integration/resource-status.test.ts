@@ -2,11 +2,9 @@
 // each invalid resource gets its Ready=False condition with a reason and a message saying what to fix,
 // the sound ones stay Ready and keep working, and a fix turns the condition True without a restart.
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeConfigSource } from '../../kube/config-source.js';
 import { auditEvent, eventList } from '../support/audit-events.js';
+import { ClusterServiceKit, type Condition } from '../support/cluster-service-kit.js';
 import {
   clusterProviderObject,
   clusterWatchRuleObject,
@@ -16,79 +14,41 @@ import {
   watchRuleObject,
   type Obj,
 } from '../support/config-objects.js';
-import { createBareRemote, commitLog, waitFor } from '../support/git-repos.js';
-import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
-import { startTestService, type TestService } from '../support/test-service.js';
-import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
+import { commitLog, waitFor } from '../support/git-repos.js';
+import { kubeSkipReason } from '../support/kube-target.js';
 
 const skip = await kubeSkipReason();
 if (skip) console.info(`skipped: ${skip}`);
 
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-}
 type WithStatus = Obj & { metadata: { generation?: number }; status?: { conditions?: Condition[]; lastCommit?: { sha: string }; backlog?: number } };
 
 describe.skipIf(skip !== undefined)('status of the configuration resources', () => {
-  let kube: KubeTarget;
-  let valkey: TestValkey;
-  let service: TestService;
-  let remote: string;
+  const kit = new ClusterServiceKit();
+  const { create, condition, waitForCondition } = kit;
   let ns: string;
   let cluster: string;
-  const created: Obj[] = [];
-
-  const create = async (obj: Obj) => {
-    created.push(obj);
-    return kube.create(obj);
-  };
-  const condition = async (obj: Obj, type: string): Promise<Condition | undefined> =>
-    ((await kube.read(obj)) as WithStatus | undefined)?.status?.conditions?.find((c) => c.type === type);
-  const waitForCondition = async (obj: Obj, type: string, status: string): Promise<Condition> => {
-    let last: Condition | undefined;
-    await waitFor(async () => (last = await condition(obj, type))?.status === status, `${obj.kind} ${obj.metadata?.name}: ${type}=${status} (last: ${JSON.stringify(last)})`, 15_000);
-    return last!;
-  };
 
   beforeAll(async () => {
-    [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
-    remote = await createBareRemote();
-    ns = await kube.namespace();
+    await kit.open();
+    ns = await kit.kube.namespace();
     cluster = `st-${randomBytes(3).toString('hex')}`;
     await create(secretObject(ns, 'audit-token', { token: 'tok' }));
     await create(clusterProviderObject(cluster, { audit: { tokenSecretRef: { name: 'audit-token', namespace: ns, key: 'token' } } }));
-    await create(gitProviderObject(ns, 'repo', remote));
+    await create(gitProviderObject(ns, 'repo', kit.remote));
     await create(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }));
     await create(watchRuleObject(ns, 'good', 'good', ['configmaps']));
-    const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    const source = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, allowLocalRepositories: true, debounceMs: 50 });
-    service = await startTestService(valkey.url, () => '', {
-      config: undefined,
-      configSource: source,
-      kubeConfig: kube.kubeConfig(),
-      reportStatus: { intervalMs: 300, minIntervalMs: 100 },
-    });
+    await kit.startService({ reportStatus: { intervalMs: 300, minIntervalMs: 100 } });
   }, 60_000);
-  afterAll(async () => {
-    await service?.close();
-    for (const obj of created.reverse()) await kube?.remove(obj).catch(() => undefined);
-    await kube?.stop();
-    await valkey?.stop();
-    if (remote) await rm(remote, { recursive: true, force: true });
-  });
+  afterAll(() => kit.close());
 
   it('marks the sound objects Ready and shows the target\'s last commit and the repository as reachable', async () => {
     await waitForCondition(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }), 'Ready', 'True');
     await waitForCondition(watchRuleObject(ns, 'good', 'good', ['configmaps']), 'Ready', 'True');
     await waitForCondition(clusterProviderObject(cluster, {}), 'Ready', 'True');
-    await waitForCondition(gitProviderObject(ns, 'repo', remote), 'Reachable', 'True');
+    await waitForCondition(gitProviderObject(ns, 'repo', kit.remote), 'Reachable', 'True');
 
     const event = auditEvent('create', { apiVersion: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: ns, name: 'settings', body: { data: { a: '1' } } }, { user: 'alice' });
-    const res = await fetch(`${service.url}/audit-webhook/${cluster}`, {
+    const res = await fetch(`${kit.service.url}/audit-webhook/${cluster}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
       body: JSON.stringify(eventList([event])),
@@ -96,17 +56,17 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
     expect(await res.json()).toEqual({ received: 1, accepted: 1, skipped: {} });
     // What no rule of the cluster selects is skipped at the webhook: nothing of it reaches Valkey.
     const noise = auditEvent('create', { apiVersion: 'v1', kind: 'Service', resource: 'services', namespace: ns, name: 'svc', body: { spec: {} } }, { user: 'alice' });
-    const skipped = await fetch(`${service.url}/audit-webhook/${cluster}`, {
+    const skipped = await fetch(`${kit.service.url}/audit-webhook/${cluster}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
       body: JSON.stringify(eventList([noise])),
     });
     expect(await skipped.json()).toEqual({ received: 1, accepted: 0, skipped: { 'not-selected': 1 } });
-    await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the commit');
-    const [commit] = await commitLog(remote);
+    await waitFor(async () => (await commitLog(kit.remote).catch(() => [])).length === 1, 'the commit');
+    const [commit] = await commitLog(kit.remote);
     const target = gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster });
-    await waitFor(async () => ((await kube.read(target)) as WithStatus).status?.lastCommit?.sha === commit!.sha, 'lastCommit in the status', 15_000);
-    const live = (await kube.read(target)) as WithStatus;
+    await waitFor(async () => ((await kit.kube.read(target)) as WithStatus).status?.lastCommit?.sha === commit!.sha, 'lastCommit in the status', 15_000);
+    const live = (await kit.kube.read(target)) as WithStatus;
     expect(live.status?.backlog).toBe(0);
     expect(live.status?.conditions?.find((c) => c.type === 'Synced')).toMatchObject({ status: 'True' });
     expect(live.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: live.metadata.generation });
@@ -197,7 +157,7 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
     it(`reports ${c.name}: Ready=False, ${c.reason}`, async () => {
       for (const obj of c.make()) await create(obj);
       const ready = await waitForCondition(c.check(), 'Ready', 'False');
-      const live = (await kube.read(c.check())) as WithStatus;
+      const live = (await kit.kube.read(c.check())) as WithStatus;
       expect(ready).toMatchObject({ reason: c.reason, message: c.message(ns), observedGeneration: live.metadata.generation });
     });
   }
@@ -206,9 +166,9 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
     expect(await condition(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }), 'Ready')).toMatchObject({ status: 'True' });
     const broken = gitTargetObject(ns, 'no-provider', { provider: 'missing', path: 'c1', cluster });
     // The fix the message asks for: create the GitProvider it names.
-    await create(gitProviderObject(ns, 'missing', remote, ['*']));
+    await create(gitProviderObject(ns, 'missing', kit.remote, ['*']));
     await waitForCondition(broken, 'Ready', 'True');
     await waitForCondition(clusterWatchRuleObject(`${cluster}-waits`, { namespace: ns, name: 'no-provider' }, ['configmaps']), 'Ready', 'True');
-    expect(service.currentConfig().targets.has(`${ns}/no-provider`)).toBe(true);
+    expect(kit.service.currentConfig().targets.has(`${ns}/no-provider`)).toBe(true);
   });
 });

@@ -14,23 +14,35 @@ import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
 import { partitionOf } from '../../queues/names.js';
 import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
 import { readPartitionBacklog, readTargetProgress, recordTargetProgress } from '../../workers/git-writer/target-progress.js';
+import type { WriteTarget } from '../../workers/git-writer/validate-write.js';
+import { authorFor } from '../../workers/normalize/normalize-event.js';
+import { objectFilePath } from '../../workers/route/path-layout.js';
 import { commitLog, createBareRemote, waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-function write(n: number, target: string): WriteJob {
+/** The GitTargets of this test: both of cluster c1, each its folder of the one partition. */
+const TARGETS = {
+  'ns/a': { key: 'ns/a', path: 'ns-a', clusterProvider: 'c1' },
+  'ns/b': { key: 'ns/b', path: 'ns-b', clusterProvider: 'c1' },
+};
+
+/** A write as the router makes it for one of TARGETS. */
+function write(n: number, key: keyof typeof TARGETS): WriteJob {
+  const target = TARGETS[key];
+  const identity = { cluster: target.clusterProvider, group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: `cm-${n}` };
   return {
     eventKey: `c1_evt-${n}`,
-    clusterId: 'c1',
+    clusterId: target.clusterProvider,
     auditID: `evt-${n}`,
-    target,
-    identity: { cluster: 'c1', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: `cm-${n}` },
+    target: target.key,
+    identity,
     operation: 'UPDATE',
-    filePath: `${target.replace('/', '-')}/cm-${n}.yaml`,
+    filePath: objectFilePath(target.path, identity),
     content: `n: "${n}"\n`,
     resourceVersion: String(1000 + n),
-    author: { name: 'user', email: 'user@c1' },
+    author: authorFor('user', target.clusterProvider),
     stageTimestamp: new Date(Date.UTC(2026, 0, 10, 8, 0, n)).toISOString(),
   };
 }
@@ -61,6 +73,7 @@ describe('target progress from the partition writer', () => {
     const remote = await createBareRemote(dir);
     const prefix = uniquePrefix('progress');
     const partition = partitionOf(remote, 'main');
+    const targets = new Map<string, WriteTarget>(Object.values(TARGETS).map((t) => [t.key, { ...t, partition }]));
     queue = new Queue<WriteJob>(partition.queueName, { connection: client, prefix });
     const add = (jobs: WriteJob[]) => queue!.addBulk(jobs.map((data) => ({ name: data.operation, data, opts: { ...WRITE_JOB_OPTIONS, jobId: data.eventKey } })));
     const drained = async () => (await readPartitionBacklog(queue!)) === 0;
@@ -77,6 +90,7 @@ describe('target progress from the partition writer', () => {
       batchSize: 25,
       committer: { name: 'GitOps Reverser', email: 'gr@test' },
       logger,
+      targets: () => targets,
       onProgress: (p) => void recordTargetProgress(client, prefix, p).catch(() => undefined),
     });
     await waitFor(async () => (await commitLog(remote)).length === 3 && (await drained()), 'three commits');

@@ -44,7 +44,7 @@ describe('parseAuditPayload', () => {
   });
 
   it('accepts an empty EventList', () => {
-    expect(parseAuditPayload(list([]))).toEqual({ ok: true, events: [] });
+    expect(parseAuditPayload(list([]))).toEqual({ ok: true, events: [], indices: [], refused: [] });
   });
 
   it.each([
@@ -59,16 +59,26 @@ describe('parseAuditPayload', () => {
     expect(parseAuditPayload(body)).toEqual({ ok: false, error });
   });
 
-  it('names the first offending item and field', () => {
-    const items = [event(), event(), event(), event({ auditID: 42 }), event({ verb: 7 })];
-    expect(parseAuditPayload(list(items))).toEqual({ ok: false, error: 'items[3].auditID: expected a string' });
+  it('refuses each offending item of a list alone, naming its first offending field, and keeps the others', () => {
+    const items = [event(), event({ auditID: 'b-1' }), event({ auditID: 'c-1' }), event({ auditID: 42 }), event({ auditID: 'e-1', verb: 7 })];
+    const result = parseAuditPayload(list(items));
+    expect(result).toMatchObject({
+      ok: true,
+      indices: [0, 1, 2],
+      refused: [
+        { index: 3, error: 'items[3].auditID: expected a string' },
+        { index: 4, auditID: 'e-1', error: 'items[4].verb: expected a string' },
+      ],
+    });
+    if (result.ok) expect(result.events.map((e) => e.auditID)).toEqual(['4d2c8b1e-7f3a-4c55-9a0e-2b1f6c9d8e7a', 'b-1', 'c-1']);
   });
 
   it('names nested fields', () => {
     expect(parseAuditPayload(event({ user: { groups: [] } }))).toEqual({ ok: false, error: 'user.username: expected a string' });
-    expect(parseAuditPayload(list([event({ user: { username: 'a', groups: ['x', 3] } })]))).toEqual({
-      ok: false,
-      error: 'items[0].user.groups[1]: expected a string',
+    expect(parseAuditPayload(list([event({ user: { username: 'a', groups: ['x', 3] } })]))).toMatchObject({
+      ok: true,
+      events: [],
+      refused: [{ index: 0, error: 'items[0].user.groups[1]: expected a string' }],
     });
     expect(parseAuditPayload(event({ stage: 'Done' }))).toEqual({
       ok: false,
@@ -84,9 +94,9 @@ describe('parseAuditPayload', () => {
 
   it('rejects an objectRef name that escapes the repository path', () => {
     const items = [event(), event(), event({ objectRef: { resource: 'configmaps', namespace: 'shop', name: '../../etc' } })];
-    expect(parseAuditPayload(list(items))).toEqual({
-      ok: false,
-      error: 'items[2].objectRef.name: "../../etc" would escape the repository path',
+    expect(parseAuditPayload(list(items))).toMatchObject({
+      ok: true,
+      refused: [{ index: 2, error: 'items[2].objectRef.name: "../../etc" would escape the repository path' }],
     });
   });
 
@@ -119,10 +129,44 @@ describe('parseAuditPayload', () => {
       ok: false,
       error: 'responseObject.metadata.name: "../x" would escape the repository path',
     });
-    expect(parseAuditPayload(list([event({ responseObject: { metadata: { name: 'ok', namespace: '..' } } })]))).toEqual({
-      ok: false,
-      error: 'items[0].responseObject.metadata.namespace: ".." would escape the repository path',
+    expect(parseAuditPayload(list([event({ responseObject: { metadata: { name: 'ok', namespace: '..' } } })]))).toMatchObject({
+      ok: true,
+      refused: [{ index: 0, error: 'items[0].responseObject.metadata.namespace: ".." would escape the repository path' }],
     });
+  });
+
+  it.each([
+    ['.', 'would escape the repository path'],
+    ['..', 'would escape the repository path'],
+    ['a\u0000b', 'would escape the repository path'],
+    ['line\nbreak', 'would escape the repository path'],
+    ['x'.repeat(400), 'is 400 characters, longer than 253'],
+  ])('rejects a requestObject.metadata.name %j (the name a create without response is committed under)', (name, problem) => {
+    const result = parseAuditPayload(event({ verb: 'create', requestObject: { kind: 'ConfigMap', metadata: { name } }, responseObject: undefined }));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toMatch(/^requestObject\.metadata\.name: /);
+    if (!result.ok) expect(result.error).toContain(problem);
+  });
+
+  it('rejects resource, group and version names not spelled as the API server spells them', () => {
+    for (const [field, value] of [
+      ['resource', 'Secrets'],
+      ['resource', 'SECRETS'],
+      ['apiGroup', 'Apps'],
+      ['apiVersion', 'V1'],
+      ['subresource', 'Scale'],
+    ] as const) {
+      const result = parseAuditPayload(event({ objectRef: { resource: 'configmaps', [field]: value } }));
+      expect(result, `${field} ${value}`).toMatchObject({ ok: false });
+      if (!result.ok) expect(result.error).toMatch(new RegExp(`^objectRef\\.${field}: expected a lower-case`));
+    }
+  });
+
+  it('bounds usernames and requires RFC 3339 timestamps', () => {
+    expect(parseAuditPayload(event({ user: { username: 'u'.repeat(1025) } })).ok).toBe(false);
+    expect(parseAuditPayload(event({ user: { username: 'u'.repeat(1024) } })).ok).toBe(true);
+    expect(parseAuditPayload(event({ stageTimestamp: 'yesterday' }))).toEqual({ ok: false, error: 'stageTimestamp: expected an RFC 3339 timestamp' });
+    expect(parseAuditPayload(event({ requestReceivedTimestamp: '2025-11-25T12:00:00+01:00' })).ok).toBe(true);
   });
 
   it('allows names that are odd but harmless once encoded (percent signs, unicode, colons)', () => {

@@ -308,6 +308,91 @@ describe('toIngestJob', () => {
   });
 });
 
+describe('toIngestJob: what may not be stored', () => {
+  const configMap = (namespace: string, name = 'cfg') => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, resourceVersion: '5' }, data: { a: '1' } });
+  const cmEvent = (ref: Record<string, unknown>, body: Record<string, unknown>) =>
+    ev({ verb: 'create', requestURI: '/api/v1/namespaces/shop/configmaps', objectRef: { resource: 'configmaps', apiVersion: 'v1', ...ref }, responseStatus: { code: 201 }, responseObject: body });
+
+  it.each([
+    ['a TokenReview', { resource: 'tokenreviews', apiGroup: 'authentication.k8s.io', apiVersion: 'v1' }, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', spec: { token: 'ey.secret' } }],
+    ['a SubjectAccessReview', { resource: 'subjectaccessreviews', apiGroup: 'authorization.k8s.io', apiVersion: 'v1' }, { kind: 'SubjectAccessReview', spec: { extra: { t: ['x'] } } }],
+    ['a TokenRequest', { resource: 'serviceaccounts', namespace: 'shop', name: 'sa', subresource: 'token', apiVersion: 'v1' }, { kind: 'TokenRequest', status: { token: 'ey.secret' } }],
+    ['a TokenReview body under another resource', { resource: 'configmaps', namespace: 'shop', apiVersion: 'v1' }, { kind: 'TokenReview', metadata: { name: 'x' }, spec: { token: 'ey.secret' } }],
+  ])('drops %s before anything is stored (credential-request)', (_, objectRef, body) => {
+    const result = toIngestJob(CLUSTER, ev({ verb: 'create', requestURI: '/x', objectRef, responseStatus: { code: 201 }, requestObject: body, responseObject: body }));
+    expect(result).toEqual({ keep: false, reason: 'credential-request' });
+  });
+
+  it('refuses a body whose namespace is not the objectRef\'s, also when the objectRef names none', () => {
+    expect(toIngestJob(CLUSTER, cmEvent({ namespace: 'shop' }, configMap('kube-system')))).toEqual({
+      keep: false,
+      refused: true,
+      reason: 'identity-mismatch',
+      error: 'the object\'s metadata.namespace is "kube-system", but the event\'s objectRef names namespace "shop"',
+    });
+    // configmaps is a namespaced type: an objectRef without a namespace cannot be right.
+    expect(toIngestJob(CLUSTER, cmEvent({}, configMap('kube-system')))).toMatchObject({ refused: true, reason: 'scope-mismatch' });
+    // A custom type the table does not know, scope unknown: the body still has to agree.
+    const widget = ev({
+      verb: 'create',
+      requestURI: '/apis/example.com/v1/widgets',
+      objectRef: { resource: 'widgets', apiGroup: 'example.com', apiVersion: 'v1' },
+      responseStatus: { code: 201 },
+      responseObject: { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w', namespace: 'kube-system' } },
+    });
+    expect(toIngestJob(CLUSTER, widget)).toMatchObject({ refused: true, reason: 'identity-mismatch', error: expect.stringContaining('names no namespace') });
+    // …and with discovery saying widgets are namespaced, the objectRef itself is refused first.
+    expect(toIngestJob(CLUSTER, widget, { scopeOf: () => 'namespaced' })).toMatchObject({ refused: true, reason: 'scope-mismatch' });
+  });
+
+  it('refuses a body whose name or API group is not the objectRef\'s', () => {
+    expect(toIngestJob(CLUSTER, cmEvent({ namespace: 'shop', name: 'innocent' }, configMap('shop', 'evil-other')))).toMatchObject({
+      refused: true,
+      reason: 'identity-mismatch',
+      error: 'the object\'s metadata.name is "evil-other", but the event\'s objectRef names "innocent"',
+    });
+    expect(toIngestJob(CLUSTER, cmEvent({ namespace: 'shop' }, { ...configMap('shop'), apiVersion: 'apps/v1' }))).toMatchObject({ refused: true, reason: 'identity-mismatch' });
+    // A body that leaves namespace or name out is fine: the objectRef names it.
+    expect(toIngestJob(CLUSTER, cmEvent({ namespace: 'shop', name: 'cfg' }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: {} })).keep).toBe(true);
+  });
+
+  it('refuses a cluster-scoped type under a namespace, but keeps a Namespace (its own name in objectRef.namespace)', () => {
+    const role = ev({
+      verb: 'create',
+      requestURI: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+      objectRef: { resource: 'clusterroles', apiGroup: 'rbac.authorization.k8s.io', apiVersion: 'v1', namespace: 'kube-system' },
+      responseStatus: { code: 201 },
+      responseObject: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'r' } },
+    });
+    expect(toIngestJob(CLUSTER, role)).toMatchObject({ refused: true, reason: 'scope-mismatch' });
+    const ns = ev({
+      verb: 'update',
+      requestURI: '/api/v1/namespaces/shop',
+      objectRef: { resource: 'namespaces', apiVersion: 'v1', namespace: 'shop', name: 'shop' },
+      responseStatus: { code: 200 },
+      responseObject: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
+    });
+    expect(toIngestJob(CLUSTER, ns).keep).toBe(true);
+    expect(toIngestJob(CLUSTER, ns, { allowedNamespaces: ['other'] })).toEqual({ keep: false, reason: 'namespace-not-allowed' });
+  });
+
+  it('refuses an object past its bounds, naming the bound', () => {
+    const big = cmEvent({ namespace: 'shop', name: 'cfg' }, { ...configMap('shop'), data: { k: new Array(300_000).fill(0) } });
+    expect(toIngestJob(CLUSTER, big)).toMatchObject({ keep: false, refused: true, reason: 'object-too-many-values' });
+    const limits = { maxBytes: 100, maxDepth: 100, maxValues: 1000 };
+    expect(toIngestJob(CLUSTER, cmEvent({ namespace: 'shop', name: 'cfg' }, configMap('shop')), { limits })).toMatchObject({ refused: true, reason: 'object-too-large' });
+  });
+
+  it('stores the object without managedFields, and its size', () => {
+    const body = { ...configMap('shop'), metadata: { ...configMap('shop').metadata, managedFields: [{ manager: 'kubectl' }] } };
+    const result = toIngestJob(CLUSTER, cmEvent({ namespace: 'shop', name: 'cfg' }, body));
+    expect(result.keep).toBe(true);
+    if (!result.keep) return;
+    expect(result.job.object?.metadata).toEqual({ name: 'cfg', namespace: 'shop', resourceVersion: '5' });
+    expect(result.job.objectBytes).toBe(Buffer.byteLength(JSON.stringify(body)));
+  });
+});
+
 describe('isDryRun', () => {
   it.each([
     ['/api/v1/namespaces/a/pods?dryRun=All', true],

@@ -47,13 +47,19 @@ describe('identityOf', () => {
     });
   });
 
-  it('falls back to the object for group, version, namespace and name', () => {
+  it('falls back to the object for group, version and name, never for the namespace', () => {
     const id = identityOf(
       job({ resource: 'clusterroles' }, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'system:controller:foo' } }),
     );
     expect(id).toEqual({ cluster: 'prod-eu', group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles', namespace: '', name: 'system:controller:foo' });
-    const cm = identityOf(job({ resource: 'configmaps' }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', namespace: 'shop' } }));
-    expect(cm).toMatchObject({ group: '', version: 'v1', namespace: 'shop', name: 'cfg' });
+    // The namespace is the objectRef's alone: a body that names another never moves the object (the webhook
+    // refuses such an event; a job in Valkey is input all the same).
+    const cm = identityOf(job({ resource: 'configmaps' }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', namespace: 'kube-system' } }));
+    expect(cm).toMatchObject({ group: '', version: 'v1', namespace: '', name: 'cfg' });
+    expect(identityOf(job({ resource: 'configmaps', namespace: 'shop' }, { apiVersion: 'core/v1', metadata: { name: 'cfg', namespace: 'kube-system' } }))).toMatchObject({
+      group: '',
+      namespace: 'shop',
+    });
   });
 
   it('leaves the name empty when nothing names the object', () => {

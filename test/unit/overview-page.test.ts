@@ -31,7 +31,7 @@ const overview: Overview = {
       lagSeconds: 1.5,
     },
   ],
-  clusters: [{ cluster: EVIL, accepted: 9, skipped: { [EVIL]: 1 }, rejectedRequests: { [EVIL]: 2 }, rateLimited: 3 }],
+  clusters: [{ cluster: EVIL, accepted: 9, skipped: { [EVIL]: 1 }, refused: { [EVIL]: 4 }, rejectedRequests: { [EVIL]: 2 }, rateLimited: 3 }],
   rejectedUnknownCluster: { 'unknown-cluster': 5 },
 };
 
@@ -56,7 +56,7 @@ describe('overview page', () => {
     try {
       const json = await fetch(`${base}/admin/api/overview`);
       expect(json.status).toBe(503);
-      expect(await json.json()).toEqual({ error: `the overview could not be read: Valkey ${EVIL} is down` });
+      expect(await json.json()).toEqual({ error: `the overview could not be read: Valkey ${EVIL} is down`, reason: 'overview-unavailable' });
       const page = await fetch(`${base}/admin/overview`);
       expect(page.status).toBe(503);
       const html = await page.text();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSecretRef, redactSecret, REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
+import { isSecretRef, ObjectTooDeepError, redactSecret, REDACTED_VALUE, storableObject } from '../../workers/ingest/redact-secret.js';
 
 const PLAINTEXT = 'hunter2-very-secret';
 const B64 = Buffer.from(PLAINTEXT).toString('base64');
@@ -23,12 +23,12 @@ function secret(): Record<string, unknown> {
 }
 
 describe('redactSecret', () => {
-  it('replaces every data and stringData value, keeps keys, drops last-applied', () => {
+  it('replaces every data and stringData value, keeps keys, drops every annotation but the allow-list', () => {
     const input = secret();
     const out = redactSecret(input);
     expect(out.data).toEqual({ password: REDACTED_VALUE, user: REDACTED_VALUE });
     expect(out.stringData).toEqual({ token: REDACTED_VALUE });
-    expect(out.metadata).toEqual({ name: 'db', namespace: 'shop', annotations: { team: 'payments' } });
+    expect(out.metadata).toEqual({ name: 'db', namespace: 'shop', annotations: {} });
     expect(out.type).toBe('Opaque');
     const json = JSON.stringify(out);
     expect(json).not.toContain(PLAINTEXT);
@@ -78,8 +78,87 @@ describe('isSecretRef', () => {
     [{ resource: 'secrets', apiGroup: '' }, true],
     [{ resource: 'secrets', apiGroup: 'example.com' }, false],
     [{ resource: 'configmaps' }, false],
+    [{ resource: 'Secrets' }, true],
+    [{ resource: 'secrets', apiGroup: 'core' }, true],
+    [{ resource: 'SECRETS', apiGroup: 'Core' }, true],
     [undefined, false],
   ])('%j → %s', (ref, expected) => {
     expect(isSecretRef(ref)).toBe(expected);
+  });
+});
+
+/** No value of the Secret above may be found anywhere in `value`, in any encoding it had. */
+function expectNoPlaintext(value: unknown): void {
+  const json = JSON.stringify(value);
+  expect(json).not.toContain(PLAINTEXT);
+  expect(json).not.toContain(B64);
+}
+
+describe('redactSecret: wherever a Secret hides', () => {
+  it('drops every annotation of a Secret but the allow-list (kapp keeps a full copy in its own)', () => {
+    const s = secret();
+    (s.metadata as { annotations: Record<string, string> }).annotations = {
+      'kapp.k14s.io/original': JSON.stringify({ data: { password: B64 } }),
+      'example.com/anything': PLAINTEXT,
+      'kubernetes.io/service-account.name': 'builder',
+      'meta.helm.sh/release-name': 'db',
+    };
+    const out = redactSecret(s);
+    expect((out.metadata as { annotations: unknown }).annotations).toEqual({ 'kubernetes.io/service-account.name': 'builder', 'meta.helm.sh/release-name': 'db' });
+    expectNoPlaintext(out);
+  });
+
+  it('keeps only the fields a Secret has, and never its managedFields', () => {
+    const s: Record<string, unknown> = { ...secret(), extra: { copy: PLAINTEXT }, immutable: true };
+    (s.metadata as Record<string, unknown>).managedFields = [{ manager: 'x', fieldsV1: { 'f:data': { [`f:${B64}`]: {} } } }];
+    const out = redactSecret(s);
+    expect(Object.keys(out).sort()).toEqual(['apiVersion', 'data', 'immutable', 'kind', 'metadata', 'stringData', 'type']);
+    expect(out.metadata).not.toHaveProperty('managedFields');
+    expectNoPlaintext(out);
+  });
+
+  it.each([
+    ['kind secret', { kind: 'secret', apiVersion: 'v1' }],
+    ['kind SECRET', { kind: 'SECRET', apiVersion: 'v1' }],
+    ['apiVersion core/v1', { kind: 'Secret', apiVersion: 'core/v1' }],
+    ['no apiVersion', { kind: 'Secret' }],
+  ])('recognises a Secret spelled with %s', (_, spelling) => {
+    const out = redactSecret({ ...secret(), ...spelling });
+    expectNoPlaintext(out);
+  });
+
+  it('redacts Secrets inside a List, a SecretList (items without kind) and an embedded template', () => {
+    const { kind: _k, apiVersion: _a, ...bare } = secret();
+    const list = { apiVersion: 'v1', kind: 'List', metadata: { name: 'evil' }, items: [{ apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } }, secret()] };
+    const secretList = { apiVersion: 'v1', kind: 'SecretList', metadata: {}, items: [bare, bare] };
+    const template = { apiVersion: 'example.com/v1', kind: 'SealedThing', metadata: { name: 't' }, spec: { template: secret() } };
+    for (const body of [list, secretList, template]) {
+      const out = redactSecret(body);
+      expect(out).not.toBe(body);
+      expectNoPlaintext(out);
+    }
+    expect((redactSecret(list).items as unknown[])[0]).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } });
+  });
+
+  it('refuses (throws) rather than walks an object nested past its bound', () => {
+    let deep: Record<string, unknown> = { kind: 'ConfigMap' };
+    for (let i = 0; i < 2000; i++) deep = { a: deep };
+    expect(() => redactSecret(deep)).toThrow(ObjectTooDeepError);
+  });
+});
+
+describe('storableObject', () => {
+  it('drops managedFields of any object and keeps the rest (same values)', () => {
+    const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', managedFields: [{ manager: 'm' }], labels: { x: 'y' } }, data: { k: 'v' } };
+    expect(storableObject(cm)).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: 'y' } }, data: { k: 'v' } });
+    const plain = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a' } };
+    expect(storableObject(plain)).toBe(plain);
+  });
+
+  it("redacts a CertificateSigningRequest's request (it may carry a challenge password)", () => {
+    const csr = { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name: 'c' }, spec: { request: B64, signerName: 'x', usages: ['client auth'] } };
+    expect(storableObject(csr).spec).toEqual({ request: REDACTED_VALUE, signerName: 'x', usages: ['client auth'] });
+    const bare = { metadata: { name: 'c' }, spec: { request: B64 } };
+    expectNoPlaintext(storableObject(bare, { resource: 'certificatesigningrequests', apiGroup: 'certificates.k8s.io' }));
   });
 });

@@ -71,13 +71,39 @@ export function remoteKind(repoURL: string): 'http' | 'ssh' | 'local' {
   return colon > 0 && (slash === -1 || colon < slash) ? 'ssh' : 'local';
 }
 
-/** The URL safe to show: no userinfo for http(s), no password for other schemes. */
-export function redactURL(repoURL: string): string {
-  return repoURL.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, userinfo: string) => {
+/**
+ * The userinfo of a URL with a scheme: everything between `scheme://` and the LAST `@` before the path,
+ * query or fragment (a password may hold an `@`: no part of it may be left showing).
+ */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+
+/** `repoURL` with its credentials replaced by `password` ('' drops them; see redactURL for which they are). */
+function replaceCredentials(repoURL: string, password: string): string {
+  return repoURL.replace(USERINFO, (m, scheme: string, userinfo: string) => {
+    if (userinfo === '') return m;
+    // http(s): the user name is a credential too (`https://<token>@host/…`).
     if (/^https?:\/\/$/i.test(scheme)) return `${scheme}`;
     const user = userinfo.split(':')[0] ?? '';
-    return userinfo.includes(':') ? `${scheme}${user}:***@` : `${scheme}${userinfo}@`;
+    return userinfo.includes(':') && password !== '' ? `${scheme}${user}:${password}@` : `${scheme}${user}@`;
   });
+}
+
+/**
+ * The URL safe to show: no userinfo for http(s), no password for other schemes (an ssh user such as
+ * `git@` is a login name, not a secret; scp-like `git@host:org/repo` has no scheme and no password).
+ */
+export function redactURL(repoURL: string): string {
+  return replaceCredentials(repoURL, '***');
+}
+
+/** The URL without what redactURL hides: what a mirror's config may keep (credentials come from a Secret). */
+export function stripURLCredentials(repoURL: string): string {
+  return replaceCredentials(repoURL, '');
+}
+
+/** Whether the URL carries credentials (a GitProvider must name them in spec.secretRef instead). */
+export function hasURLCredentials(repoURL: string): boolean {
+  return stripURLCredentials(repoURL) !== repoURL;
 }
 
 function shellQuote(s: string): string {
@@ -208,7 +234,9 @@ export async function openMirror(opts: OpenMirrorOptions): Promise<Mirror> {
     throw new Error(`openMirror: invalid repository URL ${JSON.stringify(safeURL)}`);
   }
   // A relative local path would be read relative to the mirror; make it absolute now.
-  const url = remoteKind(opts.repoURL) === 'local' && !SCHEME.test(opts.repoURL) ? path.resolve(opts.repoURL) : opts.repoURL;
+  // Never a URL's credentials in the mirror's config (kept on disk, echoed by git): they come from the
+  // environment (gitAuthEnv). Opening a mirror that kept them from before rewrites its URL without them.
+  const url = remoteKind(opts.repoURL) === 'local' && !SCHEME.test(opts.repoURL) ? path.resolve(opts.repoURL) : stripURLCredentials(opts.repoURL);
   const secrets = secretsIn(opts.env);
   const trackingRef = `refs/remotes/origin/${branch}`;
 

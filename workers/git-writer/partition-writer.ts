@@ -11,12 +11,14 @@ import type { Logger } from 'pino';
 import { WriteJobSchema, type GitAuthor, type WriteJob, type WriteResult } from '../../queues/contracts.js';
 import { startExclusiveBatchConsumer, type JobFailure, type JobHistory } from '../../queues/exclusive-batch-consumer.js';
 import { LeaseLostError, type HeldLease } from '../../queues/lease.js';
+import { SLIM_COMPLETED_BYTES } from '../../queues/job-options.js';
 import { ownKeys, type Partition } from '../../queues/names.js';
-import { GitRemoteError, gitAuthEnv, openMirror, type Mirror } from './git-remote.js';
+import { GitRemoteError, gitAuthEnv, openMirror, redactURL, type Mirror } from './git-remote.js';
 import { PushConflictError, REFUSED_PREFIX, RemoteRefusingError, writeBatch, type RemoteState } from './write-batch.js';
 import type { WriterMetrics } from './writer-metrics.js';
 import { removeStaleLocks } from './stale-locks.js';
 import { withBatchProgress, type BatchProgress } from './target-progress.js';
+import { checkWrite, TargetNotConfiguredError, withWriteCheck, type WriteTarget } from './validate-write.js';
 import { changeOrder } from '../change-order.js';
 import { listedIds } from '../../dashboard/log-ids.js';
 
@@ -34,6 +36,14 @@ export interface PartitionWriterOptions {
   metrics?: WriterMetrics;
   /** Told of every batch written or handed back, for the targets' status (see target-progress.ts); must not throw or block. */
   onProgress?: (progress: BatchProgress) => void;
+  /**
+   * The GitTargets configured now, by key (the live configuration's `targets`); read for every batch.
+   * Every job is checked against them before it is planned (validate-write.ts): a job that is not what the
+   * router or a reconcile run makes for a target of this partition fails alone, as a dead letter; one whose
+   * target is not (yet) configured on this partition here is retried through its attempts first.
+   * Required: a writer that checks nothing is not constructible.
+   */
+  targets: () => ReadonlyMap<string, WriteTarget>;
 }
 
 export interface PartitionWriter {
@@ -48,9 +58,17 @@ const RECONCILE_BATCH_MAX = 10_000;
 const isTransient = (err: unknown) =>
   err instanceof LeaseLostError || err instanceof GitRemoteError || err instanceof PushConflictError || err instanceof RemoteRefusingError;
 
+/** What a completed write keeps: all of it, or for large content its length only (it is in Git). */
+export function slimWriteJob(job: WriteJob): Omit<WriteJob, 'content'> | undefined {
+  if (job.content === null || job.content.length <= SLIM_COMPLETED_BYTES) return undefined;
+  const { content, ...rest } = job;
+  return { ...rest, contentOmitted: content.length };
+}
+
 export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWriter {
   const { partition } = opts;
-  const log = opts.logger.child({ partition: partition.id, repo: partition.repoURL, branch: partition.branch });
+  // Never a URL's credentials in a log line (a GitProvider refuses them; this holds whatever the URL).
+  const log = opts.logger.child({ partition: partition.id, repo: redactURL(partition.repoURL), branch: partition.branch });
   const keys = ownKeys(opts.prefix, partition.id);
   let mirror: Mirror | undefined;
   let cleanupAuth: (() => Promise<void>) | undefined;
@@ -132,6 +150,16 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     return results;
   }
 
+  // A job in Valkey is input: checked against the configured targets before anything is planned.
+  const checked = withWriteCheck(
+    write,
+    (job) => checkWrite(job, { partition, targets: opts.targets(), committerEmail: opts.committer.email }),
+    (job, err) =>
+      err instanceof TargetNotConfiguredError
+        ? log.warn({ target: job.target, eventKey: job.eventKey, err: err.message }, 'write for a target not configured here (yet): retried with backoff')
+        : log.warn({ target: job.target, eventKey: job.eventKey, err: err.message }, 'write refused'),
+  );
+
   const consumer = startExclusiveBatchConsumer<WriteJob, WriteResult>({
     owner: `partition ${partition.id}`,
     connection: opts.connection,
@@ -150,7 +178,8 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     },
     logger: log,
     schema: WriteJobSchema,
-    handle: opts.onProgress ? withBatchProgress(write, opts.onProgress) : write,
+    handle: opts.onProgress ? withBatchProgress(checked, opts.onProgress) : checked,
+    slimCompleted: slimWriteJob,
     isTransient,
     onLeaseAcquired: () => {
       remote = undefined; // another writer may have pushed while we did not hold the lease

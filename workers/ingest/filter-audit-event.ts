@@ -1,10 +1,16 @@
 // Decides, per audit event, whether it is a change worth committing, and if so trims it to the
 // IngestJob that the ingest queue stores. Everything that did not change an object in etcd (other
-// stages, reads, failures, dry runs, no-op updates, status writes) is dropped here with a named
-// reason, so the webhook can count what it skipped and why.
+// stages, reads, failures, dry runs, no-op updates, status writes) and every request that carries
+// credentials is dropped here with a named reason, so the webhook can count what it skipped and why.
+// An event that cannot be what it claims (a body that disagrees with its objectRef, an object past the
+// bounds of object-limits.ts) is refused instead: the webhook answers 400 naming it and stores the rest.
 import { MUTATING_VERBS, type IngestJob, type MutatingVerb } from '../../queues/contracts.js';
 import type { AuditEvent } from './audit-event-schema.js';
-import { redactSecret } from './redact-secret.js';
+import { isCredentialRequest } from './credential-requests.js';
+import { identityRefusal, isNamespaceRef, type IdentityRefusalReason } from './identity-check.js';
+import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimitReason, type ObjectLimits } from './object-limits.js';
+import { canonicalGroup, storableObject } from './redact-secret.js';
+import { builtInScope, type ResourceScope } from './resource-scope.js';
 
 export type SkipReason =
   | 'not-response-complete'
@@ -14,10 +20,17 @@ export type SkipReason =
   | 'no-op'
   | 'subresource'
   | 'no-object-ref'
+  | 'credential-request'
   | 'namespace-not-allowed'
   | 'not-selected';
 
-export type FilterResult = { keep: true; job: IngestJob } | { keep: false; reason: SkipReason };
+/** Why an event is refused (400 for it): it cannot be stored as it is. */
+export type RefusalReason = ObjectLimitReason | IdentityRefusalReason;
+
+export type FilterResult =
+  | { keep: true; job: IngestJob }
+  | { keep: false; reason: SkipReason }
+  | { keep: false; refused: true; reason: RefusalReason; error: string };
 
 export interface FilterOptions {
   /** When given, namespaced events outside these namespaces are dropped. Cluster-scoped events pass. */
@@ -27,6 +40,10 @@ export interface FilterOptions {
    * Valkey. (The rules in force when it arrives decide; the router decides again with those in force then.)
    */
   selected?: (job: IngestJob) => boolean;
+  /** Bounds on the kept object. @defaultValue DEFAULT_OBJECT_LIMITS */
+  limits?: ObjectLimits;
+  /** The scope of a type the built-in table does not know (the cluster's API discovery); undefined: unknown. */
+  scopeOf?: (group: string, resource: string) => ResourceScope | undefined;
 }
 
 /**
@@ -83,10 +100,12 @@ function objectOf(ev: AuditEvent, subresource: string | undefined): Record<strin
 
 /**
  * Turns one audit event into an ingest job, or says why not. Rules, in order:
- * stage ResponseComplete; a mutating verb; an objectRef with a resource; a 2xx response code (a
- * missing code counts as failed: the API server always sets it at ResponseComplete, so its absence
- * means the event is not one we can trust); not a dry run; no subresource but `scale`; the namespace
- * allowed; not a no-op. The job's object is redacted when it is a Secret.
+ * stage ResponseComplete; a mutating verb; an objectRef with a resource; not a request that carries
+ * credentials; a 2xx response code (a missing code counts as failed: the API server always sets it at
+ * ResponseComplete, so its absence means the event is not one we can trust); not a dry run; no subresource
+ * but `scale`; objectRef, body and the type's scope agree (else refused); the namespace allowed; not a
+ * no-op; the object within its bounds (else refused). The job's object is what may be stored of it
+ * (storableObject: Secrets redacted, no managedFields).
  */
 export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptions = {}): FilterResult {
   if (ev.stage !== 'ResponseComplete') return { keep: false, reason: 'not-response-complete' };
@@ -94,28 +113,43 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
   if (!isMutatingVerb(verb)) return { keep: false, reason: 'not-mutating' };
   const ref = ev.objectRef;
   if (!ref || !ref.resource) return { keep: false, reason: 'no-object-ref' };
+  const subresource = ref.subresource || undefined;
+  if (isCredentialRequest({ ...ref, subresource, requestObject: ev.requestObject, responseObject: ev.responseObject })) {
+    return { keep: false, reason: 'credential-request' };
+  }
   const code = ev.responseStatus?.code;
   if (code === undefined || code < 200 || code >= 300) return { keep: false, reason: 'failed' };
   if (isDryRun(ev.requestURI)) return { keep: false, reason: 'dry-run' };
-  const subresource = ref.subresource || undefined;
   if (subresource !== undefined && !KEPT_SUBRESOURCES.has(subresource)) return { keep: false, reason: 'subresource' };
-  if (opts.allowedNamespaces && ref.namespace && !opts.allowedNamespaces.includes(ref.namespace)) {
+
+  const group = canonicalGroup(ref.apiGroup);
+  const raw = objectOf(ev, subresource);
+  const mismatch = identityRefusal({ ...ref, resource: ref.resource }, raw, builtInScope(group, ref.resource) ?? opts.scopeOf?.(group, ref.resource));
+  if (mismatch) return { keep: false, refused: true, ...mismatch };
+  let name = ref.name || undefined;
+  if (name === undefined && raw) {
+    const fromObject = metadataOf(raw)?.name;
+    if (typeof fromObject === 'string' && fromObject !== '') name = fromObject;
+  }
+  // A Namespace lies in itself: its own name is what allowedNamespaces speaks of.
+  const namespace = isNamespaceRef({ resource: ref.resource, apiGroup: ref.apiGroup }) ? name : ref.namespace || undefined;
+  if (opts.allowedNamespaces && namespace !== undefined && !opts.allowedNamespaces.includes(namespace)) {
     return { keep: false, reason: 'namespace-not-allowed' };
   }
   if (isNoOp(ev)) return { keep: false, reason: 'no-op' };
 
-  const raw = objectOf(ev, subresource);
-  const object = raw === undefined ? undefined : redactSecret(raw, ref);
-  let name = ref.name || undefined;
-  if (name === undefined && object) {
-    const fromObject = metadataOf(object)?.name;
-    if (typeof fromObject === 'string' && fromObject !== '') name = fromObject;
+  let objectBytes: number | undefined;
+  if (raw !== undefined) {
+    const measured = measureObject(raw, opts.limits ?? DEFAULT_OBJECT_LIMITS);
+    if (!measured.ok) return { keep: false, refused: true, reason: measured.reason, error: measured.error };
+    objectBytes = measured.bytes;
   }
+  const object = raw === undefined ? undefined : storableObject(raw, ref);
 
   const objectRef: IngestJob['objectRef'] = { resource: ref.resource };
   if (ref.namespace) objectRef.namespace = ref.namespace;
   if (name !== undefined) objectRef.name = name;
-  if (ref.apiGroup !== undefined) objectRef.apiGroup = ref.apiGroup;
+  if (ref.apiGroup !== undefined) objectRef.apiGroup = group;
   if (ref.apiVersion !== undefined) objectRef.apiVersion = ref.apiVersion;
   if (subresource !== undefined) objectRef.subresource = subresource;
 
@@ -129,7 +163,10 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
     responseCode: code,
   };
   if (ev.impersonatedUser) job.impersonatedUser = { username: ev.impersonatedUser.username };
-  if (object) job.object = object;
+  if (object) {
+    job.object = object;
+    job.objectBytes = objectBytes;
+  }
   if (opts.selected && !opts.selected(job)) return { keep: false, reason: 'not-selected' };
   return { keep: true, job };
 }

@@ -1,7 +1,10 @@
 // The canonical identity of the object an ingest job changed. Every key (ordering, dedup) and every
-// file path is derived from it, so it is computed in exactly one place, from the audit objectRef
-// first and the object's own apiVersion/metadata where the objectRef is silent.
+// file path is derived from it, so it is computed in exactly one place, from the audit objectRef: the
+// namespace always (a body's own namespace never moves an object to another folder), the name, group and
+// version too, where the objectRef is silent (a create with generateName) from the object's own
+// metadata and apiVersion. The webhook refuses events whose body disagrees with their objectRef.
 import type { IngestJob, ObjectIdentity } from '../../queues/contracts.js';
+import { canonicalGroup } from '../ingest/redact-secret.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -16,13 +19,13 @@ export function splitApiVersion(apiVersion: string): { group: string; version: s
   const slash = apiVersion.lastIndexOf('/');
   return slash < 0
     ? { group: '', version: apiVersion }
-    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
+    : { group: canonicalGroup(apiVersion.slice(0, slash)), version: apiVersion.slice(slash + 1) };
 }
 
 /**
  * group '' for the core group; version from objectRef.apiVersion or the object's apiVersion;
- * namespace '' when cluster-scoped; name from objectRef.name or the object's metadata.name
- * ('' when neither says — the caller decides what a nameless event means).
+ * namespace from objectRef.namespace ('' when cluster-scoped); name from objectRef.name or the object's
+ * metadata.name ('' when neither says — the caller decides what a nameless event means).
  */
 export function identityOf(job: IngestJob): ObjectIdentity {
   const ref = job.objectRef;
@@ -30,7 +33,7 @@ export function identityOf(job: IngestJob): ObjectIdentity {
   const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;
   const fromObject =
     object && typeof object.apiVersion === 'string' ? splitApiVersion(object.apiVersion) : undefined;
-  const group = ref.apiGroup ?? fromObject?.group ?? '';
+  const group = ref.apiGroup !== undefined ? canonicalGroup(ref.apiGroup) : (fromObject?.group ?? '');
   // The API server's request info puts a Namespace's own name into objectRef.namespace; a Namespace is
   // cluster-scoped all the same (and a watch event of it says so), so one object has one identity.
   const isNamespace = group === '' && ref.resource === 'namespaces';
@@ -39,7 +42,7 @@ export function identityOf(job: IngestJob): ObjectIdentity {
     group,
     version: nonEmptyString(ref.apiVersion) ?? fromObject?.version ?? '',
     resource: ref.resource,
-    namespace: isNamespace ? '' : (nonEmptyString(ref.namespace) ?? nonEmptyString(metadata?.namespace) ?? ''),
+    namespace: isNamespace ? '' : (nonEmptyString(ref.namespace) ?? ''),
     name: nonEmptyString(ref.name) ?? nonEmptyString(metadata?.name) ?? '',
   };
 }

@@ -4,7 +4,7 @@
 // decides whether to fetch the object from the cluster.
 import { WATCH_UNKNOWN_USER, type GitAuthor, type IngestJob, type ObjectIdentity, type Operation } from '../../queues/contracts.js';
 import { eventJobId } from '../../queues/names.js';
-import { redactSecret } from '../ingest/redact-secret.js';
+import { storableObject } from '../ingest/redact-secret.js';
 import { identityOf } from './identity.js';
 import { sanitizeObject, toCanonicalYaml } from './sanitize.js';
 
@@ -126,7 +126,7 @@ export function normalizeEvent(job: IngestJob): NormalizeOutcome {
       return { kind: 'no-object-body', reason };
     }
     // Defensive: ingest already redacted, but a job in Valkey is input, not trusted memory.
-    content = toCanonicalYaml(sanitizeObject(redactSecret(job.object, job.objectRef)));
+    content = toCanonicalYaml(sanitizeObject(storableObject(job.object, job.objectRef)));
   }
 
   return {

@@ -3,6 +3,7 @@
 // controller-owned annotations). Keys are ordered deterministically so that one object always
 // gives the same bytes — the git writer relies on that to skip commits for unchanged objects.
 import { stringify } from 'yaml';
+import { goSafeTags, wellFormedDeep } from './yaml-scalars.js';
 
 /** Top-level keys that come first, in this order; the rest follow sorted. */
 const LEADING_KEYS = ['apiVersion', 'kind', 'metadata'] as const;
@@ -104,12 +105,15 @@ export function sanitizeObject(obj: Record<string, unknown>): Record<string, unk
 
 /**
  * The file content for an object. YAML 1.1 quoting is used so that strings like `yes`, `on` or
- * `0755` stay strings for Go YAML 1.1 readers (kubectl, Flux, Argo CD). No anchors or aliases,
- * no line folding. Key order is the caller's: pass the result of sanitizeObject.
+ * `0755` stay strings for Go YAML 1.1 readers (kubectl, Flux, Argo CD); strings that Go's readers
+ * (gopkg.in/yaml.v2 and v3) would still misread — `<<`, `0o17`, NEL/LS/PS, C1 controls, BOM … — are
+ * double-quoted with escapes (see yaml-scalars.ts), lone surrogates become U+FFFD. No anchors or
+ * aliases, no line folding. Key order is the caller's: pass the result of sanitizeObject.
  */
 export function toCanonicalYaml(obj: Record<string, unknown>): string {
-  return stringify(obj, {
+  return stringify(wellFormedDeep(obj), {
     version: '1.1',
+    customTags: goSafeTags,
     aliasDuplicateObjects: false,
     lineWidth: 0,
     minContentWidth: 0,
