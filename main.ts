@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     },
     objectLimits: { maxBytes: env.EVENT_MAX_OBJECT_BYTES, maxDepth: env.EVENT_MAX_DEPTH, maxValues: env.EVENT_MAX_VALUES },
     clusterInflightLimitBytes: env.CLUSTER_INFLIGHT_LIMIT_BYTES,
+    reorderWindowMs: env.REORDER_WINDOW_MS,
   });
   logger.info({ dashboard: `${service.adminUrl}/admin/queues`, metrics: `${service.url}/metrics` }, 'ready');
 

@@ -110,6 +110,8 @@ export interface ServiceOptions {
   clusterInflightLimitBytes?: number;
   /** How often storage budget entries of finished jobs are swept. @defaultValue 60000 */
   budgetSweepMs?: number;
+  /** How long the router holds events for older ones that may still arrive. @defaultValue DEFAULT_REORDER_WINDOW_MS */
+  reorderWindowMs?: number;
 }
 
 export interface RunningService {
@@ -415,6 +417,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     writeJobOptions,
     objectLimits: opts.objectLimits,
     budget,
+    reorderWindowMs: opts.reorderWindowMs,
     // Audit events without a body (Metadata level, unrecorded patch responses) are read back from their cluster.
     fetchObject: createObjectFetcher(clusterClients),
   });

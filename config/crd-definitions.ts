@@ -115,6 +115,12 @@ export const CRD_SPECS: readonly CrdSpec[] = [
         description: 'The last write error of this target (cleared by the next successful push).',
         properties: { message: { type: 'string' }, time: { type: 'string', format: 'date-time' } },
       },
+      outOfOrderEvents: {
+        type: 'integer',
+        minimum: 0,
+        description:
+          'Events of this target that reached the service after a newer version of their object was committed: versions missing from the history, each kept as a dead letter in the partition queue.',
+      },
     },
   },
   {

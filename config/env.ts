@@ -6,6 +6,7 @@ import { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES } from '../queues/cluster-budget.j
 import { DEFAULT_RETENTION } from '../queues/job-options.js';
 import { DEFAULT_PREFIX } from '../queues/names.js';
 import { DEFAULT_OBJECT_LIMITS } from '../workers/ingest/object-limits.js';
+import { DEFAULT_REORDER_WINDOW_MS } from '../workers/route/reorder-window.js';
 
 /** Part of a Git ident: git refuses '<', '>' and line breaks in it. */
 const gitIdent = z.string().min(1).regex(/^[^<>\n\r]+$/, "may not contain '<', '>' or line breaks");
@@ -92,6 +93,11 @@ const EnvSchema = z.object({
   JOB_RETENTION_FAILED_COUNT: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.failedCount),
   /** @defaultValue 1000 — approximate length each queue's events stream is trimmed to. */
   QUEUE_EVENTS_MAX_LEN: z.coerce.number().int().min(1).default(1000),
+  /**
+   * @defaultValue 2000 — how long the router holds an event for older changes of its cluster that may still
+   * arrive (API servers send audit batches concurrently); 0 routes at once. Every change waits this long.
+   */
+  REORDER_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(DEFAULT_REORDER_WINDOW_MS),
   /** @defaultValue 500 — the most events one push carries. */
   WRITE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   /** @defaultValue "GitOps Reverser" / gitops-reverser@localhost — the committer; authors are Kubernetes users. */

@@ -41,7 +41,7 @@ function targetRow(t: TargetOverview): string {
 <td>${escapeHtml(t.cluster)}</td><td title="${escapeHtml(t.lastCommit?.sha ?? '')}">${commit}</td>
 <td>${t.backlog === null ? count(null) : queueLink(t.queue, String(t.backlog))}</td>
 <td>${t.deadLetters === null ? count(null) : queueLink(t.queue, String(t.deadLetters), 'failed')}</td>
-<td>${t.writer === null ? '<span class="muted">nobody</span>' : escapeHtml(t.writer)}</td><td>${lag(t.lagSeconds)}</td><td>${error}</td></tr>`;
+<td>${t.writer === null ? '<span class="muted">nobody</span>' : escapeHtml(t.writer)}</td><td>${lag(t.lagSeconds)}</td><td>${escapeHtml(t.outOfOrder)}</td><td>${error}</td></tr>`;
 }
 
 function clusterRow(c: ClusterOverview): string {
@@ -64,9 +64,9 @@ th,td{border:1px solid #ccc;padding:.35rem .6rem;text-align:left;vertical-align:
 <h1>GitOps Reverser</h1>
 <p class="muted">Generated ${escapeHtml(o.generatedAt)}; refreshes every ${REFRESH_SECONDS} s. Queues in detail: <a href="${escapeHtml(BULL_BOARD_PATH)}">Bull Board</a>. JSON: <a href="${escapeHtml(OVERVIEW_API_PATH)}">${escapeHtml(OVERVIEW_API_PATH)}</a>.</p>
 <h2>Git targets</h2>
-<p class="muted">Waiting: changes not yet pushed. Failed: changes that failed every attempt and wait for an operator to replay them. Writer: the replica pushing to this repository and branch now. Lag: from the newest written change in the cluster to its push.</p>
-<table><thead><tr><th>GitTarget</th><th>Status</th><th>Repository</th><th>Cluster</th><th>Last commit</th><th>Waiting</th><th>Failed</th><th>Writer</th><th>Lag</th><th>Last error</th></tr></thead>
-<tbody>${o.targets.map(targetRow).join('\n') || '<tr><td colspan="10">No GitTarget configured.</td></tr>'}</tbody></table>
+<p class="muted">Waiting: changes not yet pushed. Failed: changes that failed every attempt and wait for an operator to replay them. Writer: the replica pushing to this repository and branch now. Lag: from the newest written change in the cluster to its push. Out of order: changes that arrived after a newer version of their object was pushed (versions missing from the history, kept as failed jobs).</p>
+<table><thead><tr><th>GitTarget</th><th>Status</th><th>Repository</th><th>Cluster</th><th>Last commit</th><th>Waiting</th><th>Failed</th><th>Writer</th><th>Lag</th><th>Out of order</th><th>Last error</th></tr></thead>
+<tbody>${o.targets.map(targetRow).join('\n') || '<tr><td colspan="11">No GitTarget configured.</td></tr>'}</tbody></table>
 <h2>Incoming events</h2>
 <p class="muted">Counted by this replica since it started; each replica counts the requests it received.</p>
 <table><thead><tr><th>Cluster</th><th>Accepted</th><th>Skipped (by reason)</th><th>Events refused (by reason)</th><th>Requests refused (by reason)</th><th>Rate limited</th></tr></thead>

@@ -43,6 +43,8 @@ export interface TargetOverview extends QueueOverview {
    * the batch that wrote it (recorded by the writer); null before the first write.
    */
   lagSeconds: number | null;
+  /** Events that arrived after a newer version of their object was committed: versions missing from the history. */
+  outOfOrder: number;
 }
 
 export interface ClusterOverview {
@@ -168,6 +170,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
       lastError: p.lastError ?? null,
       writer: holders.get(t.partition.id) ?? null,
       lagSeconds: p.lag?.seconds ?? null,
+      outOfOrder: p.outOfOrder ?? 0,
     };
     return { ...row, health: healthOf(row) };
   });

@@ -53,6 +53,9 @@ export type IngestJob = z.infer<typeof IngestJobSchema>;
  */
 export const WATCH_UNKNOWN_USER = 'unknown';
 
+/** How the auditID of a watch event begins (`watch-<uid>-<resourceVersion>`): a watch event is no audit event. */
+export const WATCH_AUDIT_ID_PREFIX = 'watch-';
+
 /** The canonical identity of an object; every key and path is built from it. namespace is '' when cluster-scoped. */
 export const ObjectIdentitySchema = z.object({
   cluster: z.string(),

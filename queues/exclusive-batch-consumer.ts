@@ -7,7 +7,9 @@
 // result. When `handle` fails (the lease was lost, the remote is unreachable, anything else), the batch
 // goes back to the head of the queue in its order, for this replica after a backoff or for the next lease
 // holder: retrying through BullMQ would put the jobs behind later ones. A job that `handle` fails alone
-// (JobFailure) goes through BullMQ's attempts and, at last, the failed set (the dead letters).
+// (JobFailure) goes through BullMQ's attempts and, at last, the failed set (the dead letters). A job that
+// `handle` holds (HOLD) stays in hand, its lock kept, and is given to the next `handle` call again with the
+// jobs fetched since: the router holds events until no older change can still arrive (its reorder window).
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Valkey } from 'iovalkey';
@@ -20,11 +22,22 @@ export class JobFailure {
   constructor(readonly error: Error) {}
 }
 
+/** Returned by `handle` in place of a result: the job stays in hand and comes again in the next call. */
+export const HOLD: unique symbol = Symbol('hold');
+
 /** What BullMQ knows of a job's earlier attempts. */
 export interface JobHistory {
   attemptsMade: number;
   /** The error of the last failed attempt, if any. */
   failedReason?: string;
+  /** When the job was added (ms since the epoch, the adding replica's clock). */
+  addedAt: number;
+}
+
+/** What the consumer knows of the batch it hands over. */
+export interface BatchInfo {
+  /** The queue held no more waiting jobs when the batch was fetched: every job added so far is in it. */
+  drained: boolean;
 }
 
 export interface ExclusiveBatchConsumerOptions<D, R> {
@@ -44,8 +57,16 @@ export interface ExclusiveBatchConsumerOptions<D, R> {
   logger: Logger;
   /** Job payloads are input: each is validated; an invalid one fails at once, without retries. */
   schema: z.ZodType<D>;
-  /** Handles the batch in order; one result (or JobFailure) per job, in the same order. */
-  handle(jobs: D[], lease: HeldLease, history: JobHistory[]): Promise<(R | JobFailure)[]>;
+  /**
+   * Handles the batch in order; one result (or JobFailure, or HOLD when `holds` is set) per job, in the
+   * same order. Held jobs come first in the next call, in the order they were fetched.
+   */
+  handle(jobs: D[], lease: HeldLease, history: JobHistory[], batch: BatchInfo): Promise<(R | JobFailure | typeof HOLD)[]>;
+  /**
+   * `handle` may hold jobs: up to this many stay in hand (beyond it, no more are fetched until some go).
+   * Undefined: `handle` never holds.
+   */
+  holds?: { max: number; /** How soon a call with only held jobs is made again. @defaultValue 100 */ recheckMs?: number };
   /** Errors after which nothing was done and the batch should wait at the head of the queue. */
   isTransient(err: unknown): boolean;
   /** Called when this replica takes the lease (state cached from an earlier holding is stale). */
@@ -65,6 +86,12 @@ export interface ExclusiveBatchConsumer {
 interface Fetched {
   job: Job;
   token: string;
+}
+
+/** A job in hand whose payload was validated. */
+interface Valid<D> {
+  fetched: Fetched;
+  data: D;
 }
 
 /**
@@ -113,6 +140,8 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
   let tokenCounter = 0;
   let backoffMs = 0;
   let inHand: Fetched[] = [];
+  /** Jobs `handle` held: in hand across batches, their locks kept, handed to it again first. */
+  let held: Valid<D>[] = [];
   /** Consecutive unexpected failures of batches starting with the same job. */
   let streak: { jobId?: string; count: number } = { count: 0 };
   /** Set when BullMQ says a lock of the batch in hand is gone: the jobs may be given to someone else. */
@@ -188,32 +217,39 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     if (waited) log.info({ waitedMs: Date.now() - started }, `${opts.owner}: the previous holder's jobs are back in the queue`);
   }
 
-  async function fetchBatch(): Promise<Fetched[]> {
+  async function fetchBatch(): Promise<{ batch: Fetched[]; drained: boolean }> {
     // A holder that froze since its last renewal must not take jobs that belong to its successor.
-    if (!lease) return [];
+    if (!lease) return { batch: [], drained: false };
     try {
       await lease.assertHeld();
     } catch (err) {
       if (err instanceof LeaseLostError) {
         dropLease();
-        return [];
+        return { batch: [], drained: false };
       }
       throw err;
     }
+    // While jobs are held, do not block: they must be offered again soon, new jobs or not.
+    const room = opts.holds ? opts.holds.max - held.length : Infinity;
+    if (room <= 0) return { batch: [], drained: false };
     const firstToken = nextToken();
-    const first = await worker.getNextJob(firstToken, { block: true });
-    if (!first) return [];
+    const first = await worker.getNextJob(firstToken, { block: held.length === 0 });
+    if (!first) return { batch: [], drained: true };
     const batch: Fetched[] = [{ job: first, token: firstToken }];
-    const size = opts.batchSizeFor?.(first.data) ?? opts.batchSize;
+    const size = Math.min(room, opts.batchSizeFor?.(first.data) ?? opts.batchSize);
+    let drained = false;
     // Fetches go out FETCH_PIPELINE at a time: one connection runs them in the order they were sent,
     // so the n-th call takes the n-th job, and the batch costs a few round trips instead of one per job.
     while (batch.length < size && lease) {
       const tokens = Array.from({ length: Math.min(FETCH_PIPELINE, size - batch.length) }, nextToken);
       const jobs = await Promise.all(tokens.map((token) => worker.getNextJob(token, { block: false })));
       jobs.forEach((job, i) => job && batch.push({ job, token: tokens[i]! }));
-      if (jobs.some((job) => !job)) break;
+      if (jobs.some((job) => !job)) {
+        drained = true;
+        break;
+      }
     }
-    return batch;
+    return { batch, drained };
   }
 
   /** Back to the head of the queue, in their order, so the next holder starts exactly here. */
@@ -224,8 +260,12 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     }
   }
 
-  async function processBatch(batch: Fetched[]): Promise<void> {
-    const valid: { fetched: Fetched; data: D }[] = [];
+  /** Whether the last call held every job it was given: the next waits a little unless new jobs come. */
+  let onlyHeld = false;
+
+  async function processBatch(batch: Fetched[], drained: boolean): Promise<void> {
+    const valid: Valid<D>[] = [...held];
+    held = [];
     for (const fetched of batch) {
       const parsed = opts.schema.safeParse(fetched.job.data);
       if (parsed.success) {
@@ -238,32 +278,36 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
     }
     inHand = valid.map((v) => v.fetched);
     if (valid.length === 0) return;
-    const held = lease;
-    if (!held) throw new LeaseLostError(opts.owner, 0);
+    const current = lease;
+    if (!current) throw new LeaseLostError(opts.owner, 0);
     locksLost = false;
     // The fence `handle` checks before a side effect: the lease still ours, and the batch's job locks too.
     const fence: HeldLease = {
-      ...held,
+      ...current,
       assertHeld: async () => {
-        if (locksLost) throw new LeaseLostError(opts.owner, held.fence);
-        await held.assertHeld();
+        if (locksLost) throw new LeaseLostError(opts.owner, current.fence);
+        await current.assertHeld();
       },
     };
     const results = await opts.handle(
       valid.map((v) => v.data),
       fence,
-      valid.map((v) => ({ attemptsMade: v.fetched.job.attemptsMade, failedReason: v.fetched.job.failedReason || undefined })),
+      valid.map((v) => ({ attemptsMade: v.fetched.job.attemptsMade, failedReason: v.fetched.job.failedReason || undefined, addedAt: v.fetched.job.timestamp })),
+      { drained },
     );
     if (results.length !== valid.length) throw new Error(`${opts.owner}: handle returned ${results.length} results for ${valid.length} jobs`);
-    // The side effects are done: from here on the jobs are finished, whatever else happens.
-    const done = inHand;
-    inHand = [];
+    if (!opts.holds && results.includes(HOLD)) throw new Error(`${opts.owner}: handle held jobs, but the consumer was not told it holds`);
+    // The side effects are done: from here on the jobs are finished (or held), whatever else happens.
+    held = valid.filter((_, i) => results[i] === HOLD);
+    inHand = held.map((v) => v.fetched);
+    onlyHeld = held.length === valid.length;
     await Promise.all(
-      done.map(async ({ job, token }, i) => {
+      valid.map(async ({ fetched: { job, token }, data }, i) => {
         const result = results[i];
+        if (result === HOLD) return;
         if (result instanceof JobFailure) return job.moveToFailed(result.error, token, false);
         await job.moveToCompleted(result, token, false);
-        const slim = opts.slimCompleted?.(valid[i]!.data);
+        const slim = opts.slimCompleted?.(data);
         // A job already removed by its retention (count 0) has nothing left to slim.
         if (slim !== undefined) await job.updateData(slim).catch((err: unknown) => log.debug({ err, job: job.id }, `${opts.owner}: could not slim a completed job`));
       }),
@@ -304,17 +348,28 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
         }
         if (backoffMs) await pause(backoffMs);
         if (stopping) break;
-        const batch = await fetchBatch();
-        if (batch.length === 0) continue;
-        inHand = batch;
+        // A lease lost while jobs were held: they go back to the head of the queue, for the next holder.
+        if (!lease && held.length > 0) {
+          await handBack(held.map((v) => v.fetched));
+          held = [];
+          inHand = [];
+          continue;
+        }
+        // Held jobs only, nothing new last time: give new jobs and the clock a moment before asking again.
+        if (onlyHeld && held.length > 0) await pause(opts.holds?.recheckMs ?? 100);
+        if (stopping) break;
+        const { batch, drained } = await fetchBatch();
+        if (batch.length === 0 && held.length === 0) continue;
+        inHand = [...held.map((v) => v.fetched), ...batch];
         try {
-          await processBatch(batch);
+          await processBatch(batch, drained);
           backoffMs = 0;
           streak = { count: 0 };
           continue;
         } catch (err) {
           const pending = inHand;
           inHand = [];
+          held = [];
           if (err instanceof LeaseLostError) dropLease();
           await recover(err, pending);
         }
@@ -338,6 +393,10 @@ export function startExclusiveBatchConsumer<D, R>(opts: ExclusiveBatchConsumerOp
       stopping = true;
       wake?.();
       await running;
+      // Held jobs go back to the head of the queue in their order, for whoever takes over.
+      if (held.length > 0) await handBack(held.map((v) => v.fetched)).catch((err: unknown) => log.warn({ err }, `${opts.owner}: could not hand back held jobs`));
+      held = [];
+      inHand = [];
       clearInterval(renewTimer);
       clearInterval(lockTimer);
       // Not released (Valkey away): the lease simply expires after its TTL.

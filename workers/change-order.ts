@@ -1,8 +1,13 @@
 // The order in which the API server made a batch's changes. Queue order is arrival order, and arrival
 // can differ from change order: the API server's buffered audit backend sends batches concurrently, and
-// jobs that a crashed holder had in hand come back to the queue in no particular order. Within a batch:
-// by the audit stage timestamp (to the microsecond), then, within one cluster, by resourceVersion (the
-// etcd revision: exact where timestamps tie), then queue order.
+// jobs that a crashed holder had in hand come back to the queue in no particular order.
+//
+// Within one cluster, resourceVersion is the order: it is etcd's revision, which every write of the cluster
+// raises, so it orders the writes themselves. The audit time is not: it is stamped when the response is
+// complete, and two requests on one object finish in either order (under load, thousands of times a
+// minute). So the items of one cluster that carry a resourceVersion take the places they hold in audit-time
+// order in ascending resourceVersion; items without one (a delete answered with a Status, an event without a
+// body) and items of other clusters stay at their audit time (to the microsecond), ties in queue order.
 
 export interface ChangeKey {
   stageTimestamp: string;
@@ -32,25 +37,18 @@ export function changeOrder<T>(items: readonly T[], keyOf: (item: T) => ChangeKe
     return { time: last, cluster: k.cluster, rv };
   });
   const order = items.map((_, i) => i).sort((a, b) => keys[a]!.time - keys[b]!.time || a - b);
-  // Within a run of equal times, one cluster's items with a resourceVersion take the places they hold
-  // in ascending resourceVersion; other items (other clusters, no version) keep their places.
-  for (let start = 0; start < order.length; ) {
-    let end = start + 1;
-    while (end < order.length && keys[order[end]!]!.time === keys[order[start]!]!.time) end++;
-    const byCluster = new Map<string, number[]>();
-    for (let p = start; p < end; p++) {
-      const k = keys[order[p]!]!;
-      if (k.rv === undefined) continue;
-      // Appended in place: copying the list per item made a run of many equal times quadratic.
-      const places = byCluster.get(k.cluster);
-      if (places) places.push(p);
-      else byCluster.set(k.cluster, [p]);
-    }
-    for (const places of byCluster.values()) {
-      const sorted = places.map((p) => order[p]!).sort((a, b) => (keys[a]!.rv! < keys[b]!.rv! ? -1 : keys[a]!.rv! > keys[b]!.rv! ? 1 : a - b));
-      places.forEach((p, i) => (order[p] = sorted[i]!));
-    }
-    start = end;
+  // Each cluster's items with a resourceVersion take the places they hold, in ascending resourceVersion.
+  const byCluster = new Map<string, number[]>();
+  order.forEach((item, p) => {
+    const k = keys[item]!;
+    if (k.rv === undefined) return;
+    const places = byCluster.get(k.cluster);
+    if (places) places.push(p);
+    else byCluster.set(k.cluster, [p]);
+  });
+  for (const places of byCluster.values()) {
+    const sorted = places.map((p) => order[p]!).sort((a, b) => (keys[a]!.rv! < keys[b]!.rv! ? -1 : keys[a]!.rv! > keys[b]!.rv! ? 1 : a - b));
+    places.forEach((p, i) => (order[p] = sorted[i]!));
   }
   return order;
 }

@@ -11,7 +11,7 @@ import type { ServiceMetrics } from '../dashboard/metrics.js';
 import type { ObjectFetcher } from '../kube/object-fetcher.js';
 import { budgetField, type BudgetEntry, type ClusterBudget } from '../queues/cluster-budget.js';
 import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } from '../queues/contracts.js';
-import { JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
+import { HOLD, JobFailure, startExclusiveBatchConsumer, type ExclusiveBatchConsumer } from '../queues/exclusive-batch-consumer.js';
 import { SLIM_COMPLETED_BYTES, WRITE_JOB_OPTIONS } from '../queues/job-options.js';
 import { eventJobId, INGEST_QUEUE, routerKeys, writeJobId } from '../queues/names.js';
 import { changeOrder, type ChangeKey } from './change-order.js';
@@ -20,6 +20,7 @@ import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimits } from './inges
 import { normalizeEvent } from './normalize/normalize-event.js';
 import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
 import { objectFilePath, UnsafePathError } from './route/path-layout.js';
+import { DEFAULT_REORDER_WINDOW_MS, releasable } from './route/reorder-window.js';
 
 export interface RouterOptions {
   connection: Valkey;
@@ -47,6 +48,12 @@ export interface RouterOptions {
   metrics: ServiceMetrics;
   /** The clusters' storage budgets: what an event reserved moves to the writes it became. Undefined: none. */
   budget?: ClusterBudget;
+  /**
+   * The reorder window (route/reorder-window.ts): an event is routed once no older change of its cluster
+   * can still arrive, at most this long after it arrived. 0: at once, in the order of each batch.
+   * @defaultValue DEFAULT_REORDER_WINDOW_MS
+   */
+  reorderWindowMs?: number;
   /**
    * Reads an event's object from its cluster when the audit event carried none (createObjectFetcher).
    * A read that fails fails its event (retried, at last a dead letter); an object that is gone, or an
@@ -212,7 +219,14 @@ function budgetTransfers(batch: IngestJob[], results: (IngestResult | JobFailure
   return byCluster;
 }
 
+/**
+ * The most events the router holds in its reorder window; beyond it, it routes what arrived a window before
+ * the newest of them (a backlog larger than this that arrived within one window can lose order).
+ */
+const MAX_HELD = 20_000;
+
 export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
+  const windowMs = opts.reorderWindowMs ?? DEFAULT_REORDER_WINDOW_MS;
   return startExclusiveBatchConsumer<IngestJob, IngestResult>({
     owner: 'router',
     connection: opts.connection,
@@ -224,7 +238,15 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
     batchSize: opts.batchSize ?? 500,
     logger: opts.logger.child({ stage: 'router' }),
     schema: IngestJobSchema,
-    async handle(jobs, lease) {
+    holds: { max: MAX_HELD },
+    async handle(arrived, lease, history, batch) {
+      const ready = releasable(
+        arrived.map((job, i) => ({ key: ingestChangeKey(job), arrivedAt: history[i]!.addedAt })),
+        { windowMs, now: Date.now(), drained: batch.drained },
+      );
+      const chosen = arrived.flatMap((_, i) => (ready[i] ? [i] : []));
+      if (chosen.length === 0) return arrived.map(() => HOLD);
+      const jobs = chosen.map((i) => arrived[i]!);
       const { results, pending } = await routeBatch(jobs, opts.routes(), opts, opts.routes);
       // A router that lost its lease must not add behind the next one's adds (that would reorder).
       await lease.assertHeld();
@@ -238,7 +260,9 @@ export function startRouter(opts: RouterOptions): ExclusiveBatchConsumer {
           await opts.budget.transfer(cluster, from, to).catch((err: unknown) => opts.logger.warn({ err, cluster }, 'could not move the storage budget of routed events'));
         }
       }
-      return results;
+      const out: (IngestResult | JobFailure | typeof HOLD)[] = arrived.map(() => HOLD);
+      chosen.forEach((i, k) => (out[i] = results[k]!));
+      return out;
     },
     slimCompleted: slimIngestJob,
     // Per-event errors became JobFailures above; what fails a whole batch is Valkey, and then the

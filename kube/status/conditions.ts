@@ -33,6 +33,8 @@ export type ObjectStatus = {
   backlog?: number;
   /** GitTarget: the last write error, until the next successful push. */
   lastError?: { message: string; time: string };
+  /** GitTarget: events that arrived after a newer version of their object was committed (dead letters). */
+  outOfOrderEvents?: number;
   /** ClusterProvider: (resource type, namespace) watches running for the cluster. */
   watchedResources?: number;
 };
@@ -41,6 +43,7 @@ export type ObjectStatus = {
 export interface TargetProgressFacts {
   lastCommit?: { sha: string; time: string };
   lastError?: { message: string; time: string };
+  outOfOrder?: number;
 }
 
 export type ProbeFacts = { reachable: true; message: string } | { reachable: false; reason: string; message: string };
@@ -147,6 +150,8 @@ export function desiredStatus(obj: ObservedObject, facts: StatusFacts): ObjectSt
     const lastError = facts.progress ? facts.progress.lastError : asError(prior.lastError);
     if (lastCommit) status.lastCommit = lastCommit;
     if (lastError) status.lastError = lastError;
+    const outOfOrder = facts.progress ? facts.progress.outOfOrder : asCount(prior.outOfOrderEvents);
+    if (outOfOrder) status.outOfOrderEvents = outOfOrder;
     // A broken target writes nothing: its partition (if any) is not its own to report.
     const backlog = ready ? (facts.backlog ?? asCount(prior.backlog)) : undefined;
     if (backlog !== undefined) status.backlog = backlog;

@@ -3,7 +3,7 @@
 // Secrets are redacted here, before the job is stored; namespaces outside allowedNamespaces are dropped
 // as filter-audit-event.ts drops them.
 import { createHash } from 'node:crypto';
-import { WATCH_UNKNOWN_USER, type IngestJob } from '../../queues/contracts.js';
+import { WATCH_AUDIT_ID_PREFIX, WATCH_UNKNOWN_USER, type IngestJob } from '../../queues/contracts.js';
 import { storableObject } from '../../workers/ingest/redact-secret.js';
 import type { WatchChange } from './resumable-watch.js';
 import type { WatchSpec } from './watch-plan.js';
@@ -59,7 +59,7 @@ export function watchChangeToJob(input: WatchJobInput): WatchJobResult {
     keep: true,
     job: {
       clusterId: input.clusterId,
-      auditID: `watch-${uid}-${rv}`,
+      auditID: `${WATCH_AUDIT_ID_PREFIX}${uid}-${rv}`,
       verb: VERB_BY_TYPE[change.type],
       stageTimestamp: auditTimestamp(change.receivedAt),
       user: { username: input.username ?? WATCH_UNKNOWN_USER },

@@ -81,7 +81,7 @@ describe('partition writer', () => {
     expect((await commitLog(remote)).map((c) => /Audit-ID: (\S+)/.exec(c.body)?.[1])).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4']);
   });
 
-  it('stale, repeated and already-absent events make no commit and say why', async () => {
+  it('repeated and already-absent events make no commit and say why; a stale one is an out-of-order dead letter', async () => {
     const { remote, queue, start, add, drained } = await setup();
     start('replica-a');
     await add([write(1, { name: 'app', rv: '500' }), write(2, { name: 'app', rv: '600' })]);
@@ -95,7 +95,11 @@ describe('partition writer', () => {
     await waitFor(drained, 'drained');
     expect(await commitLog(remote)).toHaveLength(2);
     const results = Object.fromEntries((await queue.getCompleted()).map((j) => [j.id, (j.returnvalue as { outcome: string; reason?: string }).reason ?? j.returnvalue.outcome]));
-    expect(results).toMatchObject({ 'c1_evt-3': 'stale', 'c1_evt-2-again': 'same-content', 'c1_evt-4': 'already-absent' });
+    expect(results).toMatchObject({ 'c1_evt-2-again': 'same-content', 'c1_evt-4': 'already-absent' });
+    // The old event delivered late: its version is missing from the history, and it says so.
+    const late = await queue.getJob('c1_evt-3');
+    expect(await late?.getState()).toBe('failed');
+    expect(late?.failedReason).toMatch(/^out of order: UPDATE shop\/configmaps\/app\.yaml at resourceVersion 550 \(audit ID evt-3\) arrived after resourceVersion 600 of it was committed/);
     expect((await treeFiles(remote)).get('shop/configmaps/app.yaml')).toContain('n: "2"');
   });
 

@@ -30,6 +30,8 @@ export async function startTestService(valkeyUrl: string, configYaml: (dir: stri
     bodyLimitBytes: 10 * 1024 * 1024,
     leaseTtlMs: 3000,
     batchSize: 50,
+    // A short reorder window keeps the suite quick; the window's own tests set theirs.
+    reorderWindowMs: 250,
     committer: { name: 'GitOps Reverser', email: 'gitops-reverser@test' },
     dashboardReadOnly: true,
     ...overrides,

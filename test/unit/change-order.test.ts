@@ -25,6 +25,19 @@ describe('changeOrder', () => {
   });
 });
 
+describe('changeOrder: resourceVersion over audit time', () => {
+  it('orders one cluster by resourceVersion although their responses completed in the other order', () => {
+    // Two patches of one object: rv 101 finished its response before rv 100 did.
+    expect(order(['2026-11-25T10:00:00.000200Z', 'c1', '100'], ['2026-11-25T10:00:00.000100Z', 'c1', '101'])).toEqual([0, 1]);
+  });
+
+  it('keeps an item without a resourceVersion at its audit time among the others', () => {
+    expect(
+      order(['2026-11-25T10:00:03Z', 'c1', '7'], ['2026-11-25T10:00:02Z', 'c1', ''], ['2026-11-25T10:00:01Z', 'c1', '9']),
+    ).toEqual([0, 1, 2]);
+  });
+});
+
 describe('changeOrder across clusters', () => {
   it('orders one cluster by resourceVersion within a tie and leaves the other cluster where it arrived', () => {
     const t = '2026-11-25T10:00:00Z';

@@ -27,6 +27,7 @@ describe('readEnv', () => {
       EVENT_MAX_VALUES: 200_000,
       CLUSTER_INFLIGHT_LIMIT_BYTES: 128 * 1024 * 1024,
       LEASE_TTL_MS: 5000,
+      REORDER_WINDOW_MS: 2000,
       WRITE_BATCH_SIZE: 500,
       GIT_COMMITTER_NAME: 'GitOps Reverser',
       GIT_COMMITTER_EMAIL: 'gitops-reverser@localhost',

@@ -29,6 +29,7 @@ const overview: Overview = {
       deadLetters: 0,
       writer: EVIL,
       lagSeconds: 1.5,
+      outOfOrder: 2,
     },
   ],
   clusters: [{ cluster: EVIL, accepted: 9, skipped: { [EVIL]: 1 }, refused: { [EVIL]: 4 }, rejectedRequests: { [EVIL]: 2 }, rateLimited: 3 }],

@@ -175,3 +175,11 @@ describe('statusDiffers', () => {
     expect(statusDiffers(otherReason, base)).toBe(true);
   });
 });
+
+describe('desiredStatus: out-of-order events', () => {
+  it("shows a GitTarget's count of events that arrived after a newer version, and keeps the cluster's while Valkey cannot be read", () => {
+    expect(desiredStatus(target(), { problems: [], now: T0, backlog: 0, progress: { outOfOrder: 3 } }).outOfOrderEvents).toBe(3);
+    expect(desiredStatus(target(), { problems: [], now: T0, backlog: 0, progress: {} }).outOfOrderEvents).toBeUndefined();
+    expect(desiredStatus(target({ outOfOrderEvents: 5 }), { problems: [], now: T0, backlog: 0 }).outOfOrderEvents).toBe(5);
+  });
+});

@@ -14,7 +14,8 @@ const job = (n: number, target: string, second: number): WriteJob => ({
   operation: 'UPDATE',
   filePath: `shop/cm${n}.yaml`,
   content: 'x',
-  resourceVersion: String(100 + n),
+  // etcd's revision grows with time: the newest change has the highest.
+  resourceVersion: String(100 + second),
   author: { name: 'u', email: 'u@c1' },
   stageTimestamp: `2026-01-10T08:00:${String(second).padStart(2, '0')}.000000Z`,
 });

@@ -112,7 +112,7 @@ describe('checkWrite', () => {
 
 describe('withWriteCheck', () => {
   const lease = {} as HeldLease;
-  const history = (n: number): JobHistory[] => Array.from({ length: n }, (_, i) => ({ attemptsMade: i }));
+  const history = (n: number): JobHistory[] => Array.from({ length: n }, (_, i) => ({ attemptsMade: i, addedAt: 0 }));
   const committed = (j: WriteJob): WriteResult => ({ outcome: 'committed', commit: j.eventKey, pushedAs: j.eventKey });
 
   it('hands the valid jobs on, with their history, and puts each refusal in its place', async () => {

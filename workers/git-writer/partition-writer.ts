@@ -18,6 +18,7 @@ import { PushConflictError, REFUSED_PREFIX, RemoteRefusingError, writeBatch, typ
 import type { WriterMetrics } from './writer-metrics.js';
 import { removeStaleLocks } from './stale-locks.js';
 import { withBatchProgress, type BatchProgress } from './target-progress.js';
+import { outOfOrderFailure } from './out-of-order.js';
 import { checkWrite, TargetNotConfiguredError, withWriteCheck, type WriteTarget } from './validate-write.js';
 import { changeOrder } from '../change-order.js';
 import { listedIds } from '../../dashboard/log-ids.js';
@@ -102,16 +103,19 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
 
   async function write(arrived: WriteJob[], lease: HeldLease, history: JobHistory[]): Promise<(WriteResult | JobFailure)[]> {
     const repo = await ensureMirror();
-    const order = changeOrder(arrived, (j) => ({ stageTimestamp: j.stageTimestamp, cluster: j.clusterId, resourceVersion: j.resourceVersion }));
+    // A reconcile write's resourceVersion is its listing's, not a change of its own: it keeps its place in
+    // time (after the live events queued before it), and the stale guard keeps a newer live event's content.
+    const order = changeOrder(arrived, (j) => ({ stageTimestamp: j.stageTimestamp, cluster: j.clusterId, resourceVersion: j.reconcile ? '' : j.resourceVersion }));
     const jobs = order.map((i) => arrived[i]!);
     const started = performance.now();
     // A reconcile repairs what others changed in the repository (edits by hand): it must plan against the
     // remote as it is, not as this writer last pushed it (which would see no difference and push nothing).
     if (jobs.some((j) => j.reconcile)) remote = undefined;
     let written;
+    const applied = await appliedVersions(jobs);
     try {
       const refusedBefore = order.map((i) => history[i]?.failedReason?.startsWith(REFUSED_PREFIX) ?? false);
-      written = await writeBatch(jobs, await appliedVersions(jobs), remote, refusedBefore, {
+      written = await writeBatch(jobs, applied, remote, refusedBefore, {
         repo,
         lease,
         committer: opts.committer,
@@ -125,6 +129,15 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     }
     remote = written.state;
     if (written.versions.size > 0) await opts.connection.hset(keys.versions, Object.fromEntries(written.versions));
+    // A live event planned as stale arrived after a newer version of its object: never skipped silently.
+    written.results.forEach((result, k) => {
+      const job = jobs[k]!;
+      const late = outOfOrderFailure(job, result, history[order[k]!], written.versions.get(job.filePath) ?? applied.get(job.filePath));
+      if (!late) return;
+      written.results[k] = late;
+      opts.metrics?.eventsOutOfOrder.inc({ cluster: job.clusterId });
+      log.warn({ file: job.filePath, auditID: job.auditID, resourceVersion: job.resourceVersion }, 'an event arrived after a newer version of its object was committed');
+    });
     if (written.commits > 0) {
       opts.metrics?.pushDuration.observe({ partition: partition.id }, (performance.now() - started) / 1000);
       opts.metrics?.commits.inc({ partition: partition.id }, written.commits);

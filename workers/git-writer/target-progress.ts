@@ -12,12 +12,15 @@ import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
 import { LeaseLostError } from '../../queues/lease.js';
 import { targetProgressKey } from '../../queues/names.js';
 import { changeOrder } from '../change-order.js';
+import { OutOfOrderError } from './out-of-order.js';
 
 export interface TargetProgress {
   lastCommit?: { sha: string; time: string };
   lastError?: { message: string; time: string };
   /** The newest change written so far (its time in the cluster) and how long after it its batch finished. */
   lag?: { eventTime: string; seconds: number };
+  /** Events that arrived after a newer version of their object was committed (out-of-order.ts), in all. */
+  outOfOrder?: number;
 }
 
 /** A batch the partition writer finished (one result per job, in the jobs' order) or gave back (error). */
@@ -31,6 +34,8 @@ export interface TargetUpdate {
   error?: string | null;
   /** Epoch ms of the newest change of the target this batch wrote (failed writes excluded). */
   newestEvent?: number;
+  /** Its events of this batch that arrived after a newer version (dead letters, not write errors). */
+  outOfOrder?: number;
 }
 
 /** An error message fits a condition message and a log line; git's stderr can be long. */
@@ -43,6 +48,7 @@ const FIELDS = {
   errorTime: 'errorTime',
   eventAtMs: 'eventAtMs',
   eventLagMs: 'eventLagMs',
+  outOfOrder: 'outOfOrder',
 } as const;
 
 /**
@@ -82,6 +88,11 @@ export function progressUpdates(batch: BatchProgress): Map<string, TargetUpdate>
     const update = updates.get(job.target) ?? { error: null };
     updates.set(job.target, update);
     const result = batch.results[i];
+    if (result instanceof JobFailure && result.error instanceof OutOfOrderError) {
+      // Counted, not a failed write: the target's writes go on.
+      update.outOfOrder = (update.outOfOrder ?? 0) + 1;
+      continue;
+    }
     if (result instanceof JobFailure) {
       update.error = errorText(result.error);
       continue;
@@ -106,6 +117,7 @@ export async function recordTargetProgress(connection: Valkey, prefix: string, b
     if (typeof update.error === 'string') Object.assign(set, { [FIELDS.errorMessage]: update.error, [FIELDS.errorTime]: time });
     if (Object.keys(set).length > 0) tx.hset(key, set);
     if (update.error === null) tx.hdel(key, FIELDS.errorMessage, FIELDS.errorTime);
+    if (update.outOfOrder) tx.hincrby(key, FIELDS.outOfOrder, update.outOfOrder);
     if (update.newestEvent !== undefined) tx.eval(NEWER_LAG, 1, key, String(update.newestEvent), String(Math.max(0, now.getTime() - update.newestEvent)));
   }
   await tx.exec();
@@ -156,6 +168,8 @@ export async function readTargetProgress(connection: Valkey, prefix: string, tar
     if (sha && commitTime) progress.lastCommit = { sha, time: commitTime };
     if (message !== undefined && errorTime) progress.lastError = { message, time: errorTime };
     const [eventAt, lagMs] = [Number(hash[FIELDS.eventAtMs]), Number(hash[FIELDS.eventLagMs])];
+    const outOfOrder = Number(hash[FIELDS.outOfOrder] ?? 0);
+    if (outOfOrder > 0) progress.outOfOrder = outOfOrder;
     if (eventAt > 0 && Number.isFinite(lagMs)) progress.lag = { eventTime: new Date(eventAt).toISOString(), seconds: Math.round(lagMs / 100) / 10 };
     out.set(key, progress);
   });

@@ -5,4 +5,5 @@ export interface WriterMetrics {
   commits: Counter<'partition'>;
   pushDuration: Histogram<'partition'>;
   ownershipChanges: Counter<'partition'>;
+  eventsOutOfOrder: Counter<'cluster'>;
 }
