@@ -12,6 +12,7 @@ import type { IngestJob } from '../../queues/contracts.js';
 import { auditAuthorKey } from '../../queues/names.js';
 import { nowMs, type WatchChange } from './resumable-watch.js';
 import { isRecord } from '../json-body.js';
+import { terminating } from '../object-state.js';
 
 /** Long enough for any grace period and a slow watch; short enough that the keys stay few. */
 export const AUDIT_AUTHOR_TTL_SECONDS = 600;
@@ -27,11 +28,6 @@ function uidAndVersion(object: Record<string, unknown> | undefined): { uid: stri
   return typeof uid === 'string' && uid !== '' && typeof rv === 'string' && rv !== '' ? { uid, rv } : undefined;
 }
 
-/** A delete whose answer still is the object, marked for deletion (finalizers, a grace period). */
-function deletionPending(object: Record<string, unknown> | undefined): boolean {
-  const metadata = object && isRecord(object.metadata) ? object.metadata : undefined;
-  return typeof metadata?.deletionTimestamp === 'string';
-}
 
 /**
  * Records the author of every stored audit job whose object has a uid and a resourceVersion, in one
@@ -47,7 +43,7 @@ export async function recordAuditAuthors(connection: Valkey, prefix: string, clu
     const ids = uidAndVersion(job.object);
     if (!ids) continue;
     const author = job.impersonatedUser?.username ?? job.user.username;
-    if (job.verb !== 'delete' || deletionPending(job.object)) pipeline.set(auditAuthorKey(prefix, clusterId, ids.uid, ids.rv), author, 'EX', AUDIT_AUTHOR_TTL_SECONDS);
+    if (job.verb !== 'delete' || terminating(job.object)) pipeline.set(auditAuthorKey(prefix, clusterId, ids.uid, ids.rv), author, 'EX', AUDIT_AUTHOR_TTL_SECONDS);
     if (job.verb === 'delete') pipeline.set(auditAuthorKey(prefix, clusterId, ids.uid, DELETED), author, 'EX', AUDIT_AUTHOR_TTL_SECONDS);
     n++;
   }

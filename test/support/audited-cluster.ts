@@ -31,8 +31,13 @@ export interface AuditedClusterOptions {
   users?: number;
   /** The API server's audit webhook batching (and policy). */
   audit?: Omit<AuditWebhookOptions, 'url' | 'token' | 'caFile'>;
-  /** Options of the service (its configuration is singleClusterConfig; TLS and the port are set here). */
+  /** Options of the service (TLS and the port are set here). */
   service?: Partial<ServiceOptions>;
+  /**
+   * The service's configuration for the bare repository `remote`; it must keep cluster provider `c1` with
+   * token `t0ken-c1` for the audit webhook. @defaultValue singleClusterConfig(remote)
+   */
+  config?: (remote: string) => string;
   /**
    * Holds the n-th audit batch (from 0) this long before passing it on to the service: a relay between the
    * API server and the service, so batches the API server sends concurrently overtake each other for sure.
@@ -69,7 +74,7 @@ export async function startAuditedCluster(valkeyUrl: string, opts: AuditedCluste
       valkeyUrl,
       async (serviceDir) => {
         remote = await createBareRemote(serviceDir);
-        return singleClusterConfig(remote);
+        return (opts.config ?? singleClusterConfig)(remote);
       },
       // No reconcile unless asked for: a test counts the commits its own changes make.
       { port, tls: { certFile: pki.server.cert, keyFile: pki.server.key }, kubeConfig: cp.kubeConfig, reconcile: false, ...opts.service },

@@ -146,6 +146,21 @@ describe('normalizeEvent', () => {
   });
 });
 
+describe('normalizeEvent: Terminating objects', () => {
+  const terminatingDeployment = { ...deployment, metadata: { ...deployment.metadata, deletionTimestamp: '2025-11-25T12:00:00Z', finalizers: ['example.com/hold'] } };
+
+  it('makes any write to an object marked for deletion a DELETE: nothing brings its file back', () => {
+    for (const verb of ['update', 'patch', 'create'] as const) {
+      const outcome = normalizeEvent(job({ verb, object: terminatingDeployment }));
+      expect(outcome.kind === 'change' && outcome.event.operation, verb).toBe('DELETE');
+      expect(outcome.kind === 'change' && outcome.event.content, verb).toBeNull();
+    }
+    // The delete that marked it is a DELETE with its resourceVersion, by the user who deleted.
+    const marked = normalizeEvent(job({ verb: 'delete', object: terminatingDeployment, user: { username: 'erin' } }));
+    expect(marked).toMatchObject({ kind: 'change', event: { operation: 'DELETE', content: null, resourceVersion: '101', author: { name: 'erin' } } });
+  });
+});
+
 describe('authorFor', () => {
   it.each([
     ['alice', 'alice@prod-eu.cluster.local'],

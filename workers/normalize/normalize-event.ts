@@ -5,6 +5,7 @@
 import { WATCH_UNKNOWN_USER, type GitAuthor, type IngestJob, type ObjectIdentity, type Operation } from '../../queues/contracts.js';
 import { eventJobId } from '../../queues/names.js';
 import { storableObject } from '../ingest/redact-secret.js';
+import { terminating } from '../../kube/object-state.js';
 import { identityOf } from './identity.js';
 import { sanitizeObject, toCanonicalYaml } from './sanitize.js';
 
@@ -108,7 +109,10 @@ export function normalizeEvent(job: IngestJob): NormalizeOutcome {
   if (job.verb === 'deletecollection') {
     return { kind: 'no-object-body', reason: 'deletecollection carries no per-object body' };
   }
-  const operation = OPERATION_BY_VERB[job.verb];
+  // An object marked for deletion (metadata.deletionTimestamp: it waits for its finalizers or a grace
+  // period) is gone as far as Git goes: its file went with the delete that marked it, and no later write
+  // to it (a finalizer removed, a status, a controller's update, the final removal) brings the file back.
+  const operation = terminating(job.object) ? 'DELETE' : OPERATION_BY_VERB[job.verb];
   const identity = identityOf(job);
   if (identity.name === '') {
     return { kind: 'no-object-body', reason: `${job.verb} of ${job.objectRef.resource}: neither objectRef nor the object names it` };
