@@ -7,8 +7,10 @@ import type { z } from 'zod';
 import { emptyConfigObjects, formatProblem, resolveConfig, type ConfigObjects } from './resolve-config.js';
 import type { ResolvedConfig } from './resolved-config.js';
 import { SCHEMA_BY_KIND, type ConfigKind } from './resource-schemas.js';
+import { schemaProblems } from './schema-issues.js';
 
 export { isValidBranchName } from './resolve-config.js';
+export { issuePath } from './schema-issues.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -42,10 +44,6 @@ export function parseConfig(text: string, source = 'configuration'): ResolvedCon
   return resolved.config;
 }
 
-export function issuePath(path: PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-}
-
 function parseObjects(text: string, problems: string[]): ConfigObjects {
   const parsed = emptyConfigObjects();
   const docs = parseAllDocuments(text);
@@ -69,9 +67,10 @@ function parseObjects(text: string, problems: string[]): ConfigObjects {
       problems.push(`${label}: kind: unknown kind, expected one of ${Object.keys(SCHEMA_BY_KIND).join(', ')}`);
       return;
     }
+    // Strict, as kubectl's strict field validation: an unknown field (a typo, a newer version's) is named, not dropped.
     const result = schema.safeParse(value);
     if (!result.success) {
-      for (const issue of result.error.issues) problems.push(`${label}: ${issuePath(issue.path)}: ${issue.message}`);
+      for (const p of schemaProblems(schema, result.error.issues)) problems.push(`${label}: ${p.field}: ${p.message}`);
       return;
     }
     (parsed[kind] as unknown[]).push(result.data);

@@ -1,6 +1,13 @@
 // The configuration objects, as the CRDs of API group gitopsreverser.io/v1alpha1 hold them in a cluster
 // and as a CONFIG_FILE holds them outside one. Field names follow the Go GitOps Reverser's CRDs where
 // they are sound, so its users recognise them. This file is the one source of these shapes.
+//
+// Every object is strict (z.strictObject): a field not listed here is an unknown field, as it is to
+// kubectl's strict field validation, so a CONFIG_FILE with a typo or a newer version's field is refused
+// naming it (config/schema-issues.ts). Objects read from a cluster go through parseKnownFields instead:
+// there the API server already pruned what its CRD does not know, and a CRD newer than this service (an
+// upgrade under way, a rollback) must not take objects out of the configuration. The CRDs generated from
+// these schemas are the same either way (a structural schema prunes unknown fields by itself).
 import { z } from 'zod';
 import { OPERATIONS } from '../queues/contracts.js';
 
@@ -12,10 +19,34 @@ const dnsName = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS-1123 name (lowercase letters, digits, "-" and ".")');
 
-const clusterScopedMeta = z.object({ name: dnsName });
-const namespacedMeta = z.object({ name: dnsName, namespace: dnsName.default('default') });
+/** A field accepted as it is and never read. */
+const ignored = z.unknown().optional();
+/**
+ * ObjectMeta's other fields: the API server sets or keeps them, kubectl's strict validation accepts them, and
+ * an object exported with `kubectl get -o yaml` carries them. Any other field under metadata is unknown.
+ */
+const otherObjectMeta = {
+  generateName: ignored,
+  uid: ignored,
+  resourceVersion: ignored,
+  generation: ignored,
+  creationTimestamp: ignored,
+  deletionTimestamp: ignored,
+  deletionGracePeriodSeconds: ignored,
+  labels: ignored,
+  annotations: ignored,
+  ownerReferences: ignored,
+  finalizers: ignored,
+  managedFields: ignored,
+  selfLink: ignored,
+};
+// A cluster-scoped object's namespace is dropped, as the API server drops it.
+const clusterScopedMeta = z.strictObject({ name: dnsName, namespace: z.unknown().transform(() => undefined).optional(), ...otherObjectMeta });
+const namespacedMeta = z.strictObject({ name: dnsName, namespace: dnsName.default('default'), ...otherObjectMeta });
+/** What the service writes (conditions, last commit, backlog): an exported object carries it, kubectl accepts it. */
+const status = ignored;
 
-export const SecretKeyRefSchema = z.object({ name: dnsName, namespace: dnsName, key: z.string().min(1) });
+export const SecretKeyRefSchema = z.strictObject({ name: dnsName, namespace: dnsName, key: z.string().min(1) });
 
 /** Client-side request limits towards one source cluster's API server (reads: object fetch, watch lists). */
 const ClientLimitsSchema = {
@@ -25,22 +56,22 @@ const ClientLimitsSchema = {
   burst: z.int().min(1).max(100000).default(40),
 };
 
-export const ClusterProviderSchema = z.object({
+export const ClusterProviderSchema = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal('ClusterProvider'),
   metadata: clusterScopedMeta,
   spec: z
-    .object({
+    .strictObject({
       /** The audit webhook of this cluster. Absent for a cluster that is only watched. */
       audit: z
-        .object({
+        .strictObject({
           /** Bearer token the API server sends (its audit webhook kubeconfig `token`). */
           tokenSecretRef: SecretKeyRefSchema.optional(),
           /**
            * Client certificate the API server presents (its audit webhook kubeconfig `client-certificate`),
            * checked when the service serves TLS with a client CA (TLS_CLIENT_CA_FILE). Its subject CN must match.
            */
-          clientCertificate: z.object({ commonName: z.string().min(1).max(64) }).optional(),
+          clientCertificate: z.strictObject({ commonName: z.string().min(1).max(64) }).optional(),
         })
         .refine((audit) => audit.tokenSecretRef !== undefined || audit.clientCertificate !== undefined, {
           message: 'the audit webhook needs tokenSecretRef or clientCertificate',
@@ -58,7 +89,7 @@ export const ClusterProviderSchema = z.object({
        * namespaces the rules select are watched and fed into the same pipeline.
        */
       watch: z
-        .object({
+        .strictObject({
           enabled: z.boolean().default(false),
           /** How long a watch event waits for the audit event of the same change, to name its author. */
           auditJoinGraceSeconds: z.number().min(0).max(300).default(5),
@@ -67,7 +98,7 @@ export const ClusterProviderSchema = z.object({
       ...ClientLimitsSchema,
       /** Audit events this cluster may have accepted per second (all replicas together); beyond it, 429. */
       rateLimit: z
-        .object({
+        .strictObject({
           eventsPerSecond: z.number().positive().max(1000000),
           burst: z.int().min(1).max(10000000),
         })
@@ -76,31 +107,33 @@ export const ClusterProviderSchema = z.object({
     .refine((spec) => spec.audit !== undefined || spec.watch?.enabled === true, {
       message: 'a ClusterProvider needs spec.audit (audit webhook) or spec.watch.enabled: true (watch mode)',
     }),
+  status,
 });
 
-export const GitProviderSchema = z.object({
+export const GitProviderSchema = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal('GitProvider'),
   metadata: namespacedMeta,
-  spec: z.object({
+  spec: z.strictObject({
     url: z.string().min(1),
     /** Secret in the same namespace: `username`/`password` or `bearerToken` (https), `identity`/`known_hosts` (ssh). */
-    secretRef: z.object({ name: dnsName }).optional(),
+    secretRef: z.strictObject({ name: dnsName }).optional(),
     /** Globs of the branches targets may write to. */
     allowedBranches: z.array(z.string().min(1)).min(1),
   }),
+  status,
 });
 
-export const GitTargetSchema = z.object({
+export const GitTargetSchema = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal('GitTarget'),
   metadata: namespacedMeta,
-  spec: z.object({
-    providerRef: z.object({ name: dnsName }),
+  spec: z.strictObject({
+    providerRef: z.strictObject({ name: dnsName }),
     branch: z.string().min(1),
     /** Base folder in the repository; `.` is the root. */
     path: z.string().default('.'),
-    clusterProviderRef: z.object({ name: dnsName }),
+    clusterProviderRef: z.strictObject({ name: dnsName }),
     /**
      * What removes a file of an object that no longer exists: `OnEvent` (only real delete events),
      * `Never`, or `Always` (reconciliation also removes files it did not find in the cluster).
@@ -109,9 +142,10 @@ export const GitTargetSchema = z.object({
     /** How often this target is reconciled with its cluster, in seconds; 0: only on start, change and demand. */
     reconcileIntervalSeconds: z.int().min(0).max(604800).default(3600),
   }),
+  status,
 });
 
-const ResourceRuleSchema = z.object({
+const ResourceRuleSchema = z.strictObject({
   operations: z.array(z.enum([...OPERATIONS, '*'])).min(1),
   /** `""` is the core group, `*` any group. */
   apiGroups: z.array(z.string()).min(1),
@@ -120,33 +154,38 @@ const ResourceRuleSchema = z.object({
   resources: z.array(z.string().min(1).refine((r) => !r.includes('/'), 'subresources cannot be selected')).min(1),
 });
 
-export const WatchRuleSchema = z.object({
+export const WatchRuleSchema = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal('WatchRule'),
   metadata: namespacedMeta,
-  spec: z.object({
+  spec: z.strictObject({
     /** A GitTarget in the rule's own namespace. */
-    targetRef: z.object({ name: dnsName }),
+    targetRef: z.strictObject({ name: dnsName }),
     rules: z.array(ResourceRuleSchema).min(1),
   }),
+  status,
 });
 
-export const ClusterWatchRuleSchema = z.object({
+export const ClusterWatchRuleSchema = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal('ClusterWatchRule'),
   metadata: clusterScopedMeta,
-  spec: z.object({
-    targetRef: z.object({ name: dnsName, namespace: dnsName }),
+  spec: z.strictObject({
+    targetRef: z.strictObject({ name: dnsName, namespace: dnsName }),
     rules: z.array(ResourceRuleSchema).min(1),
   }),
+  status,
 });
 
-export const SecretSchema = z.object({
+export const SecretSchema = z.strictObject({
   apiVersion: z.literal('v1'),
   kind: z.literal('Secret'),
   metadata: namespacedMeta,
   data: z.record(z.string(), z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')).optional(),
   stringData: z.record(z.string(), z.string()).optional(),
+  // The v1 Secret's other fields, accepted as kubectl accepts them and never read.
+  type: z.string().optional(),
+  immutable: z.boolean().optional(),
 });
 
 export type ClusterProvider = z.infer<typeof ClusterProviderSchema>;

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { issuePath } from '../config/load-config.js';
 import { emptyConfigObjects, resolveConfig, type ConfigObjects, type ConfigProblem } from '../config/resolve-config.js';
 import { API_VERSION, SCHEMA_BY_KIND, type SecretObject } from '../config/resource-schemas.js';
+import { parseKnownFields } from '../config/schema-issues.js';
 import type { ConfigSnapshot, ConfigSource, ObservedObject, StatusKind } from './config-snapshot.js';
 import { secretReferences } from './secret-references.js';
 import { apiErrorText } from './json-body.js';
@@ -130,7 +131,8 @@ export async function startKubeConfigSource(opts: KubeConfigSourceOptions): Prom
         const key = meta.namespace ? `${meta.namespace}/${name}` : name;
         observed.push({ kind, key, name, namespace: meta.namespace, generation: meta.generation ?? 0, status: (raw as { status?: Record<string, unknown> }).status });
         const schema: z.ZodType = SCHEMA_BY_KIND[kind];
-        const parsed = schema.safeParse(raw);
+        // Unknown fields are ignored here (a CRD newer than this service), not refused as in a CONFIG_FILE.
+        const parsed = parseKnownFields(schema, raw);
         if (!parsed.success) {
           for (const issue of parsed.error.issues) problems.push({ kind, key, field: issuePath(issue.path), reason: 'InvalidSpec', message: issue.message });
           continue;

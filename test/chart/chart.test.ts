@@ -374,6 +374,21 @@ describe('chart refusals and the wider RBAC mode', () => {
     await expect(renderChart({ set: { 'serviceAccount.create': 'false' } })).rejects.toThrow('serviceAccount.name is required when serviceAccount.create is false');
   });
 
+  it('declares the Kubernetes its CRDs need (CEL rules, on by default from 1.25): 1.24 refused as helm refuses it, 1.25 and vendor builds render', async () => {
+    await expect(renderChart({ kubeVersion: '1.24.17' })).rejects.toThrow('chart requires kubeVersion: >=1.25.0-0 which is incompatible with Kubernetes v1.24.17');
+    const oldest = await renderChart({ kubeVersion: '1.25.0' });
+    const crds = oldest.objects.filter((o) => o.object.kind === 'CustomResourceDefinition');
+    expect(crds.filter((o) => JSON.stringify(o.object).includes('"x-kubernetes-validations"')).map((o) => o.object.metadata.name).sort()).toEqual([
+      'clusterproviders.gitopsreverser.io',
+      'gittargets.gitopsreverser.io',
+    ]);
+    // The PDB's unhealthyPodEvictionPolicy is on by default from 1.27: 1.26 drops it (feature gate off), 1.25 does not know it.
+    const pdbSpec = (chart: RenderedChart) => (chart.objects.find((o) => o.object.kind === 'PodDisruptionBudget')!.object as Obj).spec as Obj;
+    expect(pdbSpec(oldest)).not.toHaveProperty('unhealthyPodEvictionPolicy');
+    expect(pdbSpec(await renderChart({ kubeVersion: 'v1.26.15-gke.1090000' }))).not.toHaveProperty('unhealthyPodEvictionPolicy');
+    expect(pdbSpec(await renderChart({ kubeVersion: 'v1.27.16-eks-2f46c53' })).unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+  });
+
   it.skipIf(withHelm)('values.schema.json refuses wildcard grants, zero replicas, typos and a bad Valkey address', async () => {
     expect(await schemaErrors({ 'rbac.read[0].apiGroups[0]': '*', 'rbac.read[0].resources[0]': 'pods' })).toEqual(['/rbac/read/0/apiGroups/0 must NOT be valid']);
     expect(await schemaErrors({ replicaCount: '0' })).toEqual(['/replicaCount must be >= 1']);

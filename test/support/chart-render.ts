@@ -22,6 +22,8 @@ export interface RenderOptions {
   apiVersions?: string[];
   /** A file of objects `lookup` finds, as in the cluster of an upgrade (helm-render only: helm template has none). */
   clusterObjects?: string;
+  /** `--kube-version`: `.Capabilities.KubeVersion`, checked against Chart.yaml's kubeVersion. @defaultValue the engine's own */
+  kubeVersion?: string;
 }
 
 export interface RenderedChart {
@@ -54,6 +56,7 @@ function commonArgs(opts: RenderOptions): string[] {
   for (const [key, value] of Object.entries(opts.set ?? {})) args.push('--set', `${key}=${value}`);
   for (const v of opts.apiVersions ?? []) args.push('--api-versions', v);
   if (opts.clusterObjects) args.push('--cluster-objects', opts.clusterObjects);
+  if (opts.kubeVersion) args.push('--kube-version', opts.kubeVersion);
   return args;
 }
 
@@ -85,7 +88,8 @@ export async function renderChart(opts: RenderOptions = {}): Promise<RenderedCha
   if (e.kind === 'helm') {
     if (opts.clusterObjects) throw new ChartRenderError('clusterObjects needs tools/helm-render: helm template cannot look objects up');
     const manifests = await exec('helm', ['template', release, CHART_DIR, '--include-crds', ...commonArgs(opts)]);
-    const dryRun = await exec('helm', ['install', release, CHART_DIR, '--dry-run=client', ...commonArgs(opts)]);
+    // `helm install` has no --kube-version (it asks the cluster); the notes do not depend on it.
+    const dryRun = await exec('helm', ['install', release, CHART_DIR, '--dry-run=client', ...commonArgs({ ...opts, kubeVersion: undefined })]);
     return { objects: parseManifests(manifests), notes: dryRun.split(/^NOTES:$/m)[1]?.trim() ?? '' };
   }
   const args = ['--release-name', release, ...commonArgs(opts)];
