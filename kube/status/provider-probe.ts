@@ -20,8 +20,29 @@ export interface ProbeOptions {
 /** Inherited settings git needs behind a corporate proxy or with a private CA; every other GIT_* is dropped. */
 const PASSTHROUGH = ['GIT_SSL_CAINFO', 'GIT_SSL_CAPATH'];
 
-/** git's words for each cause, most specific first ("access rights" follows many causes, so it comes last). */
-const CAUSES: [ProbeFailure, RegExp, string][] = [
+/** The host ssh names in a refused host key (`[host]:port` for another port than 22). */
+const sshHost = (stderr: string): string => /host key (?:is known )?for (\S+)/i.exec(stderr)?.[1] ?? 'the server';
+
+/**
+ * git's words for each cause, most specific first ("access rights" follows many causes, so it comes last).
+ * A refused host key is the server failing to authenticate itself: AuthenticationFailed, with its own hint.
+ */
+const CAUSES: [ProbeFailure, RegExp, string | ((stderr: string) => string)][] = [
+  [
+    'AuthenticationFailed',
+    /No \S+ host key is known for/i,
+    (stderr) => `the ssh host key of ${sshHost(stderr)} is not in known_hosts of the Secret of spec.secretRef: add it (ssh-keyscan) after checking its fingerprint`,
+  ],
+  [
+    'AuthenticationFailed',
+    /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/i,
+    (stderr) => {
+      // ssh names the key the server presented: "The fingerprint for the ED25519 key sent by the remote host is\nSHA256:…."
+      const presented = /fingerprint for the (\S+) key sent by the remote host is\s+(\S+?)\.?\s/i.exec(stderr);
+      const key = presented ? ` (${presented[1]} ${presented[2]})` : '';
+      return `the ssh host key of ${sshHost(stderr)}${key} is not the one known_hosts of the Secret of spec.secretRef names: someone may be intercepting the connection, or the host key was changed (then replace its line)`;
+    },
+  ],
   [
     'AuthenticationFailed',
     /Authentication failed|could not read (Username|Password)|terminal prompts disabled|returned error: 40[13]|HTTP 40[13]|Permission denied \(|Host key verification failed|invalid credentials|Invalid username or (password|token)|access denied|not authorized/i,
@@ -33,6 +54,12 @@ const CAUSES: [ProbeFailure, RegExp, string][] = [
     'the repository does not exist (or these credentials cannot see it): check spec.url',
   ],
   [
+    // GnuTLS builds of git (Debian's) and OpenSSL builds say it differently.
+    'Unreachable',
+    /server certificate verification failed|SSL certificate problem|certificate verify failed|unable to get local issuer certificate|self[- ]signed certificate/i,
+    "the server's TLS certificate is not trusted: give the CA that signed it as ca.crt in the Secret of spec.secretRef",
+  ],
+  [
     'Unreachable',
     /Could not resolve host|Connection refused|Connection timed out|Operation timed out|Network is unreachable|No route to host|Failed to connect|Connection reset|Connection closed|SSL|TLS|certificate|unable to access|Could not read from remote repository/i,
     'the server cannot be reached: check spec.url and the network path to it',
@@ -40,7 +67,7 @@ const CAUSES: [ProbeFailure, RegExp, string][] = [
 ];
 
 export function classifyProbeError(stderr: string): { reason: ProbeFailure; hint: string } {
-  for (const [reason, pattern, hint] of CAUSES) if (pattern.test(stderr)) return { reason, hint };
+  for (const [reason, pattern, hint] of CAUSES) if (pattern.test(stderr)) return { reason, hint: typeof hint === 'string' ? hint : hint(stderr) };
   return { reason: 'ProbeFailed', hint: 'git could not list the branches' };
 }
 

@@ -221,6 +221,19 @@ describe('gitAuthEnv', () => {
     await scp.cleanup();
   });
 
+  it('writes an https remote\'s ca.crt to a temp file named by GIT_SSL_CAINFO and removes it on cleanup', async () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nnot-a-real-certificate\n-----END CERTIFICATE-----';
+    const auth = await gitAuthEnv('https://git.example.com/r.git', { bearerToken: 'tok-123', 'ca.crt': ca });
+    // An environment variable, not http.<origin>.sslCAInfo: git lets an inherited GIT_SSL_CAINFO override that.
+    expect(Object.keys(auth.env).sort()).toEqual(['GIT_ALLOW_PROTOCOL', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0', 'GIT_SSL_CAINFO', 'GIT_TERMINAL_PROMPT']);
+    const file = auth.env.GIT_SSL_CAINFO!;
+    expect(readFileSync(file, 'utf8')).toBe(`${ca}\n`);
+    await auth.cleanup();
+    expect(existsSync(path.dirname(file))).toBe(false);
+    // Without one, git keeps its own trust (and an inherited GIT_SSL_CAINFO).
+    expect((await gitAuthEnv('https://git.example.com/r.git', { bearerToken: 'tok-123', 'ca.crt': ' \n' })).env.GIT_SSL_CAINFO).toBeUndefined();
+  });
+
   it('needs nothing for local remotes', async () => {
     for (const url of ['file:///srv/git/r.git', '/srv/git/r.git', './relative.git']) {
       const auth = await gitAuthEnv(url, { username: 'u', password: 'p' });

@@ -113,6 +113,7 @@ function shellQuote(s: string): string {
 /**
  * The environment git needs for `repoURL` with the Flux GitRepository-style `secret`:
  * - https: `bearerToken`, or `username` + `password` → an Authorization header for that origin;
+ *   `ca.crt` (PEM) → the CAs this remote's certificate is checked against (a temp file, GIT_SSL_CAINFO);
  * - ssh: `identity` (private key) and optional `known_hosts` → 0600 temp files and GIT_SSH_COMMAND
  *   (StrictHostKeyChecking=yes with known_hosts, accept-new without);
  * - file:// and local paths: nothing.
@@ -145,6 +146,20 @@ export async function gitAuthEnv(repoURL: string, secret: Record<string, string>
       env.GIT_CONFIG_COUNT = '1';
       env.GIT_CONFIG_KEY_0 = `http.${u.protocol}//${u.host}/.extraHeader`;
       env.GIT_CONFIG_VALUE_0 = header;
+    }
+    const ca = secret['ca.crt'];
+    if (ca !== undefined && ca.trim() !== '') {
+      // A private CA (Flux's `ca.crt`), trusted instead of the system's bundle by the git processes of this
+      // remote only. As GIT_SSL_CAINFO, not http.<origin>.sslCAInfo: git lets that variable override any
+      // config, so one inherited from the service's environment (extraEnv) would silently win over it.
+      tempDir = await mkdtemp(path.join(os.tmpdir(), 'gitops-reverser-ca-'));
+      env.GIT_SSL_CAINFO = path.join(tempDir, 'ca.crt');
+      try {
+        await writeFile(env.GIT_SSL_CAINFO, ca.endsWith('\n') ? ca : `${ca}\n`, { mode: 0o600 });
+      } catch (err) {
+        await cleanup();
+        throw err;
+      }
     }
   } else if (kind === 'ssh' && secret && (secret.identity !== undefined || secret.known_hosts !== undefined)) {
     if (secret.identity !== undefined && secret.password) {
