@@ -47,6 +47,7 @@ export type ProblemReason =
   | 'DuplicateCommonName'
   | 'LocalRepositoryRefused'
   | 'CredentialsInURL'
+  | 'KnownHostsRequired'
   | 'InvalidKubeConfig';
 
 export interface ConfigProblem {
@@ -178,6 +179,16 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
     } else if (!gp.spec.secretRef && (/^(https?|ssh):\/\//.test(gp.spec.url) || /^[^/]+@[^:]+:/.test(gp.spec.url))) {
       // Public https remotes can be fetched anonymously but never pushed to: say so now, not at the first push.
       report('GitProvider', key, 'spec.secretRef', 'CredentialsRequired', `required for remote URL ${redactURL(gp.spec.url)}`);
+    } else if (credentials && remoteKind(gp.spec.url) === 'ssh' && !credentials.known_hosts?.trim()) {
+      // Without the host's key, any server that answers for the host would be trusted with every push.
+      report(
+        'GitProvider',
+        key,
+        'spec.secretRef',
+        'KnownHostsRequired',
+        `Secret ${gp.metadata.namespace}/${gp.spec.secretRef!.name} has no known_hosts: an ssh remote needs the Git host's public key ` +
+          '(`ssh-keyscan HOST`, checked against the fingerprints the host publishes), or any server answering for it would receive every push',
+      );
     }
     if (!broken('GitProvider', key)) providers.set(key, { key, url: gp.spec.url, credentials, allowedBranches: gp.spec.allowedBranches });
   }

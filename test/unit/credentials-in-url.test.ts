@@ -27,7 +27,7 @@ const target = (name: string, providerName: string) => ({
 const objects = (parts: Partial<ConfigObjects>): ConfigObjects => ({
   ...emptyConfigObjects(),
   ClusterProvider: [{ apiVersion, kind: 'ClusterProvider', metadata: { name: 'c1' }, spec: { watch: { enabled: true, auditJoinGraceSeconds: 5 }, qps: 20, burst: 40 } }],
-  Secret: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'ops' }, stringData: { bearerToken: 'tok' } }],
+  Secret: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'ops' }, stringData: { bearerToken: 'tok', known_hosts: 'git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample' } }],
   ...parts,
 });
 const MOVE = 'move them to the Secret named by spec.secretRef (username and password, or bearerToken) and take them out of the URL';

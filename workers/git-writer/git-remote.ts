@@ -115,7 +115,7 @@ function shellQuote(s: string): string {
  * - https: `bearerToken`, or `username` + `password` → an Authorization header for that origin;
  *   `ca.crt` (PEM) → the CAs this remote's certificate is checked against (a temp file, GIT_SSL_CAINFO);
  * - ssh: `identity` (private key) and optional `known_hosts` → 0600 temp files and GIT_SSH_COMMAND
- *   (StrictHostKeyChecking=yes with known_hosts, accept-new without);
+ *   (StrictHostKeyChecking=yes: a host whose key known_hosts does not hold is refused);
  * - file:// and local paths: nothing.
  * GIT_TERMINAL_PROMPT=0 always: a missing credential fails instead of waiting for a terminal.
  */
@@ -171,7 +171,9 @@ export async function gitAuthEnv(repoURL: string, secret: Record<string, string>
       const knownHosts = path.join(tempDir, 'known_hosts');
       await writeFile(knownHosts, secret.known_hosts ?? '', { mode: 0o600 });
       const parts = ['ssh', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${shellQuote(knownHosts)}`,
-        '-o', `StrictHostKeyChecking=${secret.known_hosts !== undefined ? 'yes' : 'accept-new'}`];
+        // Never trust a host key on first sight: with no known_hosts (the configuration refuses that:
+        // KnownHostsRequired) every host key is unknown and refused, rather than any server accepted.
+        '-o', 'StrictHostKeyChecking=yes'];
       if (secret.identity !== undefined) {
         const identity = path.join(tempDir, 'identity');
         // ssh refuses keys without a trailing newline on some versions.
