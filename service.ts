@@ -22,6 +22,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { ClusterClients } from './kube/cluster-clients.js';
 import { fixedConfigSource, type ConfigSnapshot, type ConfigSource } from './kube/config-snapshot.js';
 import { startLeaderElection, type LeaderElection } from './queues/leader.js';
+import { createCollectionLister } from './kube/list-object-names.js';
 import { createObjectFetcher } from './kube/object-fetcher.js';
 import { startStatusReporter, type StatusReporter } from './kube/status/status-reporter.js';
 import { startDiscoveryCache } from './kube/discovery-cache.js';
@@ -31,8 +32,8 @@ import { startReconcileService } from './flows/reconcile/reconcile-service.js';
 import { rulesSelectingNothing } from './config/resolve-config.js';
 import { recordTargetProgress } from './workers/git-writer/target-progress.js';
 import { startPartitionWriter, type PartitionWriter } from './workers/git-writer/partition-writer.js';
-import { compileRules, matchTargets } from './workers/route/compile-rules.js';
-import { identityOf } from './workers/normalize/identity.js';
+import { eventSelected } from './workers/route/collection-writes.js';
+import { compileRules } from './workers/route/compile-rules.js';
 import { operationOf } from './workers/normalize/normalize-event.js';
 import { startRouter } from './workers/router.js';
 import { budgetField, createClusterBudget, DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES, startBudgetSweeper } from './queues/cluster-budget.js';
@@ -420,6 +421,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     reorderWindowMs: opts.reorderWindowMs,
     // Audit events without a body (Metadata level, unrecorded patch responses) are read back from their cluster.
     fetchObject: createObjectFetcher(clusterClients),
+    // A deletecollection whose answer was not recorded: its (type, namespace) is listed to tell what went.
+    listNames: createCollectionLister(clusterClients),
   });
 
   const health = createHealth({ connection, prefix, configLoaded: () => configApplied, providers: () => status?.providers() ?? [] });
@@ -450,7 +453,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     overview: () => collectOverview({ config: () => config, connection, prefix, queues: (name) => allQueues().find((q) => q.name === name), ingestQueue: ingestQueue as Queue, metrics }),
     ping: () => connection.ping(),
     recordAuthors: (cluster, jobs) => recordAuditAuthors(connection, prefix, cluster.name, jobs),
-    selects: (job) => matchTargets(routes, identityOf(job), operationOf(job.verb)).length > 0,
+    selects: (job) => eventSelected(routes, job, operationOf(job.verb)),
     // Per-cluster rate limits are kept in Valkey: exact over all replicas.
     rateLimit: createClusterRateLimit({ connection, prefix }),
     objectLimits: opts.objectLimits,

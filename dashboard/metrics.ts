@@ -50,6 +50,7 @@ export function createMetrics(prefix: string): ServiceMetrics {
     writesQueued: counter('writes_queued_total', 'Writes queued per partition', ['partition']),
     commits: counter('commits_total', 'Commits pushed', ['partition']),
     eventsOutOfOrder: counter('events_out_of_order_total', 'Events that reached their writer after a newer version of their object was committed (dead letters)', ['cluster']),
+    filesDeleted: counter('files_deleted_total', 'Files removed from Git by one event each: a deletecollection, or a deleted namespace (reason deletecollection, namespace)', ['cluster', 'reason']),
     ownershipChanges: counter('partition_ownership_changes_total', 'Write leases taken by this replica', ['partition']),
     statusWrites: counter('status_writes_total', 'Status patches of configuration objects, by kind and outcome (written, gone, failed)', ['kind', 'outcome']),
     pushDuration: new Histogram({

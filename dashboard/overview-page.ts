@@ -45,7 +45,7 @@ function targetRow(t: TargetOverview): string {
 }
 
 function clusterRow(c: ClusterOverview): string {
-  return `<tr><td>${escapeHtml(c.cluster)}</td><td>${escapeHtml(c.accepted)}</td><td>${reasons(c.skipped)}</td><td>${reasons(c.refused)}</td><td>${reasons(c.rejectedRequests)}</td><td>${escapeHtml(c.rateLimited)}</td></tr>`;
+  return `<tr><td>${escapeHtml(c.cluster)}</td><td>${escapeHtml(c.accepted)}</td><td>${reasons(c.skipped)}</td><td>${reasons(c.refused)}</td><td>${reasons(c.rejectedRequests)}</td><td>${escapeHtml(c.rateLimited)}</td><td>${reasons(c.filesDeleted)}</td></tr>`;
 }
 
 export function renderOverview(o: Overview): string {
@@ -68,9 +68,9 @@ th,td{border:1px solid #ccc;padding:.35rem .6rem;text-align:left;vertical-align:
 <table><thead><tr><th>GitTarget</th><th>Status</th><th>Repository</th><th>Cluster</th><th>Last commit</th><th>Waiting</th><th>Failed</th><th>Writer</th><th>Lag</th><th>Out of order</th><th>Last error</th></tr></thead>
 <tbody>${o.targets.map(targetRow).join('\n') || '<tr><td colspan="11">No GitTarget configured.</td></tr>'}</tbody></table>
 <h2>Incoming events</h2>
-<p class="muted">Counted by this replica since it started; each replica counts the requests it received.</p>
-<table><thead><tr><th>Cluster</th><th>Accepted</th><th>Skipped (by reason)</th><th>Events refused (by reason)</th><th>Requests refused (by reason)</th><th>Rate limited</th></tr></thead>
-<tbody>${o.clusters.map(clusterRow).join('\n') || '<tr><td colspan="5">No cluster configured.</td></tr>'}</tbody></table>
+<p class="muted">Counted by this replica since it started; each replica counts the requests it received, and the files its writers removed. Files deleted: files one event removed together, a deletecollection's or a deleted namespace's.</p>
+<table><thead><tr><th>Cluster</th><th>Accepted</th><th>Skipped (by reason)</th><th>Events refused (by reason)</th><th>Requests refused (by reason)</th><th>Rate limited</th><th>Files deleted (by reason)</th></tr></thead>
+<tbody>${o.clusters.map(clusterRow).join('\n') || '<tr><td colspan="7">No cluster configured.</td></tr>'}</tbody></table>
 ${unknown}
 <h2>Events received, not yet routed</h2>
 <table><thead><tr><th>Queue</th><th>Waiting</th><th>Failed</th></tr></thead>

@@ -59,6 +59,8 @@ export interface ClusterOverview {
   rejectedRequests: Record<string, number>;
   /** Audit events refused because the cluster was over its rate limit. */
   rateLimited: number;
+  /** Files removed from Git by one event each, by reason: `deletecollection`, `namespace` (a deleted namespace). */
+  filesDeleted: Record<string, number>;
 }
 
 export interface Overview {
@@ -90,6 +92,7 @@ const METRIC = {
   refused: '_events_refused_total',
   rejected: '_webhook_requests_rejected_total',
   rateLimited: '_events_rate_limited_total',
+  filesDeleted: '_files_deleted_total',
 } as const;
 
 type Sample = { labels: Partial<Record<string, string | number>>; value: number };
@@ -136,7 +139,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
   const partitionIds = [...new Set(targets.map((t) => t.partition.id))];
   const partitionQueue = new Map(targets.map((t) => [t.partition.id, deps.queues(t.partition.queueName)]));
 
-  const [progress, holders, perPartition, ingest, ingested, skipped, refused, rejected, rateLimited] = await Promise.all([
+  const [progress, holders, perPartition, ingest, ingested, skipped, refused, rejected, rateLimited, filesDeleted] = await Promise.all([
     readTargetProgress(deps.connection, deps.prefix, targets.map((t) => t.key)),
     leaseHolders(deps.connection, deps.prefix, partitionIds),
     Promise.all(
@@ -151,6 +154,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
     samples(deps.metrics.registry, METRIC.refused),
     samples(deps.metrics.registry, METRIC.rejected),
     samples(deps.metrics.registry, METRIC.rateLimited),
+    samples(deps.metrics.registry, METRIC.filesDeleted),
   ]);
 
   const targetRows: TargetOverview[] = targets.map((t) => {
@@ -177,7 +181,7 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
 
   // Label values come from configuration only (metrics.ts); a cluster removed since keeps no row.
   const clusters = new Map<string, ClusterOverview>(
-    [...config.clusters.keys()].sort().map((name) => [name, { cluster: name, accepted: 0, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0 }]),
+    [...config.clusters.keys()].sort().map((name) => [name, { cluster: name, accepted: 0, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0, filesDeleted: {} }]),
   );
   const rejectedUnknownCluster: Record<string, number> = {};
   const row = (s: Sample) => clusters.get(String(s.labels.cluster ?? ''));
@@ -200,6 +204,10 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
   for (const s of rateLimited) {
     const c = row(s);
     if (c) c.rateLimited += s.value;
+  }
+  for (const s of filesDeleted) {
+    const c = row(s);
+    if (c) addTo(c.filesDeleted, String(s.labels.reason ?? 'unknown'), s.value);
   }
 
   return {

@@ -1,6 +1,8 @@
 // Typed contracts for every job payload that crosses a queue. Producers build them, consumers
 // re-validate them with these schemas: a payload in Valkey is input, not trusted memory.
 import { z } from 'zod';
+import { MAX_SELECTOR_LENGTH, selectorProblem } from '../kube/selectors.js';
+import { pathSegmentProblem } from '../workers/ingest/audit-event-schema.js';
 
 /** Verbs the ingest stage keeps; everything else is filtered out before anything is queued. */
 export const MUTATING_VERBS = ['create', 'update', 'patch', 'delete', 'deletecollection'] as const;
@@ -11,6 +13,30 @@ export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 const jsonObject = z.record(z.string(), z.unknown());
+
+/** The most names a deletecollection's answer may give an ingest job (more: the router lists the cluster instead). */
+export const MAX_DELETED_NAMES = 10_000;
+/** The most names a collection write may keep (the objects still in the cluster after a deletecollection). */
+export const MAX_KEPT_NAMES = 100_000;
+
+/** An object name that may become a file name: checked like objectRef names (never `/`, `..`, control characters). */
+const objectName = z
+  .string()
+  .min(1)
+  .superRefine((value, ctx) => {
+    const problem = pathSegmentProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** A label or field selector of a request, as the API server reads it (kube/selectors.ts). */
+const selector = (kind: 'label' | 'field') =>
+  z
+    .string()
+    .max(MAX_SELECTOR_LENGTH)
+    .superRefine((value, ctx) => {
+      const problem = selectorProblem(kind, value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
 
 /**
  * One kept audit event, as the webhook stores it in the ingest queue (jobId = `${clusterId}_${auditID}`).
@@ -34,7 +60,10 @@ export const IngestJobSchema = z.object({
   responseCode: z.number().int(),
   /** The object after the change: responseObject, or for create/update without one, requestObject. */
   object: jsonObject.optional(),
-  /** The size of `object` as JSON when the webhook measured it: its share of the cluster's storage budget. */
+  /**
+   * The size of `object` (of a deletecollection: of `deletedNames`) as JSON when the webhook measured it: its
+   * share of the cluster's storage budget.
+   */
   objectBytes: z.number().int().nonnegative().optional(),
   /**
    * Set instead of `object` on a completed job whose object was large (its size): the object is in Git and
@@ -44,6 +73,14 @@ export const IngestJobSchema = z.object({
   objectOmitted: z.number().int().nonnegative().optional(),
   /** Where the event came from: the audit webhook (the default) or a watch of a cluster in watch mode. */
   source: z.enum(['audit', 'watch']).optional(),
+  /**
+   * A deletecollection whose answer was recorded (audit level RequestResponse): the names of the objects it
+   * deleted, the items of the answer's list (only their names: a SecretList holds plaintext Secrets). Absent
+   * when the answer was not recorded or held more than MAX_DELETED_NAMES items: the router lists the cluster.
+   */
+  deletedNames: z.array(objectName).max(MAX_DELETED_NAMES).optional(),
+  /** A deletecollection's `labelSelector` and `fieldSelector`, from its requestURI. */
+  selectors: z.object({ labelSelector: selector('label').optional(), fieldSelector: selector('field').optional() }).optional(),
 });
 export type IngestJob = z.infer<typeof IngestJobSchema>;
 
@@ -69,6 +106,35 @@ export type ObjectIdentity = z.infer<typeof ObjectIdentitySchema>;
 
 export const GitAuthorSchema = z.object({ name: z.string().min(1), email: z.string().min(1) });
 export type GitAuthor = z.infer<typeof GitAuthorSchema>;
+
+/**
+ * The files one event removes together, in one commit: a deletecollection, or a deleted namespace. The write
+ * job's `filePath` is then the folder they are in, `operation` DELETE and `content` null; exactly one of
+ * `names`, `keep` and `everythingBelow` says which files (workers/git-writer/collection-files.ts).
+ */
+export const CollectionSchema = z
+  .object({
+    /** The deleted objects (the deletecollection's answer): their files `{folder}/{name}.yaml`, where present. */
+    names: z.array(objectName).max(MAX_DELETED_NAMES).optional(),
+    /**
+     * The objects still in the cluster when the router listed it (answer not recorded): every `*.yaml` directly
+     * in the folder whose object is not one of these and that the selectors select goes.
+     */
+    keep: z.array(objectName).max(MAX_KEPT_NAMES).optional(),
+    /** With `keep`: the request's selectors, evaluated against each file (its labels, its name and namespace). */
+    labelSelector: selector('label').optional(),
+    fieldSelector: selector('field').optional(),
+    /** A deleted namespace: every file below the folder `{target path}/{namespace}`, of every type. */
+    everythingBelow: z.literal(true).optional(),
+    /** With everythingBelow: the deleted Namespace's own file (objectFilePath of the job's identity) goes too. */
+    objectFile: z.string().min(1).optional(),
+  })
+  .refine((c) => [c.names, c.keep, c.everythingBelow].filter((x) => x !== undefined).length === 1, {
+    message: 'exactly one of names, keep and everythingBelow',
+  })
+  .refine((c) => c.keep !== undefined || (c.labelSelector === undefined && c.fieldSelector === undefined), { message: 'selectors only with keep' })
+  .refine((c) => c.everythingBelow !== undefined || c.objectFile === undefined, { message: 'objectFile only with everythingBelow' });
+export type Collection = z.infer<typeof CollectionSchema>;
 
 /** One write into one partition {repoURL, branch}: the file to put (content) or remove (content null). */
 export const WriteJobSchema = z.object({
@@ -105,12 +171,15 @@ export const WriteJobSchema = z.object({
       deleted: z.number().int().nonnegative(),
     })
     .optional(),
+  /** Set on the write of a deletecollection or a deleted namespace: the files it removes (filePath is their folder). */
+  collection: CollectionSchema.optional(),
 });
 export type WriteJob = z.infer<typeof WriteJobSchema>;
 
 /** What a write job returns; shown in Bull Board as the job's outcome. */
 export type WriteResult =
-  | { outcome: 'committed'; commit: string; pushedAs: string }
+  /** filesDeleted: set for a collection write, the files its commit removed. */
+  | { outcome: 'committed'; commit: string; pushedAs: string; filesDeleted?: number }
   | { outcome: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent' | 'already-applied'; head: string };
 
 /** What an ingest job returns: where the event went. */

@@ -3,11 +3,16 @@
 // compiled rules and prepares one write job per selected target; then it adds each partition's writes
 // with one addBulk. The queue order (the order the API server sent the events) thereby becomes the order
 // of every partition queue, and a batch costs a few round trips instead of a few per event. Events that
-// carried no object body have it read back from their cluster first (workers/fetch-missing-bodies.ts).
+// carried no object body have it read back from their cluster first (workers/fetch-missing-bodies.ts); a
+// deletecollection whose answer named no objects has its (type, namespace) listed (list-collections.ts), and
+// it, like the delete of a namespace, becomes one write per target that removes many files
+// (route/collection-writes.ts).
 import { UnrecoverableError, type JobsOptions, type Queue } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
+import type { ResolvedTarget } from '../config/resolved-config.js';
 import type { ServiceMetrics } from '../dashboard/metrics.js';
+import type { CollectionLister } from '../kube/list-object-names.js';
 import type { ObjectFetcher } from '../kube/object-fetcher.js';
 import { budgetField, type BudgetEntry, type ClusterBudget } from '../queues/cluster-budget.js';
 import { IngestJobSchema, type IngestJob, type IngestResult, type WriteJob } from '../queues/contracts.js';
@@ -17,7 +22,9 @@ import { eventJobId, INGEST_QUEUE, routerKeys, writeJobId } from '../queues/name
 import { changeOrder, type ChangeKey } from './change-order.js';
 import { fetchMissingBodies, type BodyFetch } from './fetch-missing-bodies.js';
 import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimits } from './ingest/object-limits.js';
+import { listCollections, type CollectionListing } from './list-collections.js';
 import { normalizeEvent } from './normalize/normalize-event.js';
+import { collectionWrites } from './route/collection-writes.js';
 import { matchTargets, type CompiledRoutes } from './route/compile-rules.js';
 import { objectFilePath, UnsafePathError } from './route/path-layout.js';
 import { DEFAULT_REORDER_WINDOW_MS, releasable } from './route/reorder-window.js';
@@ -61,13 +68,41 @@ export interface RouterOptions {
    * no-object-body, with the audit level to blame.
    */
   fetchObject?: ObjectFetcher;
+  /**
+   * Lists a (type, namespace) of a cluster for a deletecollection whose answer named no objects (audit level
+   * Metadata): what is still there keeps its file. A list that fails fails its event (retried, at last a
+   * dead letter). Undefined: such events are recorded as no-object-body.
+   */
+  listNames?: CollectionLister;
 }
 
 export type PendingWrites = Map<string, { queue: Queue<WriteJob>; partitionId: string; jobs: { name: string; data: WriteJob; opts: JobsOptions }[] }>;
 
+/** Adds one event's writes (one per target) to `pending`: all of them, or none when a partition is missing. */
+function addWrites(
+  planned: { target: ResolvedTarget; data: WriteJob }[],
+  opts: Pick<RouterOptions, 'writeQueues' | 'writeJobOptions'>,
+  pending: PendingWrites,
+): { target: string; queue: string; filePath: string }[] | JobFailure {
+  const mine: { queue: Queue<WriteJob>; partitionId: string; job: { name: string; data: WriteJob; opts: JobsOptions } }[] = [];
+  for (const { target, data } of planned) {
+    const queue = opts.writeQueues.get(target.partition.queueName);
+    if (!queue) return new JobFailure(new Error(`no write queue for partition ${target.partition.id} of target ${target.key}`));
+    // The job id makes a redelivered event (a batch routed again after a crash) add nothing twice.
+    mine.push({ queue, partitionId: target.partition.id, job: { name: data.operation, data, opts: { ...(opts.writeJobOptions ?? WRITE_JOB_OPTIONS), jobId: writeJobId(data.eventKey, target.key) } } });
+  }
+  for (const { queue, partitionId, job } of mine) {
+    const entry = pending.get(queue.name) ?? { queue, partitionId, jobs: [] };
+    entry.jobs.push(job);
+    pending.set(queue.name, entry);
+  }
+  return mine.map(({ queue, job }) => ({ target: job.data.target, queue: queue.name, filePath: job.data.filePath }));
+}
+
 /**
  * Routes one event: its outcome, with its writes appended to `pending` (nothing is added yet).
- * `fetch` says what became of a missing body that was read back (fetchMissingBodies).
+ * `fetch` says what became of a missing body that was read back (fetchMissingBodies); `listing`, what a
+ * deletecollection's (type, namespace) holds now (listCollections).
  */
 export function routeEvent(
   job: IngestJob,
@@ -75,10 +110,26 @@ export function routeEvent(
   opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'objectLimits'>,
   pending: PendingWrites,
   fetch?: BodyFetch,
+  listing?: CollectionListing,
 ): IngestResult | JobFailure {
   if (job.object) {
     const measured = measureObject(job.object, opts.objectLimits ?? DEFAULT_OBJECT_LIMITS);
     if (!measured.ok) return new JobFailure(new UnrecoverableError(`event refused: ${measured.error}`));
+  }
+  // A deletecollection, a namespace's delete: one write per target that removes many files.
+  const collection = collectionWrites(job, routes, listing);
+  if (collection) {
+    if (collection.kind === 'failed') return new JobFailure(collection.permanent ? new UnrecoverableError(collection.reason) : new Error(collection.reason));
+    if (collection.kind === 'unrouted') {
+      opts.metrics.eventsUnrouted.inc({ cluster: job.clusterId });
+      return { outcome: 'unrouted' };
+    }
+    if (collection.kind === 'no-object-body') {
+      opts.metrics.eventsWithoutBody.inc({ cluster: job.clusterId });
+      return { outcome: 'no-object-body', reason: collection.reason };
+    }
+    const writes = addWrites(collection.writes, opts, pending);
+    return writes instanceof JobFailure ? writes : { outcome: 'routed', writes };
   }
   // A failed read (the cluster unreachable, the credentials refused or lacking a permission, no client)
   // fails the event, so BullMQ retries it with backoff and, after its attempts, keeps it as a dead letter
@@ -101,9 +152,8 @@ export function routeEvent(
     opts.metrics.eventsUnrouted.inc({ cluster: event.clusterId });
     return { outcome: 'unrouted' };
   }
-  const writes: { target: string; queue: string; filePath: string }[] = [];
   // Collected first and added to `pending` only when every target worked: a failed event adds nothing.
-  const mine: { queue: Queue<WriteJob>; partitionId: string; job: { name: string; data: WriteJob; opts: JobsOptions } }[] = [];
+  const planned: { target: ResolvedTarget; data: WriteJob }[] = [];
   for (const target of targets) {
     let filePath: string;
     try {
@@ -112,8 +162,6 @@ export function routeEvent(
       if (err instanceof UnsafePathError) return new JobFailure(new UnrecoverableError(`target ${target.key}: ${err.message}`));
       throw err;
     }
-    const queue = opts.writeQueues.get(target.partition.queueName);
-    if (!queue) return new JobFailure(new Error(`no write queue for partition ${target.partition.id} of target ${target.key}`));
     const data: WriteJob = {
       eventKey: event.eventKey,
       clusterId: event.clusterId,
@@ -127,16 +175,10 @@ export function routeEvent(
       author: event.author,
       stageTimestamp: event.stageTimestamp,
     };
-    // The job id makes a redelivered event (a batch routed again after a crash) add nothing twice.
-    const job = { name: event.operation, data, opts: { ...(opts.writeJobOptions ?? WRITE_JOB_OPTIONS), jobId: writeJobId(event.eventKey, target.key) } };
-    mine.push({ queue, partitionId: target.partition.id, job });
-    writes.push({ target: target.key, queue: queue.name, filePath });
+    planned.push({ target, data });
   }
-  for (const { queue, partitionId, job } of mine) {
-    const entry = pending.get(queue.name) ?? { queue, partitionId, jobs: [] };
-    entry.jobs.push(job);
-    pending.set(queue.name, entry);
-  }
+  const writes = addWrites(planned, opts, pending);
+  if (writes instanceof JobFailure) return writes;
   return fetch?.kind === 'fetched' ? { outcome: 'routed', writes, fetched: true } : { outcome: 'routed', writes };
 }
 
@@ -153,13 +195,21 @@ function ingestChangeKey(job: IngestJob): ChangeKey {
 export async function routeBatch(
   batch: IngestJob[],
   routesAtStart: CompiledRoutes,
-  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'objectLimits' | 'fetchObject'>,
+  opts: Pick<RouterOptions, 'writeQueues' | 'metrics' | 'writeJobOptions' | 'objectLimits' | 'fetchObject' | 'listNames'>,
   /** The routes in force after the reads (they can take a while): a batch routes by rules that are current. */
   currentRoutes: () => CompiledRoutes = () => routesAtStart,
 ): Promise<{ results: (IngestResult | JobFailure)[]; pending: PendingWrites }> {
   let routes = routesAtStart;
   let jobs = batch;
   let fetches: (BodyFetch | undefined)[] = [];
+  let listings: (CollectionListing | undefined)[] = [];
+  if (opts.listNames) {
+    // Listed before any read back of an object: what a deletecollection left is what is there now.
+    listings = await listCollections(batch, {
+      listNames: opts.listNames,
+      wanted: (identity) => matchTargets(routes, identity, 'DELETE').length > 0,
+    });
+  }
   if (opts.fetchObject) {
     // A fetched object is the object as it is now, so the event's resourceVersion becomes the current
     // one: equal to the event's own, or newer when the object changed again since. That is safe: the
@@ -172,15 +222,15 @@ export async function routeBatch(
       wanted: (identity, operation) => matchTargets(routes, identity, operation).length > 0,
       metrics: opts.metrics,
     }));
-    // The reads may have taken long enough for the configuration to change (and a partition no longer
-    // configured to be retired): route by the rules in force now.
-    routes = currentRoutes();
   }
+  // The reads may have taken long enough for the configuration to change (and a partition no longer
+  // configured to be retired): route by the rules in force now.
+  if (opts.fetchObject || opts.listNames) routes = currentRoutes();
   const pending: PendingWrites = new Map();
   const results: (IngestResult | JobFailure)[] = new Array(jobs.length);
   for (const i of changeOrder(jobs, ingestChangeKey)) {
     try {
-      results[i] = routeEvent(jobs[i]!, routes, opts, pending, fetches[i]);
+      results[i] = routeEvent(jobs[i]!, routes, opts, pending, fetches[i], listings[i]);
     } catch (err) {
       // One event that breaks normalizing must not hold up the events behind it: it fails alone.
       results[i] = new JobFailure(err as Error);
@@ -191,6 +241,12 @@ export async function routeBatch(
 
 /** Bytes a write job costs in Valkey beyond its content. */
 const WRITE_OVERHEAD_BYTES = 512;
+
+/** What a write job holds in Valkey: its content, or a collection write's names. */
+function writeBytes(data: WriteJob): number {
+  const names = data.collection?.names ?? data.collection?.keep;
+  return (data.content?.length ?? 0) + (names ? JSON.stringify(names).length : 0) + WRITE_OVERHEAD_BYTES;
+}
 
 /**
  * What a completed ingest job keeps: all of it, or for a large object its size instead of the object (the
@@ -214,7 +270,7 @@ function budgetTransfers(batch: IngestJob[], results: (IngestResult | JobFailure
     if (!(results[i] instanceof JobFailure)) of(job.clusterId).from.push(budgetField(INGEST_QUEUE, eventJobId(job.clusterId, job.auditID)));
   });
   for (const { queue, jobs } of pending.values()) {
-    for (const { data, opts } of jobs) of(data.clusterId).to.push({ field: budgetField(queue.name, opts.jobId!), bytes: (data.content?.length ?? 0) + WRITE_OVERHEAD_BYTES });
+    for (const { data, opts } of jobs) of(data.clusterId).to.push({ field: budgetField(queue.name, opts.jobId!), bytes: writeBytes(data) });
   }
   return byCluster;
 }

@@ -88,7 +88,7 @@ describe('overview page after a run', () => {
       return overview.targets[0]?.lastCommit?.sha === head && overview.targets[0]?.backlog === 0;
     }, 'the overview shows the pushed head');
 
-    expect(overview!.clusters).toEqual([{ cluster: 'c1', accepted: 3, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0 }]);
+    expect(overview!.clusters).toEqual([{ cluster: 'c1', accepted: 3, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0, filesDeleted: {} }]);
     expect(overview!.ingest).toMatchObject({ backlog: 0, deadLetters: 0 });
     const [target] = overview!.targets;
     expect(target).toMatchObject({

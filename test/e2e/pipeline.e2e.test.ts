@@ -146,6 +146,8 @@ function buildScenario(): { sent: Sent[]; expectedCommits: { auditID: string; au
     if (!path) return;
     if (verb === 'delete') tree.delete(path);
     else tree.set(path, expectedContent(next));
+    // A deleted namespace takes its folder with it (every type), in the same commit.
+    if (verb === 'delete' && next.kind === 'Namespace') for (const k of [...tree.keys()]) if (k.startsWith(`clusters/${o.cluster}/${next.name}/`)) tree.delete(k);
     if (JSON.stringify(tree.get(path)) !== before) expectedCommits.push({ auditID: event.auditID, author: impersonated ?? user });
   };
 

@@ -96,6 +96,8 @@ describe('collectOverview', () => {
     metrics.webhookRejected.inc({ cluster: '', reason: 'unknown-cluster' }, 4);
     metrics.eventsRateLimited.inc({ cluster: 'c1' }, 5);
     metrics.eventsRefused.inc({ cluster: 'c1', reason: 'identity-mismatch' }, 6);
+    metrics.filesDeleted.inc({ cluster: 'c1', reason: 'namespace' }, 8);
+    metrics.filesDeleted.inc({ cluster: 'c1', reason: 'deletecollection' }, 3);
 
     const overview = await collectOverview({
       config: () => config,
@@ -111,7 +113,7 @@ describe('collectOverview', () => {
       generatedAt: '2026-03-01T10:00:05.000Z',
       countsScope: 'this-replica',
       ingest: { queue: INGEST_QUEUE, backlog: 1, deadLetters: 0 },
-      clusters: [{ cluster: 'c1', accepted: 7, skipped: { 'not-mutating': 3, 'dry-run': 1 }, refused: { 'identity-mismatch': 6 }, rejectedRequests: { unauthorized: 2 }, rateLimited: 5 }],
+      clusters: [{ cluster: 'c1', accepted: 7, skipped: { 'not-mutating': 3, 'dry-run': 1 }, refused: { 'identity-mismatch': 6 }, rejectedRequests: { unauthorized: 2 }, rateLimited: 5, filesDeleted: { namespace: 8, deletecollection: 3 } }],
       rejectedUnknownCluster: { 'unknown-cluster': 4 },
     });
     expect(overview.targets).toHaveLength(1);
@@ -142,7 +144,7 @@ describe('collectOverview', () => {
     queues.push(ingestQueue);
     const overview = await collectOverview({ config: () => config, connection: client, prefix, queues: () => undefined, ingestQueue, metrics: createMetrics(prefix) });
     expect(overview.targets[0]).toMatchObject({ backlog: null, deadLetters: null, writer: null, lagSeconds: null, lastCommit: null, health: 'no commits yet' });
-    expect(overview.clusters).toEqual([{ cluster: 'c1', accepted: 0, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0 }]);
+    expect(overview.clusters).toEqual([{ cluster: 'c1', accepted: 0, skipped: {}, refused: {}, rejectedRequests: {}, rateLimited: 0, filesDeleted: {} }]);
     expect(overview.ingest).toEqual({ queue: INGEST_QUEUE, backlog: 0, deadLetters: 0 });
   });
 });

@@ -29,6 +29,8 @@ export interface AuditedCluster {
 export interface AuditedClusterOptions {
   /** Client users to create. @defaultValue 1 */
   users?: number;
+  /** Their names, one per user (then `users` is their count). @defaultValue `user-1`, `user-2`, … */
+  userNames?: string[];
   /** The API server's audit webhook batching (and policy). */
   audit?: Omit<AuditWebhookOptions, 'url' | 'token' | 'caFile'>;
   /** Options of the service (TLS and the port are set here). */
@@ -53,7 +55,8 @@ export async function startAuditedCluster(valkeyUrl: string, opts: AuditedCluste
   };
   try {
     const pki = await createTestPki(dir);
-    const users = Array.from({ length: opts.users ?? 1 }, (_, i): ControlPlaneUser => ({ name: `user-${i + 1}`, token: randomBytes(16).toString('hex'), groups: ['system:masters'] }));
+    const names = opts.userNames ?? Array.from({ length: opts.users ?? 1 }, (_, i) => `user-${i + 1}`);
+    const users = names.map((name): ControlPlaneUser => ({ name, token: randomBytes(16).toString('hex'), groups: ['system:masters'] }));
     // The API server's webhook configuration names the service's URL before the service starts: a port is
     // chosen first, then the control plane, then the service on that port with the control plane's credentials.
     const port = await freePort();

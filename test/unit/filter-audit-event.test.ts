@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../workers/ingest/audit-event-schema.js';
 import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
 import { isDryRun, toIngestJob } from '../../workers/ingest/filter-audit-event.js';
-import { IngestJobSchema } from '../../queues/contracts.js';
+import { IngestJobSchema, MAX_DELETED_NAMES } from '../../queues/contracts.js';
 
 const CLUSTER = 'prod-eu';
 let seq = 0;
@@ -243,6 +243,63 @@ describe('toIngestJob', () => {
     expect(result.job.verb).toBe('deletecollection');
     expect(result.job.object).toBeUndefined();
     expect(result.job.objectRef.name).toBeUndefined();
+  });
+
+  describe('deletecollection: the names of what it deleted, never the objects', () => {
+    const secretList = (items: Record<string, unknown>[]) => ({ kind: 'SecretList', apiVersion: 'v1', metadata: { resourceVersion: '300' }, items });
+    const secret = (name: string, namespace = 'shop') => ({
+      metadata: { name, namespace, uid: `u-${name}`, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"stringData":{"password":"hunter2"}}' } },
+      data: { password: 'aHVudGVyMg==' },
+      type: 'Opaque',
+    });
+    const collection = (responseObject: unknown, requestURI = '/api/v1/namespaces/shop/secrets') =>
+      toIngestJob(
+        CLUSTER,
+        ev({ verb: 'deletecollection', requestURI, objectRef: { resource: 'secrets', namespace: 'shop', apiVersion: 'v1' }, responseStatus: { metadata: {}, code: 200 }, responseObject }),
+      );
+
+    it('keeps only the names of the answer\'s items (a SecretList holds plaintext Secrets), and the selectors of the request', () => {
+      const result = collection(secretList([secret('db'), secret('api')]), '/api/v1/namespaces/shop/secrets?labelSelector=app%3Dweb&fieldSelector=metadata.name%21%3Dkeep&timeoutSeconds=5');
+      expect(result.keep).toBe(true);
+      if (!result.keep) return;
+      expect(result.job.deletedNames).toEqual(['db', 'api']);
+      expect(result.job.selectors).toEqual({ labelSelector: 'app=web', fieldSelector: 'metadata.name!=keep' });
+      expect(result.job.object).toBeUndefined();
+      expect(result.job.objectBytes).toBe(JSON.stringify(['db', 'api']).length);
+      expect(JSON.stringify(result.job)).not.toMatch(/hunter2|aHVudGVyMg|last-applied|u-db/);
+      expect(IngestJobSchema.safeParse(result.job).success).toBe(true);
+    });
+
+    it('names nothing when the answer was not recorded (level Metadata) or is no list; an empty list names none', () => {
+      for (const response of [undefined, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' }]) {
+        const result = collection(response);
+        expect(result.keep).toBe(true);
+        if (result.keep) expect(result.job.deletedNames).toBeUndefined();
+      }
+      const empty = collection(secretList([]));
+      expect(empty.keep && empty.job.deletedNames).toEqual([]);
+    });
+
+    it('names nothing when the answer holds more items than a job may carry: the router lists instead', () => {
+      const result = collection(secretList(Array.from({ length: MAX_DELETED_NAMES + 1 }, (_, i) => secret(`s-${i}`))));
+      expect(result.keep && result.job.deletedNames).toBeUndefined();
+    });
+
+    it('leaves out a selector the API server would not have read', () => {
+      const result = collection(secretList([]), '/api/v1/namespaces/shop/secrets?labelSelector=a%20b&fieldSelector=metadata.name%3Dx');
+      expect(result.keep && result.job.selectors).toEqual({ fieldSelector: 'metadata.name=x' });
+    });
+
+    it.each([
+      [[secret('db'), { metadata: {} }], 'responseObject.items[1].metadata.name: a deleted object without a name'],
+      [[secret('../../etc')], 'responseObject.items[0].metadata.name: "../../etc" would escape the repository path'],
+      [[secret('x'.repeat(254))], 'longer than 253'],
+      [[secret('db', 'kube-system')], 'responseObject.items[0].metadata.namespace is "kube-system", but the event\'s objectRef names namespace "shop"'],
+    ])('refuses an answer whose items cannot be what the request deleted (%#)', (items, error) => {
+      const result = collection(secretList(items));
+      expect(result).toMatchObject({ keep: false, refused: true, reason: 'identity-mismatch' });
+      expect(!result.keep && 'error' in result && result.error).toContain(error);
+    });
   });
 
   it('keeps a cluster-scoped ClusterRole named system:controller:foo', () => {

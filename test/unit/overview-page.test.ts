@@ -32,7 +32,7 @@ const overview: Overview = {
       outOfOrder: 2,
     },
   ],
-  clusters: [{ cluster: EVIL, accepted: 9, skipped: { [EVIL]: 1 }, refused: { [EVIL]: 4 }, rejectedRequests: { [EVIL]: 2 }, rateLimited: 3 }],
+  clusters: [{ cluster: EVIL, accepted: 9, skipped: { [EVIL]: 1 }, refused: { [EVIL]: 4 }, rejectedRequests: { [EVIL]: 2 }, rateLimited: 3, filesDeleted: { namespace: 4, deletecollection: 7 } }],
   rejectedUnknownCluster: { 'unknown-cluster': 5 },
 };
 
@@ -47,6 +47,8 @@ describe('overview page', () => {
     expect(html).toContain('c0ffee012345');
     expect(html).toContain('1.5 s');
     expect(html).toContain('unknown-cluster: 5');
+    expect(html).toContain('<th>Files deleted (by reason)</th>');
+    expect(html).toContain('<td>deletecollection: 7<br>namespace: 4</td>');
   });
 
   it('answers 503 when the overview cannot be read', async () => {

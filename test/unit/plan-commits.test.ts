@@ -397,3 +397,125 @@ describe('planCommits: reconcile writes', () => {
     expect(parseIndexRanges('0-999999999', 10)).toHaveLength(10);
   });
 });
+
+describe('planCommits: collection writes (a deletecollection, a deleted namespace)', () => {
+  const folder = 'clusters/prod/shop/configmaps';
+  const cmYaml = (name: string, labels: Record<string, string> = {}) =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: shop\n${Object.keys(labels).length ? `  labels:\n${Object.entries(labels).map(([k, v]) => `    ${k}: ${v}\n`).join('')}` : ''}data:\n  v: "1"\n`;
+  const files: Record<string, string> = {
+    a: cmYaml('a', { app: 'web' }),
+    b: cmYaml('b', { app: 'web', tier: 'front' }),
+    c: cmYaml('c', { app: 'db' }),
+    'made by hand': 'not: [yaml',
+  };
+  const tree = (): Record<string, string> => ({
+    ...Object.fromEntries(Object.entries(files).map(([n, content]) => [`${folder}/${n === 'made by hand' ? 'made%20by%20hand' : n}.yaml`, blobSha(content)])),
+    'clusters/prod/shop/secrets/token.yaml': blobSha('s'),
+    'clusters/prod/shop/apps/deployments/web.yaml': blobSha(V1),
+    'clusters/prod/shop-2/configmaps/a.yaml': blobSha('x'),
+    'clusters/prod/_cluster/namespaces/shop.yaml': blobSha('ns'),
+    [`${folder}/nested/deeper.yaml`]: blobSha('n'),
+  });
+  const contents = new Map(Object.values(files).map((c) => [blobSha(c), c]));
+  const contentOf = (sha: string) => contents.get(sha);
+  const collectionJob = (collection: WriteJob['collection'], over: Partial<WriteJob> = {}) =>
+    job({
+      identity: { cluster: 'prod', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: '' },
+      operation: 'DELETE',
+      content: null,
+      resourceVersion: '',
+      filePath: folder,
+      collection,
+      ...over,
+    });
+  const planned = (jobs: WriteJob[], applied: Record<string, string> = {}) =>
+    planCommits(jobs, new Map(Object.entries(tree())), new Map(Object.entries(applied)), committer, NOW, new Set(), contentOf);
+
+  it("names: removes the files of the answer's objects that are there, in one commit by the user", () => {
+    const j = collectionJob({ names: ['a', 'c', 'gone'] });
+    const p = planned([j]);
+    expect(p.outcomes).toEqual([{ kind: 'commit', commitIndex: 0, removed: [`${folder}/a.yaml`, `${folder}/c.yaml`] }]);
+    expect(p.commits).toHaveLength(1);
+    expect(p.commits[0]!.changes).toEqual([{ path: `${folder}/a.yaml`, content: null }, { path: `${folder}/c.yaml`, content: null }]);
+    expect(p.commits[0]!.author).toEqual(alice);
+    expect(p.commits[0]!.message).toBe(`DELETECOLLECTION v1 configmaps shop: 2 deleted\n\nAudit-ID: ${j.auditID}\nCluster: prod\nResource-Version: \nTarget: ops/prod\n`);
+    expect(p.tree.has(`${folder}/b.yaml`)).toBe(true);
+    expect(p.tree.has(`${folder}/a.yaml`)).toBe(false);
+    // Its folder is not a file: no version recorded for it.
+    expect(p.versions.has(folder)).toBe(false);
+  });
+
+  it('nothing to remove plans no commit (already-absent); a write the remote holds is already-applied', () => {
+    expect(planned([collectionJob({ names: ['gone'] })]).outcomes).toEqual([{ kind: 'unchanged', reason: 'already-absent' }]);
+    const j = collectionJob({ names: ['a'] });
+    expect(planCommits([j], new Map(Object.entries(tree())), new Map(), committer, NOW, new Set([appliedKey(j)])).outcomes).toEqual([{ kind: 'unchanged', reason: 'already-applied' }]);
+  });
+
+  it('keep: removes every object file directly in the folder but those still in the cluster', () => {
+    const p = planned([collectionJob({ keep: ['b'] })]);
+    expect(p.outcomes[0]).toEqual({ kind: 'commit', commitIndex: 0, removed: [`${folder}/a.yaml`, `${folder}/c.yaml`, `${folder}/made%20by%20hand.yaml`] });
+    // Not below it, not beside it, not of another namespace.
+    expect([...p.tree.keys()].filter((k) => !k.startsWith(`${folder}/`) || k.includes('nested'))).toHaveLength(5);
+  });
+
+  it('keep with a label selector: only the files whose labels it selects (a file that does not parse has none)', () => {
+    const p = planned([collectionJob({ keep: [], labelSelector: 'app in (web),tier notin (front)' })]);
+    expect(p.outcomes[0]).toMatchObject({ removed: [`${folder}/a.yaml`] });
+    expect(planned([collectionJob({ keep: [], labelSelector: '!app' })]).outcomes[0]).toEqual({ kind: 'unchanged', reason: 'already-absent' });
+    expect(planned([collectionJob({ keep: ['a'], labelSelector: 'app=web' })]).outcomes[0]).toMatchObject({ removed: [`${folder}/b.yaml`] });
+  });
+
+  it('keep with a field selector: metadata.name and metadata.namespace are read from the file; another field counts as met', () => {
+    expect(planned([collectionJob({ keep: [], fieldSelector: 'metadata.name=c' })]).outcomes[0]).toMatchObject({ removed: [`${folder}/c.yaml`] });
+    expect(planned([collectionJob({ keep: [], fieldSelector: 'metadata.name!=c,metadata.namespace=shop' })]).outcomes[0]).toMatchObject({
+      removed: [`${folder}/a.yaml`, `${folder}/b.yaml`, `${folder}/made%20by%20hand.yaml`],
+    });
+    expect(planned([collectionJob({ keep: [], fieldSelector: 'metadata.namespace=other' })]).outcomes[0]).toEqual({ kind: 'unchanged', reason: 'already-absent' });
+    expect(planned([collectionJob({ keep: ['a', 'b', 'made by hand'], fieldSelector: 'status.phase=Failed' })]).outcomes[0]).toMatchObject({ removed: [`${folder}/c.yaml`] });
+  });
+
+  it('a label selector reads the content the batch itself wrote before it', () => {
+    const d = cmYaml('d', { app: 'web' });
+    contents.set(blobSha(d), d);
+    const p = planned([job({ identity: { cluster: 'prod', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: 'd' }, filePath: `${folder}/d.yaml`, content: d }), collectionJob({ keep: [], labelSelector: 'app=web' })]);
+    expect(p.outcomes[1]).toMatchObject({ kind: 'commit', commitIndex: 1, removed: [`${folder}/a.yaml`, `${folder}/b.yaml`, `${folder}/d.yaml`] });
+  });
+
+  it('throws rather than guess when a label selector meets content it was not given', () => {
+    expect(() => planCommits([collectionJob({ keep: [], labelSelector: 'app=web' })], new Map(Object.entries(tree())), new Map(), committer, NOW)).toThrow(/was not read/);
+  });
+
+  it("everythingBelow: a deleted namespace's folder, every type, and the Namespace's own file, in one commit", () => {
+    const ns = job({
+      identity: { cluster: 'prod', group: '', version: 'v1', resource: 'namespaces', namespace: '', name: 'shop' },
+      operation: 'DELETE',
+      content: null,
+      resourceVersion: '900',
+      filePath: 'clusters/prod/shop',
+      collection: { everythingBelow: true, objectFile: 'clusters/prod/_cluster/namespaces/shop.yaml' },
+    });
+    const p = planned([ns]);
+    const removed = (p.outcomes[0] as { removed: string[] }).removed;
+    expect(removed).toHaveLength(8);
+    expect(removed).toContain('clusters/prod/_cluster/namespaces/shop.yaml');
+    expect(removed).toContain(`${folder}/nested/deeper.yaml`);
+    expect(removed).not.toContain('clusters/prod/shop-2/configmaps/a.yaml');
+    expect(p.commits[0]!.message.split('\n')[0]).toBe('DELETE namespace shop: 8 files');
+    // Every removed file takes the Namespace's resourceVersion: an older event of one of them is stale after it.
+    expect(p.versions.get('clusters/prod/shop/apps/deployments/web.yaml')).toBe('900');
+    const late = job({ resourceVersion: '850' });
+    expect(planCommits([ns, late], new Map(Object.entries(tree())), new Map(), committer, NOW, new Set(), contentOf).outcomes[1]).toEqual({ kind: 'unchanged', reason: 'stale' });
+  });
+
+  it('a cluster-scoped deletecollection says so in its subject', () => {
+    const roles = 'clusters/prod/_cluster/rbac.authorization.k8s.io/clusterroles';
+    const p = planCommits(
+      [collectionJob({ names: ['x'] }, { identity: { cluster: 'prod', group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles', namespace: '', name: '' }, filePath: roles })],
+      new Map([[`${roles}/x.yaml`, blobSha('x')]]),
+      new Map(),
+      committer,
+      NOW,
+    );
+    expect(p.commits[0]!.message.split('\n')[0]).toBe('DELETECOLLECTION rbac.authorization.k8s.io/v1 clusterroles: 1 deleted');
+  });
+});

@@ -2,7 +2,7 @@
 // written and what is refused, and that a refused job leaves the others of its batch to be written.
 import { UnrecoverableError } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import type { WriteJob, WriteResult } from '../../queues/contracts.js';
+import { MAX_DELETED_NAMES, WriteJobSchema, type WriteJob, type WriteResult } from '../../queues/contracts.js';
 import { JobFailure, type JobHistory } from '../../queues/exclusive-batch-consumer.js';
 import type { HeldLease } from '../../queues/lease.js';
 import { checkWrite, TargetNotConfiguredError, withWriteCheck, WriteRefusedError, type WriteCheckContext } from '../../workers/git-writer/validate-write.js';
@@ -107,6 +107,80 @@ describe('checkWrite', () => {
       'filePath "clusters/c9/shop/apps/deployments/web.yaml" is not the path of identity {"cluster":"c1","group":"apps","version":"v1","resource":"deployments","namespace":"shop","name":"web"} under target "ops/t" ("clusters/c1/shop/apps/deployments/web.yaml")',
       'author email "x@c9.cluster.local" is not of cluster "c1" of target "ops/t" (…@c1.cluster.local)',
     ]);
+  });
+});
+
+describe('checkWrite of collection writes (a deletecollection, a deleted namespace)', () => {
+  const author = { name: 'alice', email: 'alice@c1.cluster.local' };
+  /** The write the router makes for a deletecollection of ConfigMaps in shop. */
+  const collection = (change: Partial<WriteJob> = {}): WriteJob =>
+    live({
+      identity: { cluster: 'c1', group: '', version: 'v1', resource: 'configmaps', namespace: 'shop', name: '' },
+      operation: 'DELETE',
+      content: null,
+      resourceVersion: '',
+      filePath: 'clusters/c1/shop/configmaps',
+      author,
+      collection: { names: ['a', 'b'] },
+      ...change,
+    });
+  /** The write the router makes for the delete of Namespace shop. */
+  const namespace = (change: Partial<WriteJob> = {}): WriteJob =>
+    live({
+      identity: { cluster: 'c1', group: '', version: 'v1', resource: 'namespaces', namespace: '', name: 'shop' },
+      operation: 'DELETE',
+      content: null,
+      filePath: 'clusters/c1/shop',
+      author,
+      collection: { everythingBelow: true, objectFile: 'clusters/c1/_cluster/namespaces/shop.yaml' },
+      ...change,
+    });
+
+  it("passes what the router makes: the target's folder of the type, or of the namespace", () => {
+    expect(checkWrite(collection(), ctx())).toBeUndefined();
+    expect(checkWrite(collection({ collection: { keep: ['a'], labelSelector: 'app in (web)', fieldSelector: 'metadata.name!=x' } }), ctx())).toBeUndefined();
+    const clusterScoped = { cluster: 'c1', group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles', namespace: '', name: '' };
+    expect(checkWrite(collection({ identity: clusterScoped, filePath: 'clusters/c1/_cluster/rbac.authorization.k8s.io/clusterroles' }), ctx())).toBeUndefined();
+    expect(checkWrite(collection({ filePath: 'shop/configmaps' }), ctx(''))).toBeUndefined();
+    expect(checkWrite(namespace(), ctx())).toBeUndefined();
+    expect(checkWrite(namespace({ collection: { everythingBelow: true } }), ctx())).toBeUndefined();
+    // A namespace whose name needs encoding: the router's folder, encoded.
+    expect(checkWrite(namespace({ identity: { ...namespace().identity, name: '_cluster' }, filePath: 'clusters/c1/%5Fcluster', collection: { everythingBelow: true } }), ctx())).toBeUndefined();
+  });
+
+  it.each<[string, WriteJob, string]>([
+    ['the whole target folder', collection({ filePath: 'clusters/c1' }), 'filePath "clusters/c1" is not the folder of identity'],
+    ['another type', collection({ filePath: 'clusters/c1/shop/secrets' }), '("clusters/c1/shop/configmaps")'],
+    ['another namespace', collection({ filePath: 'clusters/c1/kube-system/configmaps' }), 'is not the folder of identity'],
+    ['outside the target', collection({ filePath: '.git' }), 'filePath ".git" is not the folder'],
+    ['a named object', collection({ identity: { ...collection().identity, name: 'a' } }), 'of a deletecollection names an object'],
+    ['a write with content', collection({ operation: 'UPDATE', content: 'x: 1\n' }), 'a collection write is a DELETE without content, not UPDATE with content'],
+    ["another cluster's user", collection({ author: { name: 'alice', email: 'alice@c2.cluster.local' } }), 'is not of cluster "c1"'],
+    ['everything below a type folder', collection({ collection: { everythingBelow: true } }), 'of a write that removes a namespace\'s folder is not a Namespace'],
+    ['every cluster-scoped object', namespace({ identity: { ...namespace().identity, name: '' }, filePath: 'clusters/c1/_cluster' }), 'is not a Namespace'],
+    ['another namespace folder', namespace({ filePath: 'clusters/c1/kube-system' }), '("clusters/c1/shop")'],
+    ['the target folder for a namespace', namespace({ filePath: 'clusters/c1' }), 'is not the folder of identity'],
+    ['another objectFile', namespace({ collection: { everythingBelow: true, objectFile: 'clusters/c1/_cluster/namespaces/kube-system.yaml' } }), 'objectFile "clusters/c1/_cluster/namespaces/kube-system.yaml" is not the file of Namespace "shop"'],
+    ['a reconcile write with a collection', { ...reconcile('clusters/c1/shop/configmaps/a.yaml')[0], collection: { names: ['a'] } }, 'a reconcile write removes no collection'],
+  ])('refuses %s', (_name, job, problem) => {
+    const err = checkWrite(job, ctx());
+    expect(err).toBeInstanceOf(WriteRefusedError);
+    expect(err?.message).toContain(problem);
+  });
+
+  it('the schema refuses what no router makes: two ways at once, names that escape, selectors that do not parse', () => {
+    const parse = (c: unknown) => WriteJobSchema.safeParse({ ...collection(), collection: c }).success;
+    expect(parse({ names: ['a'] })).toBe(true);
+    expect(parse({ keep: [], labelSelector: 'a=b' })).toBe(true);
+    expect(parse({ names: ['a'], keep: [] })).toBe(false);
+    expect(parse({})).toBe(false);
+    expect(parse({ names: ['../x'] })).toBe(false);
+    expect(parse({ names: [''] })).toBe(false);
+    expect(parse({ keep: [], labelSelector: 'a b' })).toBe(false);
+    expect(parse({ keep: [], fieldSelector: 'nooperator' })).toBe(false);
+    expect(parse({ names: ['a'], labelSelector: 'a=b' })).toBe(false);
+    expect(parse({ names: ['a'], objectFile: 'x.yaml' })).toBe(false);
+    expect(parse({ names: Array.from({ length: MAX_DELETED_NAMES + 1 }, (_, i) => `n${i}`) })).toBe(false);
   });
 });
 

@@ -34,6 +34,26 @@ export function commitMessage(w: CommitMessageInput): string {
   return `${subject}\n\n${lines.join('\n')}\n`;
 }
 
+/**
+ * The message of a collection write's commit (one event that removes several files): a deleted namespace,
+ * `DELETE namespace team-a: 4 files`; a deletecollection, `DELETECOLLECTION v1 configmaps team-a: 3 deleted`
+ * (`DELETECOLLECTION rbac.authorization.k8s.io/v1 clusterroles: 2 deleted` for a cluster-scoped type). The
+ * same trailers as commitMessage.
+ */
+export function collectionCommitMessage(w: CommitMessageInput & Pick<WriteJob, 'collection'>, files: number): string {
+  const { group, version, resource, namespace, name } = w.identity;
+  const subject = w.collection?.everythingBelow
+    ? oneLine(`DELETE namespace ${name}: ${files} ${files === 1 ? 'file' : 'files'}`)
+    : oneLine(`DELETECOLLECTION ${group === '' ? version : `${group}/${version}`} ${resource}${namespace === '' ? '' : ` ${namespace}`}: ${files} deleted`);
+  const trailers: Record<(typeof TRAILER_KEYS)[number], string> = {
+    'Audit-ID': w.auditID,
+    Cluster: w.clusterId,
+    'Resource-Version': w.resourceVersion,
+    Target: w.target,
+  };
+  return `${subject}\n\n${TRAILER_KEYS.map((k) => `${k}: ${oneLine(trailers[k])}`).join('\n')}\n`;
+}
+
 /** Trailer keys of a reconcile commit, in the order they are written: the run instead of an audit ID. */
 export const RECONCILE_TRAILER_KEYS = ['Reconcile-Run', 'Reconcile-Writes', 'Cluster', 'Target'] as const;
 

@@ -138,6 +138,12 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
       opts.metrics?.eventsOutOfOrder.inc({ cluster: job.clusterId });
       log.warn({ file: job.filePath, auditID: job.auditID, resourceVersion: job.resourceVersion }, 'an event arrived after a newer version of its object was committed');
     });
+    // What the commits of deletecollections and deleted namespaces removed (they are in Git now).
+    written.results.forEach((result, k) => {
+      const job = jobs[k]!;
+      if (!job.collection || !result || !('outcome' in result) || result.outcome !== 'committed' || !result.filesDeleted) return;
+      opts.metrics?.filesDeleted.inc({ cluster: job.clusterId, reason: job.collection.everythingBelow ? 'namespace' : 'deletecollection' }, result.filesDeleted);
+    });
     if (written.commits > 0) {
       opts.metrics?.pushDuration.observe({ partition: partition.id }, (performance.now() - started) / 1000);
       opts.metrics?.commits.inc({ partition: partition.id }, written.commits);

@@ -1,15 +1,18 @@
 // Turns a batch of write jobs into the commits to make, on top of a known tree, without touching Git:
 // the idempotent, order-safe apply. A job whose content the tree already holds, a delete of a file that
 // is not there, and an event older than what was already applied for that file all plan no commit. The
-// writes of one reconcile run plan one commit together (with the counts of what it changes).
+// writes of one reconcile run plan one commit together (with the counts of what it changes). A collection
+// write (a deletecollection, a deleted namespace: collection-files.ts) removes its files in one commit.
 import type { GitAuthor, WriteJob } from '../../queues/contracts.js';
 import type { PlannedCommit } from './fast-import-committer.js';
 import { appliedKey } from './applied-events.js';
-import { commitMessage, reconcileCommitMessage } from './commit-message.js';
+import { collectionFiles, type ContentOf } from './collection-files.js';
+import { collectionCommitMessage, commitMessage, reconcileCommitMessage } from './commit-message.js';
 import { blobSha } from './git-objects.js';
 
 export type PlannedOutcome =
-  | { kind: 'commit'; commitIndex: number }
+  /** removed: the files a collection write's commit removes. */
+  | { kind: 'commit'; commitIndex: number; removed?: string[] }
   | { kind: 'unchanged'; reason: 'same-content' | 'stale' | 'already-absent' | 'already-applied' };
 
 export interface CommitPlan {
@@ -49,6 +52,8 @@ export function planCommits(
   now: Date = new Date(),
   /** Writes the remote already holds (appliedKey), e.g. pushed by a writer that died before completing them. */
   alreadyApplied: ReadonlySet<string> = new Set(),
+  /** File contents by blob id, for the label selectors of collection writes (collection-files.ts). */
+  contentOf?: ContentOf,
 ): CommitPlan {
   const next = new Map(tree);
   const versions = new Map<string, string>();
@@ -59,6 +64,25 @@ export function planCommits(
     if (alreadyApplied.has(appliedKey(job))) {
       record(job);
       return { kind: 'unchanged', reason: 'already-applied' };
+    }
+    if (job.collection) {
+      // Its filePath is a folder, so no stale guard of its own; the files it removes take its resourceVersion
+      // (a deleted namespace's), so that an older event of one of them arriving late cannot bring it back.
+      const removed = collectionFiles(job, next, contentOf);
+      if (removed.length === 0) return { kind: 'unchanged', reason: 'already-absent' };
+      for (const path of removed) {
+        next.delete(path);
+        keepNewestVersion(versions, path, job.resourceVersion);
+      }
+      commits.push({
+        author: job.author,
+        authorDate: validDate(job.stageTimestamp) ?? now,
+        committer,
+        commitDate: now,
+        message: collectionCommitMessage(job, removed.length),
+        changes: removed.map((path) => ({ path, content: null })),
+      });
+      return { kind: 'commit', commitIndex: commits.length - 1, removed };
     }
     // The stale guard, for live events and reconcile writes alike: a write whose resourceVersion is older
     // than the newest one applied to its file (in this batch or before: the partition's `versions` hash)

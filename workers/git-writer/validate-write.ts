@@ -10,7 +10,12 @@
 // - a reconcile write (flows/reconcile/feed-writes.ts): `reconcile.target` is `target`, `identity` is the
 //   one a reconcile write carries ({cluster, name: filePath}, the rest empty), `filePath` is an object
 //   file in the target's folder ({folder}/{namespace}/[{group}/]{resource}/{name}.yaml, no segment below
-//   the folder beginning with `.`), and its author is the service (the committer's email).
+//   the folder beginning with `.`), and its author is the service (the committer's email);
+// - a collection write (a deletecollection or a deleted namespace, route/collection-writes.ts): a DELETE
+//   without content whose `filePath` is exactly the target's folder of that (group, resource, namespace)
+//   (typeFolderPath; identity.name empty), or for a deleted Namespace (`everythingBelow`) exactly
+//   `{target path}/{encoded namespace}` (namespaceFolderPath), its `objectFile`, if any, exactly the
+//   Namespace's own file; its author's email one of that cluster's users, as for a live write.
 // Anything else fails alone, at once, as a dead letter (WriteRefusedError is an UnrecoverableError) whose
 // error names what is wrong; the other jobs of the batch are written. Except a job whose target is not
 // configured on this partition here: with several replicas a configuration change reaches each a moment
@@ -32,7 +37,7 @@ import { JobFailure, type JobHistory } from '../../queues/exclusive-batch-consum
 import type { HeldLease } from '../../queues/lease.js';
 import type { Partition } from '../../queues/names.js';
 import { authorFor } from '../normalize/normalize-event.js';
-import { objectFilePath, UnsafePathError, validateBasePath } from '../route/path-layout.js';
+import { namespaceFolderPath, objectFilePath, typeFolderPath, UnsafePathError, validateBasePath } from '../route/path-layout.js';
 
 /** What the check needs of a GitTarget (config/resolved-config.ts ResolvedTarget has it). */
 export interface WriteTarget {
@@ -114,6 +119,39 @@ function reconcilePathProblem(filePath: string, base: string): string | undefine
   return undefined;
 }
 
+/** Why `job`, a collection write, is not what the router makes for `target`: one sentence each. */
+function collectionProblems(job: WriteJob, target: WriteTarget): string[] {
+  const problems: string[] = [];
+  const c = job.collection!;
+  const where = `target ${q(target.key)}`;
+  const id = job.identity;
+  if (job.operation !== 'DELETE' || job.content !== null) problems.push(`a collection write is a DELETE without content, not ${job.operation}${job.content === null ? '' : ' with content'}`);
+  let expected: string | undefined;
+  try {
+    if (c.everythingBelow) {
+      if (id.group !== '' || id.resource !== 'namespaces' || id.namespace !== '' || id.name === '') {
+        problems.push(`identity ${JSON.stringify(id)} of a write that removes a namespace's folder is not a Namespace`);
+      } else {
+        expected = namespaceFolderPath(target.path, id.name);
+        if (c.objectFile !== undefined && c.objectFile !== objectFilePath(target.path, id)) {
+          problems.push(`objectFile ${q(c.objectFile)} is not the file of Namespace ${q(id.name)} under ${where} (${q(objectFilePath(target.path, id))})`);
+        }
+      }
+    } else if (id.name !== '' || id.resource === '') {
+      problems.push(`identity ${JSON.stringify(id)} of a deletecollection names an object, or no resource`);
+    } else {
+      expected = typeFolderPath(target.path, id);
+    }
+  } catch (err) {
+    if (!(err instanceof UnsafePathError)) throw err;
+    problems.push(`identity ${JSON.stringify(id)} has no folder under ${where}: ${err.message}`);
+  }
+  if (expected !== undefined && job.filePath !== expected) {
+    problems.push(`filePath ${q(job.filePath)} is not the folder of identity ${JSON.stringify(id)} under ${where} (${q(expected)})`);
+  }
+  return problems;
+}
+
 /**
  * Checks one write job against the configuration in force (see the top of this file). Pure: the error to
  * fail the job with (TargetNotConfiguredError: retried; WriteRefusedError: not), or undefined when the
@@ -141,6 +179,7 @@ export function checkWrite(job: WriteJob, ctx: WriteCheckContext): WriteCheckErr
   if (job.identity.cluster !== cluster) problems.push(`identity.cluster ${q(job.identity.cluster)} is not the cluster of ${where} (${q(cluster)})`);
 
   if (job.reconcile) {
+    if (job.collection) problems.push('a reconcile write removes no collection');
     if (job.reconcile.target !== job.target) problems.push(`reconcile.target ${q(job.reconcile.target)} is not the job's target ${q(job.target)}`);
     // (Its cluster is checked above; here the rest.)
     const expected = { cluster: job.identity.cluster, group: '', version: '', resource: '', namespace: '', name: job.filePath };
@@ -152,6 +191,10 @@ export function checkWrite(job: WriteJob, ctx: WriteCheckContext): WriteCheckErr
     if (job.author.email !== ctx.committerEmail) {
       problems.push(`author email ${q(job.author.email)} of a reconcile write is not the service's (${q(ctx.committerEmail)})`);
     }
+  } else if (job.collection) {
+    problems.push(...collectionProblems(job, target));
+    const domain = userDomainOf(cluster);
+    if (!job.author.email.endsWith(domain)) problems.push(`author email ${q(job.author.email)} is not of cluster ${q(cluster)} of ${where} (…${domain})`);
   } else {
     let expected: string | undefined;
     try {

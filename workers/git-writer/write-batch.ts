@@ -11,6 +11,9 @@ import type { GitAuthor, WriteJob, WriteResult } from '../../queues/contracts.js
 import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
 import type { HeldLease } from '../../queues/lease.js';
 import { appliedKey, readAppliedKeys } from './applied-events.js';
+import { filesIn, needsContent, type ContentOf } from './collection-files.js';
+import { blobSha } from './git-objects.js';
+import { readBlobs } from './read-blobs.js';
 import { writeCommits } from './fast-import-committer.js';
 import type { Mirror } from './git-remote.js';
 import { keepNewestVersion, planCommits, type CommitPlan } from './plan-commits.js';
@@ -91,6 +94,27 @@ function withApplied(applied: Set<string>, jobs: WriteJob[]): Set<string> {
 }
 
 /**
+ * The contents the plan of `batch` on `tree` needs: the files in the folders of its collection writes with a
+ * label selector (read from the mirror into `cache`), and what the batch itself writes. Undefined: none needed.
+ */
+async function contentsFor(batch: readonly WriteJob[], tree: ReadonlyMap<string, string>, gitDir: string, cache: Map<string, string>): Promise<ContentOf | undefined> {
+  const folders = batch.filter((job) => needsContent(job.collection)).map((job) => job.filePath);
+  if (folders.length === 0) return undefined;
+  for (const job of batch) if (job.content !== null) cache.set(blobSha(job.content), job.content);
+  const missing = folders.flatMap((folder) => filesIn(tree, folder).map((path) => tree.get(path)!)).filter((sha) => !cache.has(sha));
+  for (const [sha, content] of await readBlobs(gitDir, missing)) cache.set(sha, content);
+  return (sha) => cache.get(sha);
+}
+
+/** Whether two writes touch a common file: the same path, or one inside the folder of a collection write. */
+function overlaps(a: WriteJob, b: WriteJob): boolean {
+  if (a.filePath === b.filePath) return true;
+  const inside = (folderJob: WriteJob, other: WriteJob) =>
+    folderJob.collection !== undefined && (other.filePath.startsWith(`${folderJob.filePath}/`) || other.filePath === folderJob.collection.objectFile);
+  return inside(a, b) || inside(b, a);
+}
+
+/**
  * Writes `jobs` (in the order the changes happened) on top of `start` (or a fresh fetch).
  * `appliedVersions` is the stale-event guard: path → last applied resourceVersion.
  */
@@ -111,7 +135,10 @@ export async function writeBatch(
   let suspects: { indices: number[]; detail: string }[] = [];
   /** Jobs on the file of a suspect: they must not land before it, or that file's history reorders. */
   let held: number[] = [];
-  const suspectFiles = new Set<string>();
+  /** The jobs of the suspects: a job that touches a file of one of them is held. */
+  const suspectJobs: WriteJob[] = [];
+  /** File contents by blob id, for the label selectors of collection writes. */
+  const contents = new Map<string, string>();
   let landed = false;
   let conflicts = 0;
   let commits = 0;
@@ -123,11 +150,14 @@ export async function writeBatch(
       const job = jobs[indices[k]!]!;
       results[indices[k]!] =
         outcome.kind === 'commit'
-          ? { outcome: 'committed', commit: shas[outcome.commitIndex]!, pushedAs: head ?? '' }
+          ? { outcome: 'committed', commit: shas[outcome.commitIndex]!, pushedAs: head ?? '', ...(outcome.removed ? { filesDeleted: outcome.removed.length } : {}) }
           : { outcome: 'unchanged', reason: outcome.reason, head: head ?? '' };
       if (outcome.kind !== 'unchanged' || outcome.reason !== 'stale') {
-        keepNewestVersion(landedVersions, job.filePath, job.resourceVersion);
-        keepNewestVersion(known, job.filePath, job.resourceVersion);
+        // A collection write's filePath is a folder: its version goes to the files it removed.
+        for (const path of job.collection ? (outcome.kind === 'commit' ? (outcome.removed ?? []) : []) : [job.filePath]) {
+          keepNewestVersion(landedVersions, path, job.resourceVersion);
+          keepNewestVersion(known, path, job.resourceVersion);
+        }
       }
     }
   };
@@ -136,7 +166,7 @@ export async function writeBatch(
     let pending = work;
     while (pending.length > 0) {
       const batch = pending.map((i) => jobs[i]!);
-      const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
+      const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied, await contentsFor(batch, state.tree, repo.gitDir, contents));
       if (plan.commits.length === 0) {
         finalize(pending, plan, [], batch.length, state.tip);
         break;
@@ -193,13 +223,13 @@ export async function writeBatch(
         for (const i of blamed) results[i] = new JobFailure(new PushRefusedError(why));
       } else {
         suspects.push({ indices: blamed, detail: why });
-        for (const i of blamed) suspectFiles.add(jobs[i]!.filePath);
+        for (const i of blamed) suspectJobs.push(jobs[i]!);
       }
       if (!landed && suspects.length >= MAX_SUSPECTS) break;
       const done = new Set(blamed);
       pending = pending.slice(culprit + 1).filter((i) => {
         if (done.has(i)) return false;
-        if (!suspectFiles.has(jobs[i]!.filePath)) return true;
+        if (!suspectJobs.some((suspect) => overlaps(suspect, jobs[i]!))) return true;
         held.push(i);
         return false;
       });
@@ -217,7 +247,7 @@ export async function writeBatch(
     work = held;
     held = [];
     suspects = [];
-    suspectFiles.clear();
+    suspectJobs.length = 0;
   }
   return { results, state, versions: landedVersions, commits };
 
@@ -227,7 +257,7 @@ export async function writeBatch(
     // late, after the events that overtook them).
     for (const suspect of suspects) {
       const batch = suspect.indices.map((i) => jobs[i]!);
-      const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied);
+      const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied, await contentsFor(batch, state.tree, repo.gitDir, contents));
       if (plan.commits.length === 0) {
         finalize(suspect.indices, plan, [], batch.length, state.tip);
         continue;

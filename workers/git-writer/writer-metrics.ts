@@ -6,4 +6,6 @@ export interface WriterMetrics {
   pushDuration: Histogram<'partition'>;
   ownershipChanges: Counter<'partition'>;
   eventsOutOfOrder: Counter<'cluster'>;
+  /** Files removed by the commits of collection writes: reason `deletecollection` or `namespace` (a deleted namespace). */
+  filesDeleted: Counter<'cluster' | 'reason'>;
 }

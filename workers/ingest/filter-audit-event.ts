@@ -9,6 +9,7 @@ import type { AuditEvent } from './audit-event-schema.js';
 import { isCredentialRequest } from './credential-requests.js';
 import { identityRefusal, isNamespaceRef, type IdentityRefusalReason } from './identity-check.js';
 import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimitReason, type ObjectLimits } from './object-limits.js';
+import { deletedNamesOf, requestSelectors } from './deleted-names.js';
 import { canonicalGroup, storableObject } from './redact-secret.js';
 import { builtInScope, type ResourceScope } from './resource-scope.js';
 
@@ -145,6 +146,9 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
     objectBytes = measured.bytes;
   }
   const object = raw === undefined ? undefined : storableObject(raw, ref);
+  // A deletecollection names no object: what it deleted is its answer's list, of which only names are kept.
+  const deleted = verb === 'deletecollection' ? deletedNamesOf(ev.responseObject, ref.namespace ?? '') : undefined;
+  if (deleted && !deleted.ok) return { keep: false, refused: true, reason: 'identity-mismatch', error: deleted.error };
 
   const objectRef: IngestJob['objectRef'] = { resource: ref.resource };
   if (ref.namespace) objectRef.namespace = ref.namespace;
@@ -167,6 +171,12 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
     job.object = object;
     job.objectBytes = objectBytes;
   }
+  if (deleted?.ok && deleted.names) {
+    job.deletedNames = deleted.names;
+    job.objectBytes = deleted.bytes;
+  }
+  const selectors = verb === 'deletecollection' ? requestSelectors(ev.requestURI) : undefined;
+  if (selectors) job.selectors = selectors;
   if (opts.selected && !opts.selected(job)) return { keep: false, reason: 'not-selected' };
   return { keep: true, job };
 }

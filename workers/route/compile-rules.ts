@@ -70,3 +70,18 @@ export function matchTargets(routes: CompiledRoutes, identity: ObjectIdentity, o
   }
   return [...matched.values()];
 }
+
+/**
+ * The targets (each once) that may hold files in namespace `namespace` of `cluster` and record deletes
+ * there: those with a ClusterWatchRule, or a WatchRule of that namespace, whose operations select DELETE
+ * (whatever resources they select: a namespace's deletion takes every type with it).
+ */
+export function namespaceTargets(routes: CompiledRoutes, cluster: string, namespace: string): ResolvedTarget[] {
+  const matched = new Map<string, ResolvedTarget>();
+  for (const rule of routes.byCluster.get(cluster) ?? []) {
+    if (matched.has(rule.target.key)) continue;
+    if (rule.namespace !== undefined && rule.namespace !== namespace) continue;
+    if (has(rule.operations, 'DELETE')) matched.set(rule.target.key, rule.target);
+  }
+  return [...matched.values()];
+}

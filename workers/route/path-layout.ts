@@ -84,12 +84,28 @@ export function encodeSegment(field: string, value: string, suffix = '', reserve
  * Throws UnsafePathError for a bad base path or an empty / `.` / `..` segment.
  */
 export function objectFilePath(basePath: string, id: ObjectIdentity): string {
+  return `${typeFolderPath(basePath, id)}/${objectFileName(id.name)}`;
+}
+
+/** `{name}.yaml`, encoded: an object's file name in its type's folder. */
+export function objectFileName(name: string): string {
+  return encodeSegment('name', name, FILE_SUFFIX);
+}
+
+/** `{basePath}/{namespace|_cluster}`: the folder of one namespace's objects (of cluster-scoped ones for ''). */
+export function namespaceFolderPath(basePath: string, namespace: string): string {
   const base = validateBasePath(basePath);
-  const segments: string[] = [];
-  if (base !== '') segments.push(base);
-  segments.push(id.namespace === '' ? CLUSTER_SCOPED_DIR : encodeSegment('namespace', id.namespace, '', '_'));
+  const folder = namespace === '' ? CLUSTER_SCOPED_DIR : encodeSegment('namespace', namespace, '', '_');
+  return base === '' ? folder : `${base}/${folder}`;
+}
+
+/**
+ * `{basePath}/{namespace|_cluster}/{group}/{resource}`: the folder of one type's objects in one namespace,
+ * where objectFilePath puts each of them (its `name` is not used).
+ */
+export function typeFolderPath(basePath: string, id: Pick<ObjectIdentity, 'namespace' | 'group' | 'resource'>): string {
+  const segments = [namespaceFolderPath(basePath, id.namespace)];
   if (id.group !== '') segments.push(encodeSegment('group', id.group));
   segments.push(encodeSegment('resource', id.resource));
-  segments.push(encodeSegment('name', id.name, FILE_SUFFIX));
   return segments.join('/');
 }
