@@ -11,6 +11,7 @@ import { listenService, type TlsFiles } from './dashboard/listen.js';
 import { createBackpressure } from './dashboard/backpressure.js';
 import type { DashboardCredentials, TrustedHeaderOptions } from './dashboard/basic-auth.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
+import { PLAIN_HTTP_TOKEN_WARNING, tokenClustersOverPlainHttp } from './dashboard/webhook-auth.js';
 import { createMetrics, observeBatchPushed, registerBudgetGauge, registerQueueGauges, type ServiceMetrics } from './dashboard/metrics.js';
 import { createHealth } from './dashboard/health.js';
 import { openConnection } from './queues/connection.js';
@@ -215,6 +216,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
    * partitions' queues and writers, then clusters and routes. The webhook's `not-selected` filter and the
    * router read them, so a rule is in force on this replica from the moment its change arrives.
    */
+  /** Token clusters already warned about for a plain HTTP listener: a change warns only of the ones it adds. */
+  let tokenClustersWarned = new Set<string>();
   const switchTo = (next: ResolvedConfig): void => {
     for (const { partition, credentials } of next.partitions.values()) {
       ensureQueue(partition);
@@ -225,6 +228,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     if (certOnly.length > 0 && !opts.tls?.clientCaFile) {
       logger.warn({ clusters: certOnly }, 'these clusters authenticate by client certificate only, but TLS_CLIENT_CA_FILE is not set: their audit batches will be refused');
     }
+    const overHttp = tokenClustersOverPlainHttp(next.clusters.values(), opts.tls !== undefined);
+    const added = overHttp.filter((name) => !tokenClustersWarned.has(name));
+    tokenClustersWarned = new Set(overHttp);
+    if (added.length > 0) logger.warn({ clusters: added }, PLAIN_HTTP_TOKEN_WARNING);
     config = next;
     routes = compileRules(next);
     // A partition configured again starts its two empty checks anew before it can be retired.

@@ -41,6 +41,24 @@ export function peerCertificate(socket: Socket): PeerCertificate {
   return { state: 'verified', commonName: typeof cn === 'string' ? cn : undefined };
 }
 
+/** What the service logs (with the clusters' names) when token clusters meet a plain HTTP listener. */
+export const PLAIN_HTTP_TOKEN_WARNING =
+  'these clusters authenticate their audit webhook by bearer token, but the service listens on plain HTTP: ' +
+  'a kube-apiserver sends no token to an http:// webhook URL, so their audit batches will be refused with 401; ' +
+  'serve HTTPS (TLS_CERT_FILE and TLS_KEY_FILE) and give their API servers an https:// URL';
+
+/**
+ * The names of the clusters that authenticate by bearer token, when the service listens without TLS (`tls`
+ * false): their API servers will send no token (KUBE-APISERVER.md). Sorted; empty with TLS.
+ */
+export function tokenClustersOverPlainHttp(clusters: Iterable<ClusterSource>, tls: boolean): string[] {
+  if (tls) return [];
+  return [...clusters]
+    .filter((c) => c.token !== undefined)
+    .map((c) => c.name)
+    .sort();
+}
+
 /** Compares digests, so neither the length nor the content of the token leaks through timing. */
 export function tokenMatches(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();

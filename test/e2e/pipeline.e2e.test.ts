@@ -96,7 +96,11 @@ function expectedContent(spec: ObjectSpec): Record<string, unknown> {
   const metadata: Record<string, unknown> = { name: spec.name };
   if (spec.namespace) metadata.namespace = spec.namespace;
   if (spec.labels) metadata.labels = spec.labels;
-  return { apiVersion: spec.apiVersion, kind: spec.kind, metadata, ...body };
+  const content: Record<string, unknown> = { apiVersion: spec.apiVersion, kind: spec.kind, metadata, ...body };
+  // What the API server fills in on its own is left out of files (workers/normalize/server-defaults.ts).
+  if (spec.kind === 'Secret' && content.type === 'Opaque') delete content.type;
+  if (spec.kind === 'Namespace' && JSON.stringify(content.spec) === '{}') delete content.spec;
+  return content;
 }
 
 interface Sent {

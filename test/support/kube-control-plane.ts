@@ -11,7 +11,7 @@
 // failed start, and when this process exits: a test run never leaves an API server behind.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { freePort } from '../../queues/embedded-valkey.js';
 
 const OBTAIN = fileURLToPath(new URL('../../tools/kube-control-plane/obtain.sh', import.meta.url));
@@ -192,15 +192,33 @@ function tokenFile(adminToken: string, users: ControlPlaneUser[]): string {
   return [line(adminToken, 'admin', 'admin', ['system:masters']), ...users.map((u) => line(u.token, u.name, u.name, u.groups ?? []))].join('\n') + '\n';
 }
 
-function webhookKubeconfig(w: AuditWebhookOptions): string {
-  return stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'receiver', cluster: { server: w.url, 'certificate-authority': w.caFile } }],
-    users: [{ name: 'kube-apiserver', user: { token: w.token } }],
-    contexts: [{ name: 'receiver', context: { cluster: 'receiver', user: 'kube-apiserver' } }],
-    'current-context': 'receiver',
-  });
+const CHART_WEBHOOK_KUBECONFIG = fileURLToPath(new URL('../../charts/gitops-reverser/files/audit-webhook-kubeconfig.yaml', import.meta.url));
+
+interface WebhookKubeconfig {
+  'current-context'?: string;
+  contexts?: { name?: string; context?: { cluster?: string; user?: string } }[];
+  clusters?: { name?: string; cluster?: Record<string, unknown> }[];
+  users?: { name?: string; user?: Record<string, unknown> }[];
+}
+
+/**
+ * The chart's files/audit-webhook-kubeconfig.yaml with its placeholders filled in, as its README tells
+ * operators to (server URL, certificate-authority, token of what its current-context selects): every test
+ * with an audit webhook proves that file works, and fails here, naming it, should its shape change.
+ */
+async function webhookKubeconfig(w: AuditWebhookOptions): Promise<string> {
+  const doc = parse(await readFile(CHART_WEBHOOK_KUBECONFIG, 'utf8')) as WebhookKubeconfig;
+  const context = doc.contexts?.find((c) => c.name === doc['current-context'])?.context;
+  const cluster = doc.clusters?.find((c) => c.name === context?.cluster)?.cluster;
+  const user = doc.users?.find((u) => u.name === context?.user)?.user;
+  const placeholders = cluster && user && [cluster.server, cluster['certificate-authority'], user.token].every((v) => typeof v === 'string');
+  if (!cluster || !user || !placeholders || !/^https:\/\/.+\/audit-webhook\/[^/]+$/.test(String(cluster.server))) {
+    throw new Error(`${CHART_WEBHOOK_KUBECONFIG}: its current-context must select a cluster with an https server …/audit-webhook/<name> and a certificate-authority, and a user with a token`);
+  }
+  cluster.server = w.url;
+  cluster['certificate-authority'] = w.caFile;
+  user.token = w.token;
+  return stringify(doc);
 }
 
 function clientKubeconfig(server: string, token: string): string {
@@ -301,7 +319,7 @@ async function startOnce(opts: ControlPlaneOptions): Promise<ControlPlane> {
     if (w) {
       if (!w.url.startsWith('https://')) throw new Error(`audit webhook URL ${w.url}: the API server sends the bearer token over https only`);
       await writeFile(files.policy, w.policy ?? DEFAULT_AUDIT_POLICY);
-      await writeFile(files.webhook, webhookKubeconfig(w), { mode: 0o600 });
+      await writeFile(files.webhook, await webhookKubeconfig(w), { mode: 0o600 });
       args.push(
         '--audit-policy-file', files.policy,
         '--audit-webhook-config-file', files.webhook,
@@ -385,3 +403,4 @@ export async function applyChartCrds(kubeconfigPath: string): Promise<void> {
   }
   await kubectl(['wait', '--for=condition=Established', '--timeout=30s', '-f', CHART_CRDS]);
 }
+

@@ -7,7 +7,8 @@ function liveDeployment(): Record<string, unknown> {
     status: { replicas: 3, conditions: [{ type: 'Available', status: 'True' }] },
     spec: {
       template: {
-        spec: { containers: [{ name: 'web', image: 'nginx:1.27', ports: [{ protocol: 'TCP', containerPort: 80 }] }] },
+        // UDP: TCP is the API server's default, which files leave out (server-defaults.ts).
+        spec: { containers: [{ name: 'web', image: 'nginx:1.27', ports: [{ protocol: 'UDP', containerPort: 80 }] }] },
         metadata: { labels: { app: 'web' } },
       },
       selector: { matchLabels: { app: 'web' } },
@@ -111,7 +112,7 @@ describe('toCanonicalYaml', () => {
         '          name: web',
         '          ports:',
         '            - containerPort: 80',
-        '              protocol: TCP',
+        '              protocol: UDP',
         '',
       ].join('\n'),
     );

@@ -1,8 +1,10 @@
 // Turns a live Kubernetes object into what belongs in Git: the user's intent, without what the
 // API server and controllers add (status, uid, resourceVersion, managedFields, timestamps,
-// controller-owned annotations). Keys are ordered deterministically so that one object always
-// gives the same bytes — the git writer relies on that to skip commits for unchanged objects.
+// controller-owned annotations, and the defaults the API server fills in: server-defaults.ts). Keys are
+// ordered deterministically so that one object always gives the same bytes — the git writer relies on
+// that to skip commits for unchanged objects.
 import { stringify } from 'yaml';
+import { stripServerDefaults } from './server-defaults.js';
 import { goSafeTags, wellFormedDeep } from './yaml-scalars.js';
 
 /** Top-level keys that come first, in this order; the rest follow sorted. */
@@ -40,6 +42,8 @@ export const CONTROLLER_OWNED_ANNOTATIONS: ReadonlySet<string> = new Set([
   'autoscaling.alpha.kubernetes.io/conditions',
   'autoscaling.alpha.kubernetes.io/current-metrics',
   'batch.kubernetes.io/job-tracking',
+  // Written by the API server itself on every change of a DaemonSet's template.
+  'deprecated.daemonset.template.generation',
 ]);
 
 export function isDroppedAnnotation(key: string): boolean {
@@ -88,7 +92,8 @@ function sanitizeMetadata(metadata: unknown): Record<string, unknown> {
 
 /**
  * apiVersion, kind, metadata (name, namespace, labels, annotations; empty maps dropped) first,
- * then every other top-level key but `status`, sorted; all nested maps sorted too.
+ * then every other top-level key but `status`, sorted; all nested maps sorted too; without what the API
+ * server fills in on its own (server-defaults.ts).
  */
 export function sanitizeObject(obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -100,6 +105,8 @@ export function sanitizeObject(obj: Record<string, unknown>): Record<string, unk
     .filter((k) => !(LEADING_KEYS as readonly string[]).includes(k) && !DROPPED_TOP_LEVEL_KEYS.has(k))
     .sort(compareKeys);
   for (const key of rest) if (obj[key] !== undefined) put(out, key, sortKeysDeep(obj[key]));
+  const uid = isRecord(obj.metadata) && typeof obj.metadata.uid === 'string' ? obj.metadata.uid : undefined;
+  stripServerDefaults(out, uid);
   return out;
 }
 
