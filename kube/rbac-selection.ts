@@ -22,7 +22,7 @@ export type Selection = { kind: 'resources'; resources: SelectedResource[] } | {
 export interface SelectionScope {
   /** A WatchRule selects only namespaced resources (of its own namespace). */
   namespacedOnly: boolean;
-  /** What the service does with the selected resources: get (object fetch) or get/list/watch (watch mode). */
+  /** What the service does with the selected resources: get/list (object fetch, reconcile) or get/list/watch (watch mode). */
   verbs: readonly string[];
 }
 

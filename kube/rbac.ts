@@ -7,7 +7,9 @@
 // - Referenced Secrets: get by name (resourceNames), in a Role of each Secret's namespace; never list or
 //   watch, which would expose every Secret of the namespace.
 // - Source objects, only for clusters read with the service's own credentials (ClusterSource.kubeConfig
-//   undefined, so the local cluster): get for object fetch (audit events without a body), get/list/watch
+//   undefined, so the local cluster): get and list for a cluster that sends audit events (get: object
+//   fetch of events without a body; list: the reconcile, which lists every type the rules select, at start
+//   and on schedule, and the listing of a deletecollection whose answer was not recorded), get/list/watch
 //   in watch mode; on exactly the resources the rules select. WatchRules grant in a Role of their own
 //   namespace, ClusterWatchRules in the ClusterRole. A cluster read through a kubeconfig Secret needs
 //   nothing here: that kubeconfig's identity is authorised in its own cluster.
@@ -25,7 +27,10 @@ export type { ApiResourceInfo } from './rbac-selection.js';
 export type { PolicyRule } from './rbac-policy.js';
 
 const READ = ['get', 'list', 'watch'] as const;
-const FETCH = ['get'] as const;
+/** Audit mode: get (object fetch) and list (reconcile, deletecollection listing); watch only in watch mode. */
+const AUDITED_READ = ['get', 'list'] as const;
+/** A referenced Secret: get by name, nothing more. */
+const SECRET_READ = ['get'] as const;
 /** The status reporter writes with merge patches only. */
 const STATUS_WRITE = ['patch'] as const;
 
@@ -69,7 +74,7 @@ export function rbacNeeds(input: RbacInput): RbacNeeds {
     grants.grant(CLUSTER_SCOPE, CRD_GROUP, crd.plural, READ);
     grants.grant(CLUSTER_SCOPE, CRD_GROUP, `${crd.plural}/status`, STATUS_WRITE);
   }
-  for (const s of input.secrets) grants.grant(s.namespace, '', 'secrets', FETCH, s.name);
+  for (const s of input.secrets) grants.grant(s.namespace, '', 'secrets', SECRET_READ, s.name);
 
   let wildcardOnLocalCluster = false;
   let watchOnLocalCluster = false;
@@ -82,7 +87,7 @@ export function rbacNeeds(input: RbacInput): RbacNeeds {
     }
     if (cluster.kubeConfig !== undefined) continue;
     const scope = rule.namespace ?? CLUSTER_SCOPE;
-    const verbs = cluster.watch ? READ : FETCH;
+    const verbs = cluster.watch ? READ : AUDITED_READ;
     rule.rules.forEach((r, index) => {
       if (hasWildcard(r)) wildcardOnLocalCluster = true;
       const selection = selectResources(r, { namespacedOnly: rule.namespace !== undefined, verbs }, discovered);

@@ -1,5 +1,5 @@
 // The least RBAC for a configuration: two clusters read with the service's own credentials (prod by
-// audit webhook, so object fetch needs get; edge in watch mode, so get/list/watch), WatchRules and
+// audit webhook, so get for object fetch and list for the reconcile; edge in watch mode, so get/list/watch), WatchRules and
 // ClusterWatchRules with explicit and wildcard resources, with and without API discovery.
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -154,8 +154,8 @@ describe('rbacNeeds without discovery', () => {
       CRD_WATCH,
       CONFIG_READ,
       STATUS_WRITE,
-      // prod is read only for object fetch: get, never list or watch.
-      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get'] },
+      // prod sends audit events: get (object fetch) and list (reconcile, deletecollection listing), never watch.
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get', 'list'] },
     ]);
   });
 
@@ -168,11 +168,11 @@ describe('rbacNeeds without discovery', () => {
       {
         namespace: 'team-a',
         rules: [
-          // configmaps: get for prod (fetch) and get/list/watch for edge (watch mode), merged.
+          // configmaps: get/list for prod (fetch, reconcile) and get/list/watch for edge (watch mode), merged.
           { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
           { apiGroups: [''], resources: ['secrets'], resourceNames: ['git-creds'], verbs: ['get'] },
-          { apiGroups: [''], resources: ['services'], verbs: ['get'] },
-          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'] },
+          { apiGroups: [''], resources: ['services'], verbs: ['get', 'list'] },
+          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list'] },
         ],
       },
     ]);
@@ -198,7 +198,7 @@ describe('rbacNeeds with discovery', () => {
       { apiGroups: ['apps'], resources: ['controllerrevisions', 'deployments', 'replicasets'], verbs: ['get', 'list', 'watch'] },
       CONFIG_READ,
       STATUS_WRITE,
-      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get', 'list'] },
     ]);
   });
 
@@ -206,8 +206,8 @@ describe('rbacNeeds with discovery', () => {
     expect(needs.namespaces.find((n) => n.namespace === 'team-a')?.rules).toEqual([
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['git-creds'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['services'], verbs: ['get'] },
-      // apps/deployments (get) is inside the ClusterRole's get/list/watch on apps.
+      { apiGroups: [''], resources: ['services'], verbs: ['get', 'list'] },
+      // apps/deployments (get/list) is inside the ClusterRole's get/list/watch on apps.
       { apiGroups: ['batch'], resources: ['cronjobs', 'jobs'], verbs: ['get', 'list', 'watch'] },
     ]);
   });
@@ -236,15 +236,15 @@ describe('clusters read through their own kubeconfig', () => {
     const needs = needsOf(configYaml({ edgeKubeConfig: true }));
     // edge's wildcards and its watch grants are gone; the CRD watch went with the last local wildcard.
     expect(needs.needsDiscovery).toEqual([]);
-    expect(needs.cluster).toEqual([CONFIG_READ, STATUS_WRITE, { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get'] }]);
+    expect(needs.cluster).toEqual([CONFIG_READ, STATUS_WRITE, { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['get', 'list'] }]);
     expect(needs.namespaces).toEqual([
       { namespace: 'gitops-reverser', rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['edge-kubeconfig', 'prod-audit'], verbs: ['get'] }] },
       {
         namespace: 'team-a',
         rules: [
-          { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get'] },
+          { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list'] },
           { apiGroups: [''], resources: ['secrets'], resourceNames: ['git-creds'], verbs: ['get'] },
-          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'] },
+          { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list'] },
         ],
       },
     ]);
