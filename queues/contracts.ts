@@ -56,6 +56,11 @@ export const IngestJobSchema = z.object({
     apiGroup: z.string().optional(),
     apiVersion: z.string().optional(),
     subresource: z.string().optional(),
+    /**
+     * The object's uid, when the event says it and carries no object that does: a delete answered with a
+     * Status (its details.uid). Watch mode joins the DELETED event of that object with this event's user.
+     */
+    uid: z.string().max(128).optional(),
   }),
   responseCode: z.number().int(),
   /** The object after the change: responseObject, or for create/update without one, requestObject. */

@@ -112,6 +112,16 @@ export async function startReconcileService(opts: ReconcileServiceOptions): Prom
     },
   });
 
+  // A failed run is in Bull Board (the parent's error names the child that failed and why), and here: a
+  // reconcile that cannot list (RBAC, credentials, an API server away) must not fail without a word.
+  workers.parent.on('failed', (job, err) => {
+    if (opts.metrics && job) observeReconcile(opts.metrics, 'failed', (Date.now() - job.timestamp) / 1000);
+    logger.warn({ target: job?.data.targetKey, runId: job?.data.runId, err: err.message }, 'reconcile failed; nothing of it was written');
+  });
+  workers.list.on('failed', (job, err) => {
+    logger.warn({ target: job?.data.targetKey, runId: job?.data.runId, type: job?.data.spec.key, err: err.message }, 'reconcile listing failed');
+  });
+
   const triggers: ReconcileTriggers = await startReconcileTriggers({
     connection,
     prefix,

@@ -40,9 +40,15 @@ export async function recordAuditAuthors(connection: Valkey, prefix: string, clu
   const pipeline = connection.pipeline();
   let n = 0;
   for (const job of jobs) {
+    const author = job.impersonatedUser?.username ?? job.user.username;
+    // A delete answered with a Status: no object, its uid from the Status (objectRef.uid).
+    if (job.verb === 'delete' && !job.object && job.objectRef.uid) {
+      pipeline.set(auditAuthorKey(prefix, clusterId, job.objectRef.uid, DELETED), author, 'EX', AUDIT_AUTHOR_TTL_SECONDS);
+      n++;
+      continue;
+    }
     const ids = uidAndVersion(job.object);
     if (!ids) continue;
-    const author = job.impersonatedUser?.username ?? job.user.username;
     if (job.verb !== 'delete' || terminating(job.object)) pipeline.set(auditAuthorKey(prefix, clusterId, ids.uid, ids.rv), author, 'EX', AUDIT_AUTHOR_TTL_SECONDS);
     if (job.verb === 'delete') pipeline.set(auditAuthorKey(prefix, clusterId, ids.uid, DELETED), author, 'EX', AUDIT_AUTHOR_TTL_SECONDS);
     n++;

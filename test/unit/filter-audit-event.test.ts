@@ -339,6 +339,21 @@ describe('toIngestJob', () => {
     );
     expect(result.keep).toBe(true);
     if (result.keep) expect(result.job.object).toBeUndefined();
+    if (result.keep) expect(result.job.objectRef.uid).toBeUndefined();
+  });
+
+  it("keeps the uid a delete's Status names, for the watch join of its DELETED event", () => {
+    const result = toIngestJob(
+      CLUSTER,
+      ev({
+        verb: 'delete',
+        requestURI: '/api/v1/namespaces/shop/configmaps/cfg',
+        objectRef: { resource: 'configmaps', namespace: 'shop', name: 'cfg', apiVersion: 'v1' },
+        responseStatus: { metadata: {}, status: 'Success', code: 200 },
+        responseObject: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name: 'cfg', kind: 'configmaps', uid: 'u-77' } },
+      }),
+    );
+    expect(result.keep && result.job.objectRef.uid).toBe('u-77');
   });
 
   it('drops by stage, verb, objectRef and namespace', () => {

@@ -160,6 +160,20 @@ describe('planCommits: one batch', () => {
     expect(p.tree.has(FILE)).toBe(false);
   });
 
+  it('a delete without a resourceVersion (answered with a Status) makes the deleted version delivered again stale; a new object is written', () => {
+    const again = job({ operation: 'UPDATE', content: V2, resourceVersion: '100', auditID: 'watch-uid-100' });
+    const p = plan([job({ operation: 'DELETE', content: null, resourceVersion: '' }), again, job({ operation: 'CREATE', content: V1, resourceVersion: '105' })], { [FILE]: blobSha(V2) }, { [FILE]: '100' });
+    expect(p.outcomes).toEqual([
+      { kind: 'commit', commitIndex: 0 },
+      { kind: 'unchanged', reason: 'stale' },
+      { kind: 'commit', commitIndex: 1 },
+    ]);
+    expect(p.tree.get(FILE)).toBe(blobSha(V1));
+    expect(p.versions).toEqual(new Map([[FILE, '105']]));
+    // Across batches: the bound is what the partition keeps.
+    expect(plan([job({ operation: 'DELETE', content: null, resourceVersion: '' })], { [FILE]: blobSha(V2) }, { [FILE]: '100' }).versions).toEqual(new Map([[FILE, '101']]));
+  });
+
   it('the versions map records the newest resourceVersion per file', () => {
     const p = plan(
       [

@@ -97,7 +97,12 @@ export function planCommits(
     if (known && job.resourceVersion && (compareResourceVersions(job.resourceVersion, known) ?? 0) < 0) {
       return { kind: 'unchanged', reason: 'stale' };
     }
-    record(job);
+    // A delete answered with a Status names no resourceVersion, but it came after the newest version
+    // applied: record that bound (newest + 1), so that a version of the deleted object delivered again
+    // afterwards (its watch event, a retried audit event) is stale and cannot bring the file back. A new
+    // object of the same name gets a higher revision than the delete's and is written.
+    if (job.content === null && !job.resourceVersion && known && /^\d+$/.test(known)) keepNewestVersion(versions, job.filePath, (BigInt(known) + 1n).toString());
+    else record(job);
     const existed = next.has(job.filePath);
     if (job.content === null) {
       if (!existed) return { kind: 'unchanged', reason: 'already-absent' };

@@ -57,6 +57,14 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+const nonEmpty = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** The uid a Status names in its details (the answer to a delete that removed the object at once). */
+function statusUid(body: unknown): string | undefined {
+  if (!isRecord(body) || body.kind !== 'Status' || !isRecord(body.details)) return undefined;
+  return nonEmpty(body.details.uid);
+}
+
 function isMutatingVerb(verb: string): verb is MutatingVerb {
   return (MUTATING_VERBS as readonly string[]).includes(verb);
 }
@@ -156,6 +164,9 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
   if (ref.apiGroup !== undefined) objectRef.apiGroup = group;
   if (ref.apiVersion !== undefined) objectRef.apiVersion = ref.apiVersion;
   if (subresource !== undefined) objectRef.subresource = subresource;
+  // A delete answered with a Status carries no object; its uid is the one thing the watch join needs of it.
+  const uid = object ? undefined : (nonEmpty(ref.uid) ?? statusUid(ev.responseObject));
+  if (uid !== undefined && uid.length <= 128) objectRef.uid = uid;
 
   const job: IngestJob = {
     clusterId,
