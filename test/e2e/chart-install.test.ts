@@ -1,9 +1,10 @@
 // The chart as installed, without a cluster to run it: its rendered configuration objects are created
-// through the Kubernetes API (the stand-in, or a real cluster with KUBECONFIG), and this test plays the
-// kubelet for its Deployment: `npm start` with exactly the rendered container's environment (Secret and
-// field references resolved from the rendered Secret and a pod name; only the volumes' paths, the port and
-// the service account are swapped for local ones), probed on the rendered probe paths. It must become
-// ready, commit an audit event, guard the dashboard with the rendered credentials and stop on SIGTERM.
+// through the Kubernetes API (the run's control plane, or a cluster of your own with KUBECONFIG), and this
+// test plays the kubelet for its Deployment: `npm start` with exactly the rendered container's environment
+// (Secret and field references resolved from the rendered Secret and a pod name; only the volumes' paths,
+// the port and the service account are swapped for local ones), probed on the rendered probe paths. It
+// must become ready, commit an audit event, guard the dashboard with the rendered credentials and stop on
+// SIGTERM.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,7 +88,7 @@ describe.skipIf(skip !== undefined)('the chart, installed', () => {
     const chart: RenderedChart = await renderChart({ valueFiles: [valuesFile], namespace: ns });
     const objects = chart.objects.map((o) => o.object);
 
-    // "kubectl apply" of what the API stand-in can hold: the configuration objects and their Secret.
+    // "kubectl apply" of what the test needs of them: the configuration objects and their Secret.
     const applied = objects.filter((o) => o.apiVersion === API || (o.kind === 'Secret' && o.metadata.name === 'audit'));
     expect(applied.map((o) => o.kind).sort()).toEqual(['ClusterProvider', 'GitProvider', 'GitTarget', 'Secret', 'WatchRule']);
     for (const o of applied) {

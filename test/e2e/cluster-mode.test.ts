@@ -1,6 +1,7 @@
 // `npm start` configured by the cluster (CONFIG_SOURCE=kubernetes with KUBECONFIG), as it runs in a Pod:
-// the gitopsreverser.io objects are read through the API (the stand-in, or a real cluster when KUBECONFIG
-// is set for the tests), an audit batch becomes commits, and a GitTarget added while it runs is picked up.
+// the gitopsreverser.io objects are read through the API (the run's control plane, or a cluster of your own
+// when KUBECONFIG is set for the tests), an audit batch becomes commits, and a GitTarget added while it runs
+// is picked up.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../queues/embedded-valkey.js';
 import { auditEvent, eventList } from '../support/audit-events.js';
-import { clusterProviderObject, clusterWatchRuleObject, gitProviderObject, gitTargetObject, secretObject } from '../support/config-objects.js';
+import { clusterProviderObject, gitProviderObject, gitTargetObject, secretObject, watchRuleObject } from '../support/config-objects.js';
 import { createBareRemote, commitLog, treeFiles, waitFor } from '../support/git-repos.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
@@ -43,7 +44,9 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       clusterProviderObject(cluster, { audit: { tokenSecretRef: { name: 'audit', namespace: ns, key: 'token' } } }),
       gitProviderObject(ns, 'repo', remote, ['main', 'audit/*']),
       gitTargetObject(ns, 'apps', { provider: 'repo', path: 'apps', cluster }),
-      clusterWatchRuleObject(`${cluster}-deployments`, { namespace: ns, name: 'apps' }, ['deployments'], ['apps']),
+      // A namespaced rule: the run's API server is shared, and a ClusterWatchRule's reconcile would list
+      // the Deployments of every other test file.
+      watchRuleObject(ns, 'deployments', 'apps', ['deployments'], ['apps']),
     ];
     for (const obj of created) await kube.create(obj);
     const kubeconfig = join(dir, 'kubeconfig');
@@ -68,14 +71,14 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
         headers: { authorization: 'Bearer prod-token', 'content-type': 'application/json' },
         body: JSON.stringify(eventList(events)),
       });
-    const deployment = (name: string, replicas: number) => ({ apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: 'shop', name, body: { spec: { replicas } } });
+    const deployment = (name: string, replicas: number) => ({ apiVersion: 'apps/v1', kind: 'Deployment', resource: 'deployments', namespace: ns, name, body: { spec: { replicas } } });
     try {
       await svc.alive(waitFor(async () => svc.output().includes('"msg":"ready"'), 'the service to be ready', 30_000));
       expect(svc.output()).toContain('configuration loaded from the cluster');
 
       expect((await post([auditEvent('create', deployment('web', 2), { user: 'alice' })])).status).toBe(200);
       await waitFor(async () => (await commitLog(remote).catch(() => [])).length === 1, 'the first commit');
-      expect([...(await treeFiles(remote)).keys()]).toEqual(['apps/shop/apps/deployments/web.yaml']);
+      expect([...(await treeFiles(remote)).keys()]).toEqual([`apps/${ns}/apps/deployments/web.yaml`]);
 
       // A Metadata-level audit event carries no object: the service reads it back from the cluster.
       const live = {
@@ -107,7 +110,7 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       // A second target (another branch: a new partition) and its rule appear while the service runs: no
       // restart, its queue shows in Bull Board, and the next event goes to both targets.
       await kube.create(gitTargetObject(ns, 'audit-copy', { provider: 'repo', branch: 'audit/copy', path: 'copy', cluster }));
-      await kube.create(clusterWatchRuleObject(`${cluster}-copy`, { namespace: ns, name: 'audit-copy' }, ['deployments'], ['apps']));
+      await kube.create(watchRuleObject(ns, 'copy', 'audit-copy', ['deployments'], ['apps']));
       await svc.alive(waitFor(async () => svc.output().includes('configuration changed; routes switched') && svc.output().includes('"targets":2'), 'the new target to be in force'));
       expect((await post([auditEvent('update', deployment('web', 3), { user: 'bob' })])).status).toBe(200);
       await waitFor(async () => (await treeFiles(remote, 'audit/copy').catch(() => new Map())).size === 1, 'the copy target to be written');
@@ -115,7 +118,7 @@ describe.skipIf(skip !== undefined)('npm start with CONFIG_SOURCE=kubernetes', (
       await waitFor(async () => (await commitLog(remote)).length === 3, 'the update on main');
       expect((await commitLog(remote)).map((c) => c.author)).toEqual(['alice', 'carol', 'bob']);
       expect((await commitLog(remote, 'audit/copy')).map((c) => c.author)).toEqual(['bob']);
-      expect([...(await treeFiles(remote, 'audit/copy')).keys()]).toEqual(['copy/shop/apps/deployments/web.yaml']);
+      expect([...(await treeFiles(remote, 'audit/copy')).keys()]).toEqual([`copy/${ns}/apps/deployments/web.yaml`]);
     } finally {
       svc.child.kill('SIGTERM');
       await svc.exited;

@@ -19,7 +19,8 @@ apiVersion: gitopsreverser.io/v1alpha1
 kind: ClusterProvider
 metadata: { name: w1 }
 spec:
-  watch: { enabled: true }
+  # No audit events come as w1: nothing to wait for before a watch event is written.
+  watch: { enabled: true, auditJoinGraceSeconds: 0 }
 ---
 apiVersion: gitopsreverser.io/v1alpha1
 kind: GitProvider

@@ -1,5 +1,5 @@
-// Reconciliation through the running service (configured by the cluster: the stand-in over HTTP, or a real
-// cluster with KUBECONFIG): a target's repository is seeded at start in one commit, an unchanged cluster
+// Reconciliation through the running service (configured by the cluster: the real API server, the run's
+// control plane or a cluster of your own with KUBECONFIG): a target's repository is seeded at start in one commit, an unchanged cluster
 // makes no commit, drift made by hand in Git is repaired on demand, an orphan stays with prune OnEvent and
 // goes with prune Always, and files outside the target's path are never touched.
 import { execFile } from 'node:child_process';

@@ -1,8 +1,10 @@
 // Watch mode through the whole service, for clusters that cannot send audit events: the service watches
-// what the rules select (the stand-in over HTTP, or a real cluster with KUBECONFIG), existing objects and
-// every later create, update and delete become commits; without an audit webhook the author says it is
-// unknown, and when the same cluster also sends audit events the commit names the user who made the change,
-// once (the audit event and the watch event of one change make one commit).
+// what the rules select (on the real API server: the run's control plane, or a cluster of your own with
+// KUBECONFIG), existing objects and every later create, update and delete become commits; without an audit
+// webhook the author says it is unknown, and when the same cluster also sends audit events the commit names
+// the user who made the change, once (the audit event and the watch event of one change make one commit).
+// A watch that comes back after etcd compacted its resourceVersion away gets a real 410 Gone and lists
+// again: what was deleted meanwhile is deleted in Git.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventJobId } from '../../queues/names.js';
@@ -10,7 +12,7 @@ import { auditEvent, eventList } from '../support/audit-events.js';
 import { ClusterServiceKit } from '../support/cluster-service-kit.js';
 import { clusterProviderObject, gitProviderObject, gitTargetObject, secretObject, watchRuleObject, type Obj } from '../support/config-objects.js';
 import { commitLog, treeFiles, waitFor } from '../support/git-repos.js';
-import { kubeSkipReason } from '../support/kube-target.js';
+import { kubeSkipReason, needs, UNCACHED_RESOURCE } from '../support/kube-target.js';
 
 const skip = await kubeSkipReason();
 if (skip) console.info(`skipped: ${skip}`);
@@ -22,12 +24,13 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
   const { create } = kit;
   let watchNs: string;
   let joinNs: string;
+  let templatesNs: string;
   let watchOnly: string;
   let both: string;
 
   beforeAll(async () => {
     await kit.open();
-    [watchNs, joinNs] = [await kit.kube.namespace(), await kit.kube.namespace()];
+    [watchNs, joinNs, templatesNs] = [await kit.kube.namespace(), await kit.kube.namespace(), await kit.kube.namespace()];
     const suffix = randomBytes(3).toString('hex');
     watchOnly = `watched-${suffix}`;
     both = `joined-${suffix}`;
@@ -40,6 +43,10 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
     await create(gitTargetObject(joinNs, 'joined', { provider: 'repo', path: 'joined', cluster: both }));
     await create(watchRuleObject(watchNs, 'cms', 'watched', ['configmaps']));
     await create(watchRuleObject(joinNs, 'cms', 'joined', ['configmaps']));
+    // PodTemplates: the control plane serves them without a watch cache, so a compacted resourceVersion is 410 Gone.
+    await create(gitProviderObject(templatesNs, 'repo', kit.remote));
+    await create(gitTargetObject(templatesNs, 'templates', { provider: 'repo', path: 'templates', cluster: watchOnly }));
+    await create(watchRuleObject(templatesNs, 'templates', 'templates', [UNCACHED_RESOURCE]));
     // There before the service starts: the first list brings it.
     await create(configMap(watchNs, 'existing', { a: '1' }));
 
@@ -96,5 +103,51 @@ describe.skipIf(skip !== undefined)('watch mode', () => {
     await waitFor(async () => Object.values(await writeQueue.getJobCounts('waiting', 'active', 'delayed')).every((n) => n === 0), 'its write handled');
     const log = (await commitLog(kit.remote)).filter((c) => c.subject.includes(`${joinNs}/`));
     expect(log.map((c) => `${c.author}: ${c.subject}`)).toEqual([`dave: CREATE v1 configmaps ${joinNs}/settings`]);
+  });
+
+  it('lists again after a real 410 Gone (etcd compacted while its watch was away): deletes made meanwhile reach Git', async (ctx) => {
+    needs(ctx, 'compaction', kit.kube);
+    needs(ctx, 'proxy', kit.kube);
+    const template = (name: string, image: string): Obj => ({
+      apiVersion: 'v1',
+      kind: 'PodTemplate',
+      metadata: { name, namespace: templatesNs },
+      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image }] } },
+    });
+    const path = `templates/${templatesNs}/podtemplates/`;
+    const names = async () => (await files('templates')).map(([f]) => f.slice(path.length)).sort();
+    for (const name of ['a', 'b', 'c']) await create(template(name, `example.test/${name}:1`));
+    await waitFor(async () => (await names()).join() === 'a.yaml,b.yaml,c.yaml', 'the three PodTemplates committed');
+
+    // The watch goes away (its stream ends) and cannot come back: its next request is held at the proxy.
+    const watchPath = `/api/v1/namespaces/${templatesNs}/${UNCACHED_RESOURCE}`;
+    let release = (): void => undefined;
+    const held = new Promise<undefined>((resolve) => (release = () => resolve(undefined)));
+    let heldRequests = 0;
+    kit.kube.refuse((r) => (r.path === watchPath && r.query.includes('watch=') ? (heldRequests++, held) : undefined));
+    try {
+      await kit.kube.dropWatches();
+      await waitFor(async () => heldRequests > 0, 'the watch to try again');
+      // Meanwhile: one deleted, one changed, one created, and etcd's history up to now compacted.
+      await kit.kube.remove(template('b', ''));
+      await kit.kube.patch({ ...template('c', 'example.test/c:2') });
+      await create(template('d', 'example.test/d:1'));
+      await kit.kube.compact();
+      const seen = kit.kube.proxy!.requests.length;
+      release();
+      await waitFor(async () => (await names()).join() === 'a.yaml,c.yaml,d.yaml', 'b deleted and d created after the re-list');
+      await waitFor(async () => (await files('templates')).some(([f, c]) => f === `${path}c.yaml` && c.includes('example.test/c:2')), 'c changed');
+      // The watch came back to a 410 and listed again (a list, not a watch, of the type in that namespace).
+      expect(kit.kube.proxy!.requests.slice(seen).some((r) => r.method === 'GET' && r.path === watchPath && !r.query.includes('watch='))).toBe(true);
+    } finally {
+      release();
+      kit.kube.refuse(() => undefined);
+    }
+    const log = (await commitLog(kit.remote)).filter((c) => c.subject.includes(`${templatesNs}/`)).map((c) => c.subject);
+    expect(log.slice(3).sort()).toEqual([
+      `CREATE v1 podtemplates ${templatesNs}/d`,
+      `DELETE v1 podtemplates ${templatesNs}/b`,
+      `UPDATE v1 podtemplates ${templatesNs}/c`,
+    ]);
   });
 });

@@ -40,14 +40,16 @@ export interface ScenarioSize {
   ratePerSecond: number;
   leaseTtlMs: number;
   writeBatchSize: number;
+  /** WRITE_BACKOFF_MS of the replicas: the first retry delay of a refused write, doubling per attempt. */
+  writeBackoffMs: number;
   /** How long to wait for the backlog after the fault and the stream ended. */
   drainTimeoutMs: number;
   /** How long the poison event may take to reach the failed set (its attempts back off). */
   deadLetterTimeoutMs: number;
 }
 
-export const SMALL: ScenarioSize = { replicas: 2, events: 100, objects: 10, lanes: 2, eventsPerBatch: 5, ratePerSecond: 20, leaseTtlMs: 2000, writeBatchSize: 100, drainTimeoutMs: 60_000, deadLetterTimeoutMs: 75_000 };
-export const REALISTIC: ScenarioSize = { replicas: 3, events: 2000, objects: 50, lanes: 4, eventsPerBatch: 20, ratePerSecond: 250, leaseTtlMs: 2000, writeBatchSize: 200, drainTimeoutMs: 120_000, deadLetterTimeoutMs: 120_000 };
+export const SMALL: ScenarioSize = { replicas: 2, events: 100, objects: 10, lanes: 2, eventsPerBatch: 5, ratePerSecond: 20, leaseTtlMs: 2000, writeBatchSize: 100, writeBackoffMs: 500, drainTimeoutMs: 60_000, deadLetterTimeoutMs: 75_000 };
+export const REALISTIC: ScenarioSize = { replicas: 3, events: 2000, objects: 50, lanes: 4, eventsPerBatch: 20, ratePerSecond: 250, leaseTtlMs: 2000, writeBatchSize: 200, writeBackoffMs: 2000, drainTimeoutMs: 120_000, deadLetterTimeoutMs: 120_000 };
 
 interface Context {
   cluster: FaultCluster;
@@ -223,13 +225,13 @@ export const SCENARIOS: Scenario[] = [
       const t0 = Date.now();
       const takeover = takeoverAfter(ctx, holder, 'SIGTERM of', t0);
       const exit = await holder.terminate(30_000);
+      // Released at shutdown, not left to expire: the moment it has exited, the lease no longer names it.
+      const after = await ctx.cluster.leaseHolder().catch(() => undefined);
+      if (after === holder) ctx.problems.push(`${holder.id} exited after SIGTERM still holding the lease of partition ${ctx.cluster.partition.id}: it was not released at shutdown`);
       const s = await takeover;
       ctx.notes.push(`${holder.id} exited with code ${exit.code} ${exit.seconds} s after SIGTERM`);
       if (exit.code !== 0) ctx.problems.push(`${holder.id} exited with code ${exit.code} after SIGTERM (expected 0)`);
       if (exit.seconds > 10) ctx.problems.push(`${holder.id} took ${exit.seconds} s to exit after SIGTERM (bound: 10 s)`);
-      if (s * 1000 >= ctx.size.leaseTtlMs) {
-        ctx.problems.push(`takeover after SIGTERM took ${s} s, not faster than the lease TTL (${seconds(ctx.size.leaseTtlMs)} s): the lease was not released at shutdown`);
-      }
       return { faultEndedAt: t0, takeoverSeconds: s };
     },
   },
@@ -293,7 +295,7 @@ export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
 export async function runScenario(name: string, size: ScenarioSize, log: (line: string) => void = () => undefined): Promise<ScenarioResult> {
   const scenario = SCENARIOS.find((s) => s.name === name);
   if (!scenario) throw new Error(`unknown scenario "${name}"; known: ${SCENARIO_NAMES.join(', ')}`);
-  const cluster = await startFaultCluster({ replicas: size.replicas, leaseTtlMs: size.leaseTtlMs, writeBatchSize: size.writeBatchSize });
+  const cluster = await startFaultCluster({ replicas: size.replicas, leaseTtlMs: size.leaseTtlMs, writeBatchSize: size.writeBatchSize, writeBackoffMs: size.writeBackoffMs });
   try {
     if (scenario.poison) await cluster.remote.refusePath(objectPath(CLUSTER, POISON_OBJECT));
     const sender = startEventSender({

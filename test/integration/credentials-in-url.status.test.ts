@@ -1,7 +1,8 @@
 // Security item 9 in a cluster: a GitProvider whose spec.url carries credentials gets Ready=False with
 // reason CredentialsInURL and a message that says to use spec.secretRef, never repeating them; its
 // targets wait for it; taking them out of the URL makes it Ready without a restart. On the API-server
-// stand-in (or a real cluster with KUBECONFIG), with the running service reporting status.
+// real API server (the run's control plane, or a cluster of your own with KUBECONFIG), with the running
+// service reporting status.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterServiceKit, type Condition } from '../support/cluster-service-kit.js';

@@ -1,4 +1,4 @@
-// Discovery over real HTTP: the stand-in's types at their preferred versions, and, from a hand-written
+// Discovery over real HTTP: the real API server's types at their preferred versions, and, from a hand-written
 // server, a group's preferred version among several, subresources and unwatchable types left out, and
 // an aggregated API that answers 503 reported as failed instead of failing the whole discovery.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 // The configuration from the cluster: client-node informers on the gitopsreverser.io kinds (against the
-// API-server stand-in, or a real cluster when KUBECONFIG is set), resolved leniently so that one bad object
+// real API server: the run's control plane, or a cluster of your own with KUBECONFIG), resolved leniently so that one bad object
 // is reported and left out while the others keep working, and applied to a running service without a
 // restart and without losing an event.
 import { randomBytes } from 'node:crypto';
@@ -18,9 +18,7 @@ import {
   type Obj,
 } from '../support/config-objects.js';
 import { createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { kubeConfigVia, startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
-import { kubeSkipReason, standInOnly, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
+import { kubeSkipReason, needs, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestService, type TestService } from '../support/test-service.js';
 import { startTestValkey, type TestValkey } from '../support/valkey-server.js';
 
@@ -222,43 +220,40 @@ describe.skipIf(skip !== undefined)('configuration from the cluster', () => {
 
 describe.skipIf(skip !== undefined)('configuration from the cluster when the API server refuses', () => {
   let kube: KubeTarget;
-  let proxy: CountingProxy | undefined;
-  let refusing: (r: SeenRequest) => number | undefined = () => undefined;
   beforeAll(async () => {
     kube = await startKubeTarget();
-    if (kube.standIn) proxy = await startCountingProxy(kube.standIn.url, (r) => refusing(r));
   });
   afterAll(async () => {
-    await proxy?.stop();
+    kube?.refuse(() => undefined);
     await kube?.stop();
   });
-  const viaProxy = (): KubeConfig => kubeConfigVia(kube.kubeConfig().constructor as new () => KubeConfig, proxy!.url, kube.standIn!.token);
 
-  it('does not start with half a configuration: a kind it cannot list fails the start, naming it', async () => {
-    if (standInOnly(kube, 'refusing one list')) return;
-    refusing = (r) => (r.method === 'GET' && r.path.endsWith('/gittargets') ? 403 : undefined);
-    await expect(startKubeConfigSource({ kubeConfig: viaProxy(), logger, retryMs: 10, initialAttempts: 3 })).rejects.toThrow(
+  it('does not start with half a configuration: a kind it cannot list fails the start, naming it', async (ctx) => {
+    needs(ctx, 'proxy', kube);
+    kube.refuse((r) => (r.method === 'GET' && r.path.endsWith('/gittargets') ? 403 : undefined));
+    await expect(startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, retryMs: 10, initialAttempts: 3 })).rejects.toThrow(
       /^cannot list gittargets\.gitopsreverser\.io \(GitTarget\) after 3 attempts: .*403/,
     );
     // Refused once, then allowed: the start waits for it.
     let refusals = 1;
-    refusing = (r) => (r.method === 'GET' && r.path.endsWith('/gittargets') && refusals-- > 0 ? 403 : undefined);
-    const s = await startKubeConfigSource({ kubeConfig: viaProxy(), logger, retryMs: 10, initialAttempts: 3 });
+    kube.refuse((r) => (r.method === 'GET' && r.path.endsWith('/gittargets') && refusals-- > 0 ? 403 : undefined));
+    const s = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, retryMs: 10, initialAttempts: 3 });
     await s.stop();
   });
 
-  it('keeps a Secret it read before when reading it again fails', async () => {
-    if (standInOnly(kube, 'failing one Secret read')) return;
-    refusing = () => undefined;
+  it('keeps a Secret it read before when reading it again fails', async (ctx) => {
+    needs(ctx, 'proxy', kube);
+    kube.refuse(() => undefined);
     const ns = await kube.namespace();
     const name = `c-${randomBytes(3).toString('hex')}`;
     await kube.create(secretObject(ns, 'token', { token: 'kept' }));
     await kube.create(clusterProviderObject(name, { audit: { tokenSecretRef: { name: 'token', namespace: ns, key: 'token' } } }));
-    const s = await startKubeConfigSource({ kubeConfig: viaProxy(), logger, secretRefreshMs: 50 });
+    const s = await startKubeConfigSource({ kubeConfig: kube.kubeConfig(), logger, secretRefreshMs: 50 });
     expect(s.current().config.clusters.get(name)?.token).toBe('kept');
-    refusing = (r) => (r.path.endsWith('/secrets/token') ? 500 : undefined);
-    const before = proxy!.requests.length;
-    await waitFor(async () => proxy!.requests.slice(before).filter((r) => r.path.endsWith('/secrets/token')).length >= 3, 'three failed reads');
+    kube.refuse((r) => (r.path.endsWith('/secrets/token') ? 500 : undefined));
+    const requests = kube.proxy!.requests;
+    const before = requests.length;
+    await waitFor(async () => requests.slice(before).filter((r) => r.path.endsWith('/secrets/token')).length >= 3, 'three failed reads');
     expect(s.current().config.clusters.get(name)?.token).toBe('kept');
     expect(s.current().problems.filter((p) => p.key === name)).toEqual([]);
     await s.stop();

@@ -1,5 +1,5 @@
-// Reading objects back from a source cluster through real HTTP: against the API-server stand-in (or a
-// real cluster when KUBECONFIG is set) for found, gone, paths it does not serve, refused credentials,
+// Reading objects back from a source cluster through real HTTP: against the real API server (the run's
+// control plane, or a cluster of your own with KUBECONFIG) for found, gone, paths it does not serve, refused credentials,
 // Secrets and the limiter; and against a small misbehaving server of this file for retries, 403, 404s
 // that are not "gone", credentials that could not be prepared, refused kubeconfigs, timeouts and dead ports.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

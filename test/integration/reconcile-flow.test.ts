@@ -1,7 +1,8 @@
-// The reconcile flow end to end, on the API-server stand-in (or a real cluster with KUBECONFIG), a real
-// Valkey and real bare repositories: 3 types × 2 namespaces, 1,200 objects (pages of 500), seed of an
+// The reconcile flow end to end, on the real API server (the run's control plane, or a cluster of your own
+// with KUBECONFIG), a real Valkey and real bare repositories: 3 types × 2 namespaces, 1,200 objects (pages of 500), seed of an
 // empty repository, updated and deleted files against an edited one (nothing outside the target's path),
-// a continue token that expires mid-list, and a child refused with 403 that fails the flow with no diff.
+// a continue token that expires mid-list (etcd compacted between two pages), and a child refused with 403
+// (by the test proxy in front of the API server) that fails the flow with no diff.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,6 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Valkey } from 'iovalkey';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import type { KubeObject } from '../support/kube-api-stand-in.js';
 import type { FlowProducer as FlowProducerType, Queue as QueueType } from 'bullmq';
 import type { ResolvedRule, ResolvedTarget } from '../../config/resolved-config.js';
 import { openConnection } from '../../queues/connection.js';
@@ -18,8 +18,7 @@ import { partitionOf } from '../../queues/names.js';
 import type { ReconcileDiff } from '../../flows/reconcile/diff.js';
 import type { ReconcileSummary, ReconcileWorkers } from '../../flows/reconcile/reconcile-flow.js';
 import { reconcileScope, type ScopeEntry } from '../../flows/reconcile/scope.js';
-import { kubeSkipReason, standInOnly, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
-import { kubeConfigVia, startCountingProxy, type CountingProxy, type SeenRequest } from '../support/counting-proxy.js';
+import { kubeSkipReason, needs, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 import { createBareRemote } from '../support/git-repos.js';
 
@@ -63,8 +62,6 @@ describe.skipIf(skipReason)('reconcile flow', () => {
   let valkey: TestValkey;
   let connection: Valkey;
   let kube: KubeTarget;
-  let proxy: CountingProxy | undefined;
-  let onRequest: (r: SeenRequest) => number | undefined = () => undefined;
   let workers: ReconcileWorkers;
   let producer: FlowProducerType;
   let parents: QueueType;
@@ -76,35 +73,37 @@ describe.skipIf(skipReason)('reconcile flow', () => {
   const diffs = new Map<string, ReconcileDiff>();
   const clusters = new Map<string, () => KubeConfig>();
 
-  const viaProxy = (): KubeConfig => kubeConfigVia(kube.kubeConfig().constructor as new () => KubeConfig, proxy!.url, kube.standIn!.token);
-
-  const create = async (obj: KubeObject): Promise<void> => {
-    if (kube.standIn) kube.standIn.create(obj);
-    else await kube.create(obj as KubernetesObject);
+  /** Creates the objects, 32 requests at a time. */
+  const createAll = async (objects: KubernetesObject[]): Promise<void> => {
+    const queue = [...objects];
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      for (let obj = queue.shift(); obj; obj = queue.shift()) await kube.create(obj);
+    }));
   };
 
   beforeAll(async () => {
     valkey = await startTestValkey();
     connection = openConnection(valkey.url);
     kube = await startKubeTarget();
-    if (kube.standIn) proxy = await startCountingProxy(kube.standIn.url, (r) => onRequest(r));
     dataDir = await mkdtemp(join(tmpdir(), 'gr-reconcile-'));
     nsA = await kube.namespace();
     nsB = await kube.namespace();
+    const objects: KubernetesObject[] = [];
     for (const ns of [nsA, nsB]) {
       for (let i = 0; i < CM_PER_NS; i++) {
-        await create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${String(i).padStart(4, '0')}`, namespace: ns }, data: { k: `v${i}` } });
+        objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${String(i).padStart(4, '0')}`, namespace: ns }, data: { k: `v${i}` } } as KubernetesObject);
       }
       for (let i = 0; i < OTHER_PER_NS; i++) {
-        await create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}`, namespace: ns }, type: 'Opaque', data: { password: Buffer.from(`hunter2-${i}`).toString('base64') } });
-        await create({
+        objects.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${i}`, namespace: ns }, type: 'Opaque', data: { password: Buffer.from(`hunter2-${i}`).toString('base64') } } as KubernetesObject);
+        objects.push({
           apiVersion: 'apps/v1',
           kind: 'Deployment',
           metadata: { name: `d-${i}`, namespace: ns },
           spec: { replicas: 1, selector: { matchLabels: { app: `d-${i}` } }, template: { metadata: { labels: { app: `d-${i}` } }, spec: { containers: [{ name: 'c', image: 'nginx:1' }] } } },
-        });
+        } as KubernetesObject);
       }
     }
+    await createAll(objects);
     const rules: ResolvedRule[] = [nsA, nsB].map((ns) => ({
       source: `WatchRule ${ns}/w`,
       kind: 'WatchRule',
@@ -117,7 +116,8 @@ describe.skipIf(skipReason)('reconcile flow', () => {
     scope = reconcileScope({ target: { key: 'ops/prod', clusterProvider: 'direct' }, config: { rules }, resources });
 
     clusters.set('direct', () => kube.kubeConfig());
-    if (proxy) clusters.set('proxied', viaProxy);
+    // The same API server; the cases that refuse or hold requests through the test proxy name this one.
+    clusters.set('proxied', () => kube.kubeConfig());
     workers = flow!.startReconcileWorkers({
       connection,
       valkey: connection,
@@ -139,7 +139,6 @@ describe.skipIf(skipReason)('reconcile flow', () => {
     await workers?.close();
     await producer?.close();
     await parents?.close();
-    await proxy?.stop();
     await kube?.stop();
     await connection?.quit();
     await valkey?.stop();
@@ -231,18 +230,18 @@ describe.skipIf(skipReason)('reconcile flow', () => {
     expect(touched.every((p) => p.startsWith(`${BASE}/`))).toBe(true);
   });
 
-  it('restarts a list whose continue token expired mid-list', async () => {
-    if (standInOnly(kube, 'compacting history between two pages of a list')) return;
+  it('restarts a list whose continue token expired mid-list', async (ctx) => {
+    needs(ctx, 'compaction', kube);
     const listPath = `/api/v1/namespaces/${nsA}/configmaps`;
     let seen = 0;
-    onRequest = (r) => {
+    kube.refuse(async (r) => {
       if (r.method === 'GET' && r.path === listPath && ++seen === 2) {
-        // Between the first and the second page: one more object, and its history compacted away.
-        kube.standIn!.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm-late', namespace: nsA }, data: { k: 'late' } });
-        kube.standIn!.compact();
+        // Between the first and the second page: one more object, and etcd's history up to it compacted.
+        await kube.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm-late', namespace: nsA }, data: { k: 'late' } } as KubernetesObject);
+        await kube.compact();
       }
       return undefined;
-    };
+    });
     try {
       const r = await reconcile(await createBareRemote(), 'Always', 'proxied');
       expect(r.state).toBe('completed');
@@ -250,17 +249,17 @@ describe.skipIf(skipReason)('reconcile flow', () => {
       expect(r.summary!.listed).toBe(total + 1);
       expect(r.summary!.createdFiles.map((e) => e.path)).toContain(`${BASE}/${nsA}/configmaps/cm-late.yaml`);
     } finally {
-      onRequest = () => undefined;
-      kube.standIn!.delete('v1', 'ConfigMap', nsA, 'cm-late');
+      kube.refuse(() => undefined);
+      await kube.remove({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm-late', namespace: nsA } });
     }
   });
 
-  it('a child refused with 403 fails the flow with its error, and no diff is computed', async () => {
-    if (standInOnly(kube, 'a proxy refusing one list')) return;
+  it('a child refused with 403 fails the flow with its error, and no diff is computed', async (ctx) => {
+    needs(ctx, 'proxy', kube);
     const refused = `/apis/apps/v1/namespaces/${nsB}/deployments`;
-    onRequest = (r) => (r.method === 'GET' && r.path === refused ? 403 : undefined);
+    kube.refuse((r) => (r.method === 'GET' && r.path === refused ? 403 : undefined));
     try {
-      const before = proxy!.requests.length;
+      const before = kube.proxy!.requests.length;
       const remote = await createBareRemote();
       await commitFiles(remote, new Map([[`${BASE}/${nsA}/configmaps/gone.yaml`, 'apiVersion: v1\nkind: ConfigMap\n']]));
       const r = await reconcile(remote, 'Always', 'proxied');
@@ -268,9 +267,9 @@ describe.skipIf(skipReason)('reconcile flow', () => {
       expect(r.failedReason).toMatch(/^child .+ failed: reconcile list of deployments\.apps\/v1 in namespace \S+ of cluster proxied failed: GET \S+: 403 Forbidden/);
       expect(r.failedReason).toContain(nsB);
       expect(r.diff).toBeUndefined();
-      expect(proxy!.requests.slice(before).filter((q) => q.path === refused)).toHaveLength(1); // a refusal is not retried
+      expect(kube.proxy!.requests.slice(before).filter((q) => q.path === refused)).toHaveLength(1); // a refusal is not retried
     } finally {
-      onRequest = () => undefined;
+      kube.refuse(() => undefined);
     }
   });
 });

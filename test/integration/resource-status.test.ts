@@ -1,7 +1,13 @@
-// One running service configured by the cluster (the stand-in over HTTP, or a real cluster with KUBECONFIG):
+// One running service configured by the cluster (the real API server: the run's control plane, or a cluster
+// of your own with KUBECONFIG):
 // each invalid resource gets its Ready=False condition with a reason and a message saying what to fix,
 // the sound ones stay Ready and keep working, and a fix turns the condition True without a restart.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvent, eventList } from '../support/audit-events.js';
 import { ClusterServiceKit, type Condition } from '../support/cluster-service-kit.js';
@@ -70,6 +76,30 @@ describe.skipIf(skip !== undefined)('status of the configuration resources', () 
     expect(live.status?.backlog).toBe(0);
     expect(live.status?.conditions?.find((c) => c.type === 'Synced')).toMatchObject({ status: 'True' });
     expect(live.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: live.metadata.generation });
+  });
+
+  it('shows Ready, Branch, Path, Last Commit and Backlog in `kubectl get` (the CRDs\' printer columns, as the API server serves them)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gr-printer-'));
+    try {
+      const kubeconfig = join(dir, 'kubeconfig');
+      await writeFile(kubeconfig, kit.kube.kubeConfig().exportConfig(), { mode: 0o600 });
+      const get = async (...args: string[]): Promise<Record<string, string>[]> => {
+        const { stdout } = await promisify(execFile)('kubectl', ['--kubeconfig', kubeconfig, 'get', ...args, '-o', 'wide']);
+        // Columns by their place in the header: an empty cell is blanks.
+        const [header, ...rows] = stdout.trimEnd().split('\n') as [string, ...string[]];
+        const starts = [...header.matchAll(/\S+(?: \S+)*/g)].map((m) => ({ column: m[0], at: m.index }));
+        return rows.map((row) => Object.fromEntries(starts.map((c, i) => [c.column, row.slice(c.at, starts[i + 1]?.at).trim()])));
+      };
+      const target = (await kit.kube.read(gitTargetObject(ns, 'good', { provider: 'repo', path: 'good', cluster }))) as WithStatus;
+      expect(await get('gittargets', 'good', '-n', ns)).toEqual([
+        { NAME: 'good', READY: 'True', BRANCH: 'main', PATH: 'good', 'LAST COMMIT': target.status!.lastCommit!.sha, BACKLOG: '0', AGE: expect.stringMatching(/^\d+s$/) },
+      ]);
+      expect(await get('clusterproviders', cluster)).toEqual([{ NAME: cluster, READY: 'True', 'AUDIT SECRET': 'audit-token', WATCHED: '', AGE: expect.stringMatching(/^\d+s$/) }]);
+      expect((await get('watchrules', 'good', '-n', ns)).map((r) => [r.NAME, r.READY])).toEqual([['good', 'True']]);
+      expect((await get('gitproviders', 'repo', '-n', ns)).map((r) => [r.NAME, r.READY])).toEqual([['repo', 'True']]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   const cases: { name: string; make: () => Obj[]; check: () => Obj; reason: string; message: (ns: string) => string }[] = [

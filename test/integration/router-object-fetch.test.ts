@@ -1,6 +1,6 @@
 // The router with an object fetcher: a Metadata-level audit event (no body) for an object in the source
-// cluster becomes a write of that object's sanitized content, read back through real HTTP from the
-// API-server stand-in (or a real cluster when KUBECONFIG is set). A read that fails fails the event (to be
+// cluster becomes a write of that object's sanitized content, read back through real HTTP from the real
+// API server (the run's control plane, or a cluster of your own with KUBECONFIG). A read that fails fails the event (to be
 // retried, then a dead letter); only an object that is gone, or none addressed, is recorded as bodiless.
 import { readFileSync } from 'node:fs';
 import type { Queue } from 'bullmq';

@@ -1,5 +1,5 @@
-// The status reporter against the API-server stand-in over real HTTP (or a real cluster when KUBECONFIG is
-// set) and a real Valkey: conditions from problems land in `/status` (and only there), identical rounds
+// The status reporter against the real API server (the run's control plane, with a counting proxy between
+// the reporter and it; or a cluster of your own with KUBECONFIG) and a real Valkey: conditions from problems land in `/status` (and only there), identical rounds
 // write nothing more, a target's progress and its partition's backlog show, a provider is probed.
 import { Queue } from 'bullmq';
 import type { Valkey } from 'iovalkey';
@@ -9,7 +9,6 @@ import { dirname } from 'node:path';
 import { pino } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { emptyConfigObjects, resolveConfig } from '../../config/resolve-config.js';
 import { SCHEMA_BY_KIND } from '../../config/resource-schemas.js';
 import type { ConfigSnapshot, ObservedObject, StatusKind } from '../../kube/config-snapshot.js';
@@ -21,9 +20,9 @@ import { openConnection } from '../../queues/connection.js';
 import type { WriteJob } from '../../queues/contracts.js';
 import { recordTargetProgress } from '../../workers/git-writer/target-progress.js';
 import { clusterProviderObject, gitProviderObject, gitTargetObject, watchRuleObject, type Obj } from '../support/config-objects.js';
-import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubeConfigVia, startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { createBareRemote, waitFor } from '../support/git-repos.js';
-import { loadClientNode } from '../support/kube-api-stand-in.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
@@ -50,8 +49,9 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
   let kube: KubeTarget;
   let valkey: TestValkey;
   let connection: Valkey;
+  /** On the control plane, a proxy that sees the reporter's requests only (not the test's own): they are counted. */
   let proxy: CountingProxy | undefined;
-  /** The configuration cluster as the reporter sees it: through the counting proxy on the stand-in. */
+  /** The configuration cluster as the reporter sees it: through that proxy. */
   let reporterKc: KubeConfig;
   let registry: Registry;
   let metrics: StatusMetrics;
@@ -61,19 +61,12 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
   beforeAll(async () => {
     [kube, valkey] = await Promise.all([startKubeTarget(), startTestValkey()]);
     connection = openConnection(valkey.url);
-    if (kube.standIn) {
-      proxy = await startCountingProxy(kube.standIn.url);
-      const k8s = await loadClientNode();
-      if (k8s instanceof Error) throw k8s;
-      reporterKc = new k8s.KubeConfig();
-      reporterKc.loadFromOptions({
-        clusters: [{ name: 'proxy', server: proxy.url, skipTLSVerify: true }],
-        users: [{ name: 'proxy', token: kube.standIn.token }],
-        contexts: [{ name: 'proxy', cluster: 'proxy', user: 'proxy' }],
-        currentContext: 'proxy',
-      });
+    const own = kube.kubeConfig();
+    if (kube.proxy) {
+      proxy = await startCountingProxy(own.getCurrentCluster()!.server);
+      reporterKc = kubeConfigVia(own.constructor as new () => KubeConfig, proxy.url, own.getCurrentUser()!.token!);
     } else {
-      reporterKc = kube.kubeConfig();
+      reporterKc = own;
     }
   });
   afterAll(async () => {

@@ -1,5 +1,5 @@
-// Watch mode of a cluster end to end into the ingest queue, against the API-server stand-in (or a real
-// cluster with KUBECONFIG) and a real Valkey: changes become IngestJobs (source 'watch', Secrets
+// Watch mode of a cluster end to end into the ingest queue, against the real API server (the run's control
+// plane, or a cluster of your own with KUBECONFIG) and a real Valkey: changes become IngestJobs (source 'watch', Secrets
 // redacted), a wildcard rule picks up a CRD installed later, the audit join names the audit user or
 // says unknown, and of two replicas only one watches while the other takes over when it stops or loses
 // the lease.
@@ -55,7 +55,7 @@ describe.skipIf(skipReason)('watch ingest', () => {
   beforeAll(async () => {
     valkey = await startTestValkey();
     connection = openConnection(valkey.url);
-    target = await startKubeTarget({ bookmarkIntervalMs: 100 });
+    target = await startKubeTarget();
   });
   afterAll(async () => {
     await Promise.all(queues.map((q) => q.close()));

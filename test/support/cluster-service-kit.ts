@@ -1,6 +1,8 @@
-// The scaffolding of the tests that run the service configured by the cluster (the API-server stand-in, or
-// a real cluster with KUBECONFIG): the cluster, a Valkey, a bare remote, the objects a test file created
-// and the running service. The test file calls open, startService and close from its beforeAll and afterAll.
+// The scaffolding of the tests that run the service configured by the cluster (the run's control plane, or
+// a cluster of your own with KUBECONFIG: kube-target.ts): the cluster, a Valkey, a bare remote, the objects
+// a test file created and the running service. On the control plane the service sees the configuration
+// objects of its own test file only (kube-target.ts scopes them). The test file calls open, startService
+// and close from its beforeAll and afterAll.
 import { rm } from 'node:fs/promises';
 import { pino } from 'pino';
 import { startKubeConfigSource } from '../../kube/config-source.js';

@@ -23,6 +23,7 @@ export interface ClusterOptions {
   replicas: number;
   leaseTtlMs: number;
   writeBatchSize: number;
+  writeBackoffMs: number;
 }
 
 export interface FaultCluster {
@@ -100,7 +101,7 @@ export async function startFaultCluster(opts: ClusterOptions): Promise<FaultClus
     await writeFile(configFile, demoConfigYaml(remote.gitDir, { cluster: CLUSTER, token: TOKEN }));
     const partition = partitionOf(remote.gitDir, 'main');
     const leaseKey = ownKeys(KEY_PREFIX, partition.id).lease;
-    replicas = await createReplicas(root, opts.replicas, { configFile, valkeyUrl: valkey.url, leaseTtlMs: opts.leaseTtlMs, batchSize: opts.writeBatchSize, keyPrefix: KEY_PREFIX });
+    replicas = await createReplicas(root, opts.replicas, { configFile, valkeyUrl: valkey.url, leaseTtlMs: opts.leaseTtlMs, batchSize: opts.writeBatchSize, backoffMs: opts.writeBackoffMs, keyPrefix: KEY_PREFIX });
     // Harness reads fail fast while Valkey is down instead of queueing forever.
     const open = (maxRetriesPerRequest: number | null) => {
       const c = new Valkey(valkey!.url, { maxRetriesPerRequest, retryStrategy: (n) => Math.min(n * 100, 1000) });

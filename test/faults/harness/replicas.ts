@@ -18,6 +18,7 @@ export interface ReplicaSettings {
   valkeyUrl: string;
   leaseTtlMs: number;
   batchSize: number;
+  backoffMs: number;
   keyPrefix: string;
 }
 
@@ -67,6 +68,7 @@ export class Replica {
       REPLICA_ID: this.id,
       LEASE_TTL_MS: String(this.settings.leaseTtlMs),
       WRITE_BATCH_SIZE: String(this.settings.batchSize),
+      WRITE_BACKOFF_MS: String(this.settings.backoffMs),
       KEY_PREFIX: this.settings.keyPrefix,
       LOG_LEVEL: 'info',
     };
