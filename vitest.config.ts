@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongFirstSequencer from './test/long-first-sequencer.js';
 
 export default defineConfig({
   test: {
@@ -8,5 +9,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests start real servers and git processes; two cores do not want more in parallel.
     maxWorkers: 2,
+    sequence: { sequencer: LongFirstSequencer },
   },
 });

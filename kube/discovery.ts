@@ -1,5 +1,7 @@
 // Which resource types a cluster serves, from its discovery documents: /api and /api/v1 for the core
-// group, /apis and /apis/{group}/{version} for the rest, each group at its preferred version. Watch mode
+// group, /apis and /apis/{group}/{version} for the rest. A type is read at its group's preferred version, or,
+// when that version does not serve it, at the first of the group's versions that does (batch/v1beta1
+// cronjobs on a 1.20 server; a CRD group whose CRDs are at different versions), as kubectl does. Watch mode
 // expands rules (wildcards included) through it, and configuration reports a rule that matches nothing.
 // Only types that can be listed and watched count; subresources (`deployments/scale`) never do.
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -9,7 +11,7 @@ import { kubeGetJson, type KubeGetJsonOptions } from './kube-get-json.js';
 export interface ApiResourceInfo {
   /** '' for the core group. */
   group: string;
-  /** The group's preferred version. */
+  /** The version it is read at: the group's preferred one, else the first of its versions that serves it. */
   version: string;
   /** Plural name, as in URLs and rules. */
   resource: string;
@@ -64,12 +66,14 @@ async function resourcesOf(kc: KubeConfig, group: string, version: string, opts:
 export async function discoverApi(kc: KubeConfig, opts: KubeGetJsonOptions = {}): Promise<Discovery> {
   const core = parse(ApiVersionsSchema, await kubeGetJson(kc, '/api', opts), '/api');
   const groups = parse(ApiGroupListSchema, await kubeGetJson(kc, '/apis', opts), '/apis');
+  // Every version of every group, each group's in the order its types are taken: preferred first, then as
+  // listed (the API server lists them by priority). The core group has one version (v1); /api lists it first.
   const wanted: { group: string; version: string }[] = [];
-  // The core group has one version (v1); /api lists it first.
   if (core.versions[0]) wanted.push({ group: '', version: core.versions[0] });
   for (const g of groups.groups) {
-    const preferred = g.preferredVersion ?? g.versions[0];
-    if (preferred) wanted.push({ group: g.name, version: preferred.version });
+    const preferred = (g.preferredVersion ?? g.versions[0])?.version;
+    const versions = [...new Set([...(preferred ? [preferred] : []), ...g.versions.map((v) => v.version)])];
+    for (const version of versions) wanted.push({ group: g.name, version });
   }
 
   const results: ApiResourceInfo[][] = new Array(wanted.length);
@@ -89,7 +93,15 @@ export async function discoverApi(kc: KubeConfig, opts: KubeGetJsonOptions = {})
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, wanted.length) }, worker));
   failed.sort((a, b) => (a.groupVersion < b.groupVersion ? -1 : a.groupVersion > b.groupVersion ? 1 : 0));
-  return { resources: results.flat(), failed };
+  // One entry per type: the first version (in the order above) that serves it.
+  const seen = new Set<string>();
+  const resources = results.flat().filter((r) => {
+    const key = `${r.group}/${r.resource}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  return { resources, failed };
 }
 
 /**

@@ -29,6 +29,11 @@ const DOCS: Record<string, unknown> = {
       { name: 'metrics.k8s.io', versions: [{ groupVersion: 'metrics.k8s.io/v1beta1', version: 'v1beta1' }] },
     ],
   },
+  // Served at v1 too: taken once, at the preferred version.
+  '/apis/autoscaling/v1': {
+    kind: 'APIResourceList',
+    resources: [{ name: 'horizontalpodautoscalers', kind: 'HorizontalPodAutoscaler', namespaced: true, verbs: ['list', 'watch', 'get'] }],
+  },
   '/apis/autoscaling/v2': {
     kind: 'APIResourceList',
     resources: [
@@ -59,13 +64,20 @@ describe.skipIf(skipReason)('discovery', () => {
     await new Promise((r) => server?.close(r));
   });
 
-  it('lists the watchable types of every group at its preferred version', async () => {
+  it('lists the watchable types of every group at its preferred version, or at the first version that serves them', async () => {
     const resources = await discoverResources(target.kubeConfig());
     const names = resourceNamesOf(resources);
     for (const n of ['/configmaps', '/namespaces', 'apps/deployments', 'gitopsreverser.io/gittargets']) expect(names.has(n)).toBe(true);
     expect([...names].some((n) => n.includes('/status'))).toBe(false);
     expect(resources.find((r) => r.resource === 'deployments')).toMatchObject({ group: 'apps', version: 'v1', kind: 'Deployment', namespaced: true });
     expect(resources.find((r) => r.resource === 'namespaces')).toMatchObject({ group: '', version: 'v1', namespaced: false });
+    // A type the preferred version does not serve is there at a version that does: CronJobs are batch/v1beta1
+    // only on a 1.20 server, whose preferred batch version (v1) serves Jobs alone.
+    const cronJobs = resources.filter((r) => r.group === 'batch' && r.resource === 'cronjobs');
+    expect(cronJobs).toHaveLength(1);
+    expect(['v1', 'v1beta1']).toContain(cronJobs[0]!.version);
+    expect(resources.filter((r) => r.group === 'batch' && r.resource === 'jobs')).toMatchObject([{ version: 'v1' }]);
+    expect(names.size).toBe(resources.length);
   });
 
   it('takes preferred versions, leaves out subresources and unwatchable types, and reports a group that fails', async () => {
