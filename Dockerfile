@@ -14,6 +14,7 @@ WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json tsconfig.json main.ts service.ts replay.ts rbac.ts ./
 COPY config ./config
+COPY core ./core
 COPY dashboard ./dashboard
 COPY flows ./flows
 COPY kube ./kube

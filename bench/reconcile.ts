@@ -5,11 +5,12 @@
 // stand-in together) while they ran. What was measured is checked: the files, the commits.
 import { Queue } from 'bullmq';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { parseConfig } from '../config/load-config.js';
 import { openConnection } from '../queues/connection.js';
+import { RECONCILE_QUEUE } from '../queues/names.js';
 import { startService } from '../service.js';
 import { startKubeApiStandIn, type ResourceType } from '../test/support/kube-api-stand-in.js';
+import { benchServiceOptions, type BenchEnv } from './bench-service.js';
 import { commitCount, initBare, treePaths } from './git.js';
 
 export interface ReconcileBenchOptions {
@@ -69,7 +70,7 @@ spec:
 }
 
 export async function benchReconcile(
-  env: { root: string; valkeyUrl: string; prefixBase: string; logger: Logger },
+  env: BenchEnv,
   opts: ReconcileBenchOptions,
   progress: (msg: string) => void,
   check: (ok: boolean, what: string) => void,
@@ -89,31 +90,16 @@ export async function benchReconcile(
 
   const repo = join(env.root, 'reconcile-remote.git');
   await initBare(repo);
-  const prefix = `${env.prefixBase}-reconcile`;
+  const serviceOptions = benchServiceOptions(env, 'reconcile');
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
   const connection = openConnection(env.valkeyUrl);
-  const parents = new Queue('reconcile', { connection, prefix });
+  const parents = new Queue(RECONCILE_QUEUE, { connection, prefix: serviceOptions.prefix });
   const completed = async () => (await parents.getJobCounts('completed')).completed ?? 0;
   try {
     const t0 = performance.now();
     // Reconcile runs at start by itself: the first run is the seed.
-    const service = await startService({
-      config: parseConfig(configYaml(repo)),
-      kubeConfig: standIn.kubeConfig(),
-      valkeyUrl: env.valkeyUrl,
-      prefix,
-      dataDir: join(env.root, 'reconcile-data'),
-      port: 0,
-      host: '127.0.0.1',
-      logger: env.logger,
-      bodyLimitBytes: 10 * 1024 * 1024,
-      leaseTtlMs: 5000,
-      batchSize: 500,
-      committer: { name: 'GitOps Reverser Bench', email: 'bench@localhost' },
-      dashboardReadOnly: false,
-      replicaId: 'bench-reconcile',
-    });
+    const service = await startService({ ...serviceOptions, config: parseConfig(configYaml(repo)), kubeConfig: standIn.kubeConfig(), dashboardReadOnly: false });
     try {
       const files = async () => (await treePaths(repo).catch(() => [] as string[])).length;
       while ((await files()) < made) await new Promise((r) => setTimeout(r, 100));

@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { simpleGit } from 'simple-git';
 import { stringify } from 'yaml';
 import { demoConfigYaml } from '../config/demo-config.js';
@@ -25,6 +25,7 @@ import { openConnection } from '../queues/connection.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from '../queues/embedded-valkey.js';
 import { startService, type RunningService } from '../service.js';
 import { AuditEventGenerator, type EventList } from './audit-events.js';
+import { BENCH_COMMITTER, benchServiceOptions, type BenchEnv } from './bench-service.js';
 import { auditIdTrailers, commitCount, initBare, treePaths } from './git.js';
 import { benchReconcile } from './reconcile.js';
 
@@ -93,13 +94,6 @@ function benchConfig(repoPath: string): ResolvedConfig {
   return parseConfig(demoConfigYaml(repoPath, { cluster: CLUSTER, token: TOKEN }));
 }
 
-interface Env {
-  root: string;
-  valkeyUrl: string;
-  prefixBase: string;
-  logger: Logger;
-}
-
 /** Stops the service and says how long that took (a stop that hangs would show here). */
 async function stopService(service: RunningService, phase: string): Promise<void> {
   const t0 = performance.now();
@@ -107,22 +101,8 @@ async function stopService(service: RunningService, phase: string): Promise<void
   progress(`${phase}: service stopped in ${seconds(t0).toFixed(2)} s`);
 }
 
-async function startBenchService(env: Env, phase: string, repoPath: string): Promise<RunningService> {
-  return startService({
-    config: benchConfig(repoPath),
-    valkeyUrl: env.valkeyUrl,
-    prefix: `${env.prefixBase}-${phase}`,
-    dataDir: join(env.root, `${phase}-data`),
-    port: 0,
-    host: '127.0.0.1',
-    logger: env.logger,
-    bodyLimitBytes: 10 * 1024 * 1024,
-    leaseTtlMs: 5000,
-    batchSize: 500,
-    committer: { name: 'GitOps Reverser Bench', email: 'bench@localhost' },
-    dashboardReadOnly: true,
-    replicaId: `bench-${phase}`,
-  });
+async function startBenchService(env: BenchEnv, phase: string, repoPath: string): Promise<RunningService> {
+  return startService({ ...benchServiceOptions(env, phase), config: benchConfig(repoPath), dashboardReadOnly: true });
 }
 
 interface PostTotals {
@@ -174,7 +154,7 @@ interface IngestFigures {
   eventsPerSec: number;
 }
 
-async function benchIngest(env: Env, opts: Options): Promise<IngestFigures> {
+async function benchIngest(env: BenchEnv, opts: Options): Promise<IngestFigures> {
   const repo = join(env.root, 'ingest-remote.git');
   await initBare(repo);
   const service = await startBenchService(env, 'ingest', repo);
@@ -215,7 +195,7 @@ async function histogramCount(service: RunningService): Promise<number> {
   return values.filter((v) => v.metricName?.endsWith('_count')).reduce((n, v) => n + v.value, 0);
 }
 
-async function benchEndToEnd(env: Env, opts: Options): Promise<EndToEndFigures> {
+async function benchEndToEnd(env: BenchEnv, opts: Options): Promise<EndToEndFigures> {
   const repo = join(env.root, 'e2e-remote.git');
   await initBare(repo);
   const service = await startBenchService(env, 'e2e', repo);
@@ -295,14 +275,14 @@ interface NaiveFigures {
   eventsPerSec: number;
 }
 
-async function benchNaive(env: Env, opts: Options): Promise<NaiveFigures> {
+async function benchNaive(env: BenchEnv, opts: Options): Promise<NaiveFigures> {
   const remote = join(env.root, 'naive-remote.git');
   const work = join(env.root, 'naive-work');
   await initBare(remote);
   await simpleGit().clone(remote, work);
   const g = simpleGit(work);
-  await g.addConfig('user.name', 'GitOps Reverser Bench');
-  await g.addConfig('user.email', 'bench@localhost');
+  await g.addConfig('user.name', BENCH_COMMITTER.name);
+  await g.addConfig('user.email', BENCH_COMMITTER.email);
   await g.addConfig('commit.gpgsign', 'false');
   await g.raw(['symbolic-ref', 'HEAD', 'refs/heads/main']);
   const gen = new AuditEventGenerator(opts.objects);
@@ -369,7 +349,7 @@ async function main(): Promise<void> {
     } else {
       progress(`using VALKEY_URL with key prefix ${prefixBase}-*`);
     }
-    const env: Env = { root, valkeyUrl, prefixBase, logger };
+    const env: BenchEnv = { root, valkeyUrl, prefixBase, logger };
 
     const ingest = await benchIngest(env, opts);
     progress(`ingest: ${fmt(ingest.eventsPerSec)} events/s`);

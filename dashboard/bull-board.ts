@@ -13,6 +13,8 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Job, Queue } from 'bullmq';
 import type { Router } from 'express';
+import { isRecord } from '../core/json.js';
+import { INGEST_QUEUE, RECONCILE_LIST_QUEUE, RECONCILE_QUEUE, RECONCILE_SCHEDULE_QUEUE } from '../queues/names.js';
 import { storableObject, type SecretRefLike } from '../workers/ingest/redact-secret.js';
 import { commitUrl } from './commit-url.js';
 import type { DashboardRole } from './basic-auth.js';
@@ -20,10 +22,10 @@ import type { DashboardRole } from './basic-auth.js';
 export const BULL_BOARD_PATH = '/admin/queues';
 
 const DESCRIPTIONS: Record<string, string> = {
-  ingest: 'Audit and watch events to normalize and route',
-  reconcile: 'Reconcile flows: one parent per run of a GitTarget (its children list the cluster)',
-  'reconcile-list': 'Reconcile children: one (resource type, namespace) listed per job',
-  'reconcile-schedule': 'Scheduled reconciles, one job scheduler per GitTarget',
+  [INGEST_QUEUE]: 'Audit and watch events to normalize and route',
+  [RECONCILE_QUEUE]: 'Reconcile flows: one parent per run of a GitTarget (its children list the cluster)',
+  [RECONCILE_LIST_QUEUE]: 'Reconcile children: one (resource type, namespace) listed per job',
+  [RECONCILE_SCHEDULE_QUEUE]: 'Scheduled reconciles, one job scheduler per GitTarget',
 };
 
 export interface BullBoard {
@@ -41,8 +43,6 @@ export interface BullBoard {
   /** The queue the board shows under this name. */
   queue(name: string): Queue | undefined;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Job data as shown: any object in it that is a Secret (an ingest job's `object`) has its values redacted. */
 export function redactJobData(data: unknown): unknown {

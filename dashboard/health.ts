@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Valkey } from 'iovalkey';
+import { readinessKey } from '../queues/names.js';
 import { withTimeout } from './valkey-timeout.js';
 
 /** A GitProvider's last reachability probe; `reachable` undefined = not probed yet (counts as ready). */
@@ -36,7 +37,7 @@ export interface ReadinessResult {
 export interface HealthDeps {
   /** The service's connection; only SET, INFO and its status are used. */
   connection: Pick<Valkey, 'set' | 'info' | 'status'>;
-  /** The service's key prefix: the readiness key is `<prefix>:readyz`. */
+  /** The service's key prefix: the readiness key is readinessKey(prefix), `<prefix>:readyz`. */
   prefix: string;
   configLoaded: () => boolean;
   /** Each GitProvider's last probe (see StatusReporter.providers()); undefined: no provider check. */
@@ -90,7 +91,7 @@ async function checkValkey(deps: HealthDeps): Promise<ReadinessCheck> {
   // Not connected: say so at once instead of queueing a command that waits for the reconnect.
   if (deps.connection.status !== 'ready') return { name, ok: false, message: `the Valkey connection is ${deps.connection.status}` };
   try {
-    const reply = await withTimeout(deps.connection.set(`${deps.prefix}:readyz`, String(Date.now()), 'PX', READYZ_TTL_MS), deps.timeoutMs ?? 2000);
+    const reply = await withTimeout(deps.connection.set(readinessKey(deps.prefix), String(Date.now()), 'PX', READYZ_TTL_MS), deps.timeoutMs ?? 2000);
     if (reply !== 'OK') return { name, ok: false, message: `Valkey refused a write: ${String(reply)}` };
     return { name, ok: true };
   } catch (err) {

@@ -5,6 +5,7 @@
 import type { ErrorRequestHandler } from 'express';
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
+import { isObject } from '../core/json.js';
 
 export interface HttpError {
   status: number;
@@ -26,11 +27,9 @@ const BODY_ERRORS: Record<string, { status: number; reason: string }> = {
   'parameters.too.many': { status: 413, reason: 'too-many-parameters' },
 };
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
-
 /** The answer to an error: its own status and message for a client's mistake, a bare 500 for anything else. */
 export function httpErrorOf(err: unknown): HttpError {
-  const e = isRecord(err) ? err : {};
+  const e = isObject(err) ? err : {};
   const message = typeof e.message === 'string' ? e.message : String(err);
   // The router could not decode a path parameter ("Failed to decode param '%ff'"): a URIError with status 400.
   if (err instanceof URIError) return { status: 400, error: `bad URL encoding: ${message}`, reason: 'bad-url-encoding' };

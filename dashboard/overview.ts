@@ -185,30 +185,29 @@ export async function collectOverview(deps: OverviewDeps): Promise<Overview> {
   );
   const rejectedUnknownCluster: Record<string, number> = {};
   const row = (s: Sample) => clusters.get(String(s.labels.cluster ?? ''));
-  for (const s of ingested) {
-    const c = row(s);
-    if (c) c.accepted += s.value;
-  }
-  for (const s of skipped) {
-    const c = row(s);
-    if (c) addTo(c.skipped, String(s.labels.reason ?? 'unknown'), s.value);
-  }
-  for (const s of refused) {
-    const c = row(s);
-    if (c) addTo(c.refused, String(s.labels.reason ?? 'unknown'), s.value);
-  }
+  const reason = (s: Sample) => String(s.labels.reason ?? 'unknown');
+  const total = (list: readonly Sample[], field: 'accepted' | 'rateLimited') => {
+    for (const s of list) {
+      const c = row(s);
+      if (c) c[field] += s.value;
+    }
+  };
+  const byReason = (list: readonly Sample[], field: 'skipped' | 'refused' | 'filesDeleted') => {
+    for (const s of list) {
+      const c = row(s);
+      if (c) addTo(c[field], reason(s), s.value);
+    }
+  };
+  total(ingested, 'accepted');
+  byReason(skipped, 'skipped');
+  byReason(refused, 'refused');
+  // Requests that name no configured cluster are counted apart, not dropped.
   for (const s of rejected) {
     const c = row(s);
-    addTo(c ? c.rejectedRequests : rejectedUnknownCluster, String(s.labels.reason ?? 'unknown'), s.value);
+    addTo(c ? c.rejectedRequests : rejectedUnknownCluster, reason(s), s.value);
   }
-  for (const s of rateLimited) {
-    const c = row(s);
-    if (c) c.rateLimited += s.value;
-  }
-  for (const s of filesDeleted) {
-    const c = row(s);
-    if (c) addTo(c.filesDeleted, String(s.labels.reason ?? 'unknown'), s.value);
-  }
+  total(rateLimited, 'rateLimited');
+  byReason(filesDeleted, 'filesDeleted');
 
   return {
     generatedAt: (deps.now?.() ?? new Date()).toISOString(),

@@ -7,7 +7,8 @@ import { storableObject } from '../workers/ingest/redact-secret.js';
 import type { ClusterClient } from './cluster-clients.js';
 import { KubeCredentialsError, KubeNetworkError, kubeGet, type KubeResponse } from './kube-get.js';
 import { isClusterScoped, objectPath, type ObjectRefLike } from './object-path.js';
-import { isRecord, MAX_MESSAGE, parseJson } from './json-body.js';
+import { MAX_MESSAGE, parseJson } from './json-body.js';
+import { isRecord } from '../core/json.js';
 
 /**
  * Only `gone` and `unaddressable` mean there is nothing to read; a `failed` read fails its event, which is

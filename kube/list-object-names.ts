@@ -6,7 +6,7 @@
 // (kube/object-state.ts). Whatever fails is said, never guessed: the router fails the event with it.
 import type { IngestJob } from '../queues/contracts.js';
 import type { ClusterClient, ClusterClients } from './cluster-clients.js';
-import { isRecord } from './json-body.js';
+import { isRecord } from '../core/json.js';
 import { KubeApiError, kubeGetJson } from './kube-get-json.js';
 import { KubeCredentialsError, KubeNetworkError } from './kube-get.js';
 import { terminating } from './object-state.js';

@@ -1,6 +1,6 @@
 // What an object's own metadata says of its life: one place, so that the audit path, watch mode and
 // reconcile read a Terminating object the same way.
-import { isRecord } from './json-body.js';
+import { isRecord } from '../core/json.js';
 
 /**
  * The object is Terminating: marked for deletion (metadata.deletionTimestamp), still in the cluster until

@@ -9,7 +9,7 @@
 // refused with a reason naming the field, never a value.
 import type { Cluster, Context, User } from '@kubernetes/client-node';
 import { parse, YAMLError } from 'yaml';
-import { isRecord } from './json-body.js';
+import { isRecord } from '../core/json.js';
 
 export interface KubeConfigOptions {
   clusters: Cluster[];

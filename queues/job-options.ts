@@ -5,7 +5,8 @@
 import type { JobsOptions, QueueOptions } from 'bullmq';
 
 const HOUR = 3600;
-const WEEK = 7 * 24 * HOUR;
+/** Seconds in a week: how long failed jobs (the dead letters) are kept, here and in the reconcile flow. */
+export const WEEK = 7 * 24 * HOUR;
 
 /** What Valkey keeps of finished work: bounds its memory under a steady event rate. */
 export interface Retention {

@@ -7,6 +7,13 @@ export const DEFAULT_PREFIX = 'gitops-reverser';
 
 export const INGEST_QUEUE = 'ingest';
 
+/** The parents of the reconcile flows, one a run (flows/reconcile/reconcile-flow.ts). */
+export const RECONCILE_QUEUE = 'reconcile';
+/** The children of the reconcile flows, one a (resource type, namespace) of the target's scope. */
+export const RECONCILE_LIST_QUEUE = 'reconcile-list';
+/** The job schedulers that request a reconcile run per target (flows/reconcile/triggers.ts). */
+export const RECONCILE_SCHEDULE_QUEUE = 'reconcile-schedule';
+
 export interface Partition {
   /** Stable short id of {repoURL, branch}. */
   id: string;
@@ -57,6 +64,21 @@ export function ownKeys(prefix: string, partitionId: string) {
  */
 export function targetProgressKey(prefix: string, targetKey: string): string {
   return `${prefix}:target:${targetKey}:progress`;
+}
+
+/** The hash of one target's reconcile trigger state: running (runId), since (ms), reason, pending (reasons). */
+export function reconcileTriggerKey(prefix: string, targetKey: string): string {
+  return `${prefix}:reconcile-trigger:${targetKey}`;
+}
+
+/** The key /readyz writes (with a TTL) to prove Valkey takes writes. */
+export function readinessKey(prefix: string): string {
+  return `${prefix}:readyz`;
+}
+
+/** The hash of how many watches each watched cluster has (cluster → JSON {n, at}), published by its watching replica. */
+export function watchCountsKey(prefix: string): string {
+  return `${prefix}:watch:counts`;
 }
 
 /** The lease of the router, the one consumer of the ingest queue at a time. */
@@ -139,4 +161,29 @@ export function reconcileKeys(prefix: string, targetKey: string, runId: string) 
     findings: `${base}:findings`,
     written: (childKey: string) => `${base}:written:${childKey}`,
   };
+}
+
+/** BullMQ job ids may not contain ':'; target keys are `namespace/name`. */
+const idPart = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '.');
+
+const RECONCILE_JOB_ID_PREFIX = 'reconcile_';
+
+/** BullMQ job id of the parent of one reconcile run of one GitTarget (`namespace/name`). */
+export function reconcileJobId(targetKey: string, runId: string): string {
+  return `${RECONCILE_JOB_ID_PREFIX}${idPart(targetKey)}_${idPart(runId)}`;
+}
+
+/** Whether a job id of the reconcile queue is a run's parent (reconcileJobId). */
+export function isReconcileJobId(jobId: string): boolean {
+  return jobId.startsWith(RECONCILE_JOB_ID_PREFIX);
+}
+
+/** BullMQ job id of child `index` of the reconcile run whose parent is `parentJobId`. */
+export function reconcileListJobId(parentJobId: string, index: number): string {
+  return `${parentJobId}_${index}`;
+}
+
+/** The eventKey of write `index` of a reconcile run (its job id is writeJobId(eventKey, target)). */
+export function reconcileEventKey(runId: string, index: number): string {
+  return `reconcile_${idPart(runId)}_${index}`;
 }

@@ -11,7 +11,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import type { ResolvedTarget } from '../../config/resolved-config.js';
 import type { GitAuthor, Operation, WriteJob } from '../../queues/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
-import { writeJobId } from '../../queues/names.js';
+import { reconcileEventKey, writeJobId } from '../../queues/names.js';
 import { reconcileAuditID } from '../../workers/git-writer/commit-message.js';
 import type { ReconcileDiff } from './diff.js';
 
@@ -36,14 +36,6 @@ export interface ReconcileWriteJob {
   name: string;
   data: WriteJob;
   opts: JobsOptions;
-}
-
-/** BullMQ job ids may not contain ':'. */
-const idPart = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '.');
-
-/** The eventKey of write `index` of a run (the job id is writeJobId(eventKey, target)). */
-export function reconcileEventKey(runId: string, index: number): string {
-  return `reconcile_${idPart(runId)}_${index}`;
 }
 
 /**

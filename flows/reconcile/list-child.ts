@@ -19,7 +19,7 @@ import { normalizeEvent } from '../../workers/normalize/normalize-event.js';
 import { objectFilePath } from '../../workers/route/path-layout.js';
 import type { Finding } from './diff.js';
 import type { ScopeEntry } from './scope.js';
-import { isRecord } from '../../kube/json-body.js';
+import { isRecord } from '../../core/json.js';
 
 /** Objects per list page, as the API server's own clients use. */
 export const PAGE_SIZE = 500;

@@ -12,7 +12,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Valkey } from 'iovalkey';
 import type { ResolvedTarget } from '../../config/resolved-config.js';
 import type { RequestLimiter } from '../../kube/kube-get-json.js';
-import { reconcileKeys, type Partition } from '../../queues/names.js';
+import { WEEK } from '../../queues/job-options.js';
+import { RECONCILE_LIST_QUEUE, RECONCILE_QUEUE, reconcileJobId, reconcileKeys, reconcileListJobId, type Partition } from '../../queues/names.js';
 import { diffTree, type DeleteEntry, type Finding, type PruneMode, type ReconcileDiff } from './diff.js';
 import { compareResourceVersions } from '../../workers/git-writer/plan-commits.js';
 import { readTargetTree, type TargetTree } from './git-tree.js';
@@ -20,11 +21,8 @@ import { listChild, ReconcileListError, type ListChildResult } from './list-chil
 import type { ScopeEntry } from './scope.js';
 import { CLUSTER_SCOPED_DIR, objectFilePath, validateBasePath } from '../../workers/route/path-layout.js';
 
-export const RECONCILE_QUEUE = 'reconcile';
-export const RECONCILE_LIST_QUEUE = 'reconcile-list';
-
-const HOUR = 3600;
-const WEEK = 7 * 24 * HOUR;
+// Named in queues/names.ts with every other key and queue; still importable from the module that uses them.
+export { RECONCILE_LIST_QUEUE, RECONCILE_QUEUE, reconcileJobId };
 
 export interface ReconcileParentData {
   runId: string;
@@ -61,13 +59,6 @@ export interface AddReconcileFlowInput {
   reason?: string;
 }
 
-/** BullMQ job ids may not contain ':'; target keys are `namespace/name`. */
-const idPart = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '.');
-
-export function reconcileJobId(targetKey: string, runId: string): string {
-  return `reconcile_${idPart(targetKey)}_${idPart(runId)}`;
-}
-
 /** Adds the flow; returns the job tree (the parent's id: `reconcileJobId(target.key, runId)`). */
 export function addReconcileFlow(flowProducer: FlowProducer, input: AddReconcileFlowInput): Promise<JobNode> {
   const { target, runId } = input;
@@ -84,7 +75,7 @@ export function addReconcileFlow(flowProducer: FlowProducer, input: AddReconcile
       ...(input.allowedNamespaces ? { allowedNamespaces: [...input.allowedNamespaces] } : {}),
     } satisfies ReconcileChildData,
     opts: {
-      jobId: `${parentId}_${i}`,
+      jobId: reconcileListJobId(parentId, i),
       failParentOnFailure: true,
       attempts: input.childAttempts ?? 3,
       backoff: { type: 'exponential', delay: 1000 },

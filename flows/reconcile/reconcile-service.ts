@@ -8,9 +8,10 @@ import type { ResolvedConfig, ResolvedTarget } from '../../config/resolved-confi
 import type { ClusterClients } from '../../kube/cluster-clients.js';
 import { discoverResources } from '../../kube/discovery.js';
 import type { WriteJob } from '../../queues/contracts.js';
+import { RECONCILE_LIST_QUEUE } from '../../queues/names.js';
 import { observeReconcile, type ServiceMetrics } from '../../dashboard/metrics.js';
 import { feedReconcile, reconcileAuthor } from './feed-writes.js';
-import { RECONCILE_LIST_QUEUE, startReconcileWorkers, type ReconcileWorkers } from './reconcile-flow.js';
+import { startReconcileWorkers, type ReconcileWorkers } from './reconcile-flow.js';
 import { reconcileScope } from './scope.js';
 import { startReconcileTriggers, type ReconcileReason, type ReconcileTriggers, type RequestOutcome } from './triggers.js';
 

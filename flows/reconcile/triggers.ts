@@ -1,4 +1,4 @@
-// What starts a reconcile flow (issue 5, part 2): service start, a configuration change, a schedule per
+// What starts a reconcile flow: service start, a configuration change, a schedule per
 // target and an operator's request. All of them go through `request`, which keeps, across replicas, at most
 // ONE flow per target running at a time:
 //
@@ -21,9 +21,11 @@ import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, Worker, type FlowProducer, type QueueOptions } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
-import { addReconcileFlow, reconcileJobId, RECONCILE_QUEUE, type AddReconcileFlowInput, type ReconcileParentData } from './reconcile-flow.js';
+import { isReconcileJobId, RECONCILE_QUEUE, RECONCILE_SCHEDULE_QUEUE, reconcileJobId, reconcileTriggerKey } from '../../queues/names.js';
+import { addReconcileFlow, type AddReconcileFlowInput, type ReconcileParentData } from './reconcile-flow.js';
 
-export const RECONCILE_SCHEDULE_QUEUE = 'reconcile-schedule';
+// Named in queues/names.ts with every other key and queue; still importable from the module that uses them.
+export { RECONCILE_SCHEDULE_QUEUE, reconcileTriggerKey };
 
 export type ReconcileReason = 'start' | 'config-change' | 'schedule' | 'on-demand';
 
@@ -77,11 +79,6 @@ export interface ReconcileTriggers {
   /** The queues of this module, for Bull Board: `reconcile` and `reconcile-schedule`. */
   queues: Queue[];
   stop(): Promise<void>;
-}
-
-/** The hash of one target's trigger state: running (runId), since (ms), reason, pending (reasons). */
-export function reconcileTriggerKey(prefix: string, targetKey: string): string {
-  return `${prefix}:reconcile-trigger:${targetKey}`;
 }
 
 // KEYS[1] the trigger hash; ARGV[1] the new runId, ARGV[2] the reason, ARGV[3] now (ms).
@@ -234,7 +231,7 @@ export async function startReconcileTriggers(opts: ReconcileTriggersOptions): Pr
   const events = new QueueEvents(RECONCILE_QUEUE, { connection: eventsConnection, prefix, lastEventId });
   events.on('error', (err) => logger.warn({ err: err.message }, 'reconcile events listener error'));
   const onEnded = ({ jobId }: { jobId: string }) => {
-    if (!jobId.startsWith('reconcile_')) return;
+    if (!isReconcileJobId(jobId)) return;
     void track(
       (async () => {
         const job = await parents.getJob(jobId);

@@ -4,7 +4,7 @@
 // every secret value is blanked out of git's words.
 import { spawn } from 'node:child_process';
 import { plumbingEnv } from '../../workers/git-writer/git-process.js';
-import { gitAuthEnv, redactURL, remoteKind } from '../../workers/git-writer/git-remote.js';
+import { gitAuthEnv, redactText, redactURL, remoteKind } from '../../workers/git-writer/git-remote.js';
 
 export type ProbeFailure = 'AuthenticationFailed' | 'RepositoryNotFound' | 'Unreachable' | 'ProbeFailed';
 
@@ -73,13 +73,11 @@ export function classifyProbeError(stderr: string): { reason: ProbeFailure; hint
 
 /** Blanks every credential value (and URL userinfo) out of `text`. */
 export function redactCredentials(text: string, credentials: Record<string, string> | undefined): string {
-  let out = text;
   const secrets = Object.values(credentials ?? {})
     .flatMap((v) => [v, v.trim()])
     .filter((v) => v.length >= 4)
     .sort((a, b) => b.length - a.length);
-  for (const s of secrets) out = out.split(s).join('***');
-  return out.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, (m) => redactURL(`${m}x`).slice(0, -1));
+  return redactText(text, secrets);
 }
 
 /** git's last meaningful lines, short enough for a condition message. */

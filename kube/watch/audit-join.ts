@@ -11,7 +11,7 @@ import type { Valkey } from 'iovalkey';
 import type { IngestJob } from '../../queues/contracts.js';
 import { auditAuthorKey } from '../../queues/names.js';
 import { nowMs, type WatchChange } from './resumable-watch.js';
-import { isRecord } from '../json-body.js';
+import { isRecord } from '../../core/json.js';
 import { terminating } from '../object-state.js';
 
 /** Long enough for any grace period and a slow watch; short enough that the keys stay few. */

@@ -6,7 +6,7 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { kubeGetJson, KubeApiError, type RequestLimiter } from '../kube-get-json.js';
-import { isRecord } from '../json-body.js';
+import { isRecord } from '../../core/json.js';
 import { sleepUnlessAborted } from '../../queues/wakeable-pause.js';
 
 const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { KubeApiError, kubeGetJson, type RequestLimiter } from '../kube-get-json.js';
 import type { WatchSpec } from './watch-plan.js';
 import type { KnownObject, WatchState } from './watch-state.js';
-import { isRecord } from '../json-body.js';
+import { isRecord, stringOrEmpty } from '../../core/json.js';
 import { sleepUnlessAborted } from '../../queues/wakeable-pause.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -74,11 +74,6 @@ interface RawEvent {
   at: number;
 }
 
-
-function str(value: unknown): string {
-  return typeof value === 'string' ? value : '';
-}
-
 /** Epoch milliseconds with microsecond precision. */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
@@ -98,13 +93,13 @@ export function collectionPath(spec: Pick<WatchSpec, 'group' | 'version' | 'reso
 /** `namespace/name` ('/name' when cluster-scoped): how the known objects are keyed. */
 function nameKeyOf(object: Record<string, unknown>): string | undefined {
   const metadata = isRecord(object.metadata) ? object.metadata : {};
-  const name = str(metadata.name);
-  return name ? `${str(metadata.namespace)}/${name}` : undefined;
+  const name = stringOrEmpty(metadata.name);
+  return name ? `${stringOrEmpty(metadata.namespace)}/${name}` : undefined;
 }
 
 function knownOf(object: Record<string, unknown>): KnownObject {
   const metadata = isRecord(object.metadata) ? object.metadata : {};
-  return { resourceVersion: str(metadata.resourceVersion), uid: str(metadata.uid) };
+  return { resourceVersion: stringOrEmpty(metadata.resourceVersion), uid: stringOrEmpty(metadata.uid) };
 }
 
 
@@ -153,8 +148,8 @@ export function startResumableWatch(opts: ResumableWatchOptions): ResumableWatch
       const body = await kubeGetJson(opts.kubeConfig, q ? `${path}?${q}` : path, { limiter: opts.limiter });
       if (!isRecord(body) || !Array.isArray(body.items) || !isRecord(body.metadata)) throw new Error(`GET ${path}: the answer is not a list`);
       // Every page of one list is served from the first page's snapshot and repeats its resourceVersion.
-      listRv ??= str(body.metadata.resourceVersion) || undefined;
-      cont = str(body.metadata.continue) || undefined;
+      listRv ??= stringOrEmpty(body.metadata.resourceVersion) || undefined;
+      cont = stringOrEmpty(body.metadata.continue) || undefined;
       const changes: WatchChange[] = [];
       const recorded: [string, KnownObject][] = [];
       const at = nowMs();
@@ -219,7 +214,7 @@ export function startResumableWatch(opts: ResumableWatchOptions): ResumableWatch
     let last: string | undefined;
     for (const ev of batch) {
       if (!isRecord(ev.object)) continue;
-      const rv = str(isRecord(ev.object.metadata) ? ev.object.metadata.resourceVersion : undefined);
+      const rv = stringOrEmpty(isRecord(ev.object.metadata) ? ev.object.metadata.resourceVersion : undefined);
       if (ev.type === 'BOOKMARK') {
         if (rv) last = rv;
         continue;
@@ -300,7 +295,7 @@ export function startResumableWatch(opts: ResumableWatchOptions): ResumableWatch
         if (head.type === 'ERROR') {
           const status = isRecord(head.object) ? head.object : {};
           if (Number(status.code) === 410) return { kind: 'gone' };
-          return { kind: 'failed', err: new Error(`watch ${path}: ERROR ${String(status.code)} ${str(status.reason)}: ${str(status.message)}`) };
+          return { kind: 'failed', err: new Error(`watch ${path}: ERROR ${String(status.code)} ${stringOrEmpty(status.reason)}: ${stringOrEmpty(status.message)}`) };
         }
         const end = buffer.findIndex((ev) => ev.type === 'ERROR');
         const batch = buffer.splice(0, Math.min(end < 0 ? buffer.length : end, batchSize));

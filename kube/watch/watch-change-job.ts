@@ -7,14 +7,9 @@ import { WATCH_AUDIT_ID_PREFIX, WATCH_UNKNOWN_USER, type IngestJob } from '../..
 import { storableObject } from '../../workers/ingest/redact-secret.js';
 import type { WatchChange } from './resumable-watch.js';
 import type { WatchSpec } from './watch-plan.js';
-import { isRecord } from '../json-body.js';
+import { isRecord, stringOrEmpty } from '../../core/json.js';
 
 const VERB_BY_TYPE = { ADDED: 'create', MODIFIED: 'update', DELETED: 'delete' } as const;
-
-
-function str(value: unknown): string {
-  return typeof value === 'string' ? value : '';
-}
 
 /**
  * An audit-style timestamp with microseconds (`2026-11-25T15:00:00.123456Z`), the precision change
@@ -41,19 +36,19 @@ export interface WatchJobInput {
 export function watchChangeToJob(input: WatchJobInput): WatchJobResult {
   const { spec, change } = input;
   const metadata = isRecord(change.object.metadata) ? change.object.metadata : {};
-  const name = str(metadata.name);
+  const name = stringOrEmpty(metadata.name);
   if (!name) return { keep: false, reason: 'unnamed' };
-  const namespace = spec.namespaced ? str(metadata.namespace) : '';
+  const namespace = spec.namespaced ? stringOrEmpty(metadata.namespace) : '';
   if (input.allowedNamespaces && namespace && !input.allowedNamespaces.includes(namespace)) return { keep: false, reason: 'namespace-not-allowed' };
 
   const objectRef: IngestJob['objectRef'] = { resource: spec.resource, name, apiVersion: spec.version };
   if (namespace) objectRef.namespace = namespace;
   // As in audit events: the core group has no apiGroup.
   if (spec.group) objectRef.apiGroup = spec.group;
-  const rv = str(metadata.resourceVersion);
+  const rv = stringOrEmpty(metadata.resourceVersion);
   // uid + resourceVersion name one change of one object: a re-delivery, or a second replica during a
   // takeover, gets the same job id and adds nothing twice.
-  const uid = str(metadata.uid) || `name-${createHash('sha256').update(`${spec.key}\n${namespace}/${name}`).digest('hex').slice(0, 16)}`;
+  const uid = stringOrEmpty(metadata.uid) || `name-${createHash('sha256').update(`${spec.key}\n${namespace}/${name}`).digest('hex').slice(0, 16)}`;
 
   return {
     keep: true,

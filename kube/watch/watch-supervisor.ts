@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../../config/resolved-config.js';
 import type { ServiceMetrics } from '../../dashboard/metrics.js';
 import type { IngestJob } from '../../queues/contracts.js';
+import { watchCountsKey } from '../../queues/names.js';
 import type { ClusterClients } from '../cluster-clients.js';
 import { planWatches } from './watch-plan.js';
 import { startWatchIngest, watchIngestSettings, type WatchIngest, type WatchIngestOptions } from './watch-ingest.js';
@@ -73,7 +74,7 @@ export function startWatchSupervisor(opts: WatchSupervisorOptions): WatchSupervi
 
   // Every few seconds the watching replica publishes its counts and every replica reads them all: the
   // status reporter may run on another replica than the one that watches.
-  const countsKey = `${opts.prefix}:watch:counts`;
+  const countsKey = watchCountsKey(opts.prefix);
   let counts = new Map<string, number>();
   const COUNT_FRESH_MS = 30_000;
   const publishCounts = async (): Promise<void> => {

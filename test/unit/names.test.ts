@@ -1,5 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PREFIX, eventJobId, ownKeys, partitionOf, routerKeys, statusKeys, writeJobId } from '../../queues/names.js';
+import {
+  DEFAULT_PREFIX,
+  eventJobId,
+  isReconcileJobId,
+  ownKeys,
+  partitionOf,
+  readinessKey,
+  RECONCILE_LIST_QUEUE,
+  RECONCILE_QUEUE,
+  RECONCILE_SCHEDULE_QUEUE,
+  reconcileEventKey,
+  reconcileJobId,
+  reconcileListJobId,
+  reconcileTriggerKey,
+  routerKeys,
+  statusKeys,
+  watchCountsKey,
+  writeJobId,
+} from '../../queues/names.js';
 
 const URLS = [
   'https://github.com/example/fleet.git',
@@ -119,5 +137,32 @@ describe('statusKeys', () => {
   it('is the status reporter\'s own lease under the prefix, apart from the router\'s', () => {
     expect(statusKeys(DEFAULT_PREFIX)).toEqual({ lease: 'gitops-reverser:status:lease', fence: 'gitops-reverser:status:fence' });
     expect(statusKeys('p').lease).not.toBe(routerKeys('p').lease);
+  });
+});
+
+// These spellings are in Valkey already (and in Bull Board's links): a change would orphan a running
+// service's state, so they are pinned letter for letter.
+describe('keys, queues and job ids of the reconcile flow, the readiness check and watch mode', () => {
+  it('keeps the queue names', () => {
+    expect([RECONCILE_QUEUE, RECONCILE_LIST_QUEUE, RECONCILE_SCHEDULE_QUEUE]).toEqual(['reconcile', 'reconcile-list', 'reconcile-schedule']);
+  });
+
+  it('keeps the keys under the prefix', () => {
+    expect(reconcileTriggerKey(DEFAULT_PREFIX, 'ops/prod')).toBe('gitops-reverser:reconcile-trigger:ops/prod');
+    expect(readinessKey('{gr}')).toBe('{gr}:readyz');
+    expect(watchCountsKey(DEFAULT_PREFIX)).toBe('gitops-reverser:watch:counts');
+  });
+
+  it('keeps the job ids, with no ":" in them', () => {
+    const parent = reconcileJobId('ops/prod', 'run:1');
+    expect(parent).toBe('reconcile_ops.prod_run.1');
+    expect(reconcileListJobId(parent, 3)).toBe('reconcile_ops.prod_run.1_3');
+    expect(reconcileEventKey('run:1', 7)).toBe('reconcile_run.1_7');
+    expect(writeJobId(reconcileEventKey('r1', 0), 'ops/prod')).toBe('reconcile_r1_0_ops.prod');
+  });
+
+  it('tells a run\'s parent id from other job ids', () => {
+    expect(isReconcileJobId(reconcileJobId('ops/prod', 'r1'))).toBe(true);
+    expect(isReconcileJobId(eventJobId('c1', 'a1'))).toBe(false);
   });
 });

@@ -19,13 +19,10 @@ import { parse } from 'yaml';
 import { fieldsMatch, labelsMatch, parseFieldSelector, parseLabelSelector, type LabelRequirement } from '../../kube/selectors.js';
 import type { Collection, WriteJob } from '../../queues/contracts.js';
 import { objectFileName } from '../route/path-layout.js';
+import { isRecord } from '../../core/json.js';
 
 /** The content of a blob by its id; undefined when it was not read. */
 export type ContentOf = (sha: string) => string | undefined;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** `metadata.labels` of a file's YAML; undefined when it does not parse. Values that are not strings count as their text. */
 export function labelsOfYaml(content: string): Record<string, string> | undefined {

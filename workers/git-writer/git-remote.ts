@@ -208,10 +208,16 @@ function secretsIn(env: Record<string, string>): string[] {
   return secrets.filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
 }
 
-function redact(text: string, secrets: readonly string[]): string {
+/** `text` with each of `secrets` blanked out, in the order given (longest first), and its URLs redacted (redactURLsIn). */
+export function redactText(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) out = out.split(s).join('***');
-  return out.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, (m) => redactURL(m + 'x').slice(0, -1));
+  return redactURLsIn(out);
+}
+
+/** Free text (git's words, an error) with the userinfo of every URL in it redacted as redactURL does. */
+export function redactURLsIn(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, (m) => redactURL(`${m}x`).slice(0, -1));
 }
 
 /** Inherited GIT_* settings an operator may rely on (custom CA bundles); simple-git strips all others. */
@@ -279,12 +285,12 @@ export async function openMirror(opts: OpenMirrorOptions): Promise<Mirror> {
     try {
       await git.raw(args);
     } catch (err) {
-      throw new GitRemoteError(operation, safeURL, null, redact(err instanceof Error ? err.message : String(err), secrets));
+      throw new GitRemoteError(operation, safeURL, null, redactText(err instanceof Error ? err.message : String(err), secrets));
     }
     return {
       exitCode: result?.exitCode ?? -1,
       stdout: Buffer.concat(result?.stdOut ?? []).toString('utf8'),
-      stderr: redact(Buffer.concat(result?.stdErr ?? []).toString('utf8').trim(), secrets),
+      stderr: redactText(Buffer.concat(result?.stdErr ?? []).toString('utf8').trim(), secrets),
     };
   };
 
@@ -298,7 +304,7 @@ export async function openMirror(opts: OpenMirrorOptions): Promise<Mirror> {
     throw new Error(`openMirror: ${JSON.stringify(branch)} is not a valid branch name`);
   }
   const config = await runGit(gitDir, ['config', 'remote.origin.url', url]);
-  if (config.exitCode !== 0) throw new Error(`git config remote.origin.url in ${gitDir} failed: ${redact(config.stderr, secrets)}`);
+  if (config.exitCode !== 0) throw new Error(`git config remote.origin.url in ${gitDir} failed: ${redactText(config.stderr, secrets)}`);
 
   return {
     gitDir,
@@ -349,7 +355,7 @@ export async function openMirror(opts: OpenMirrorOptions): Promise<Mirror> {
         .map((l) => l.slice('remote:'.length).trim())
         .filter((l) => l !== '')
         .join('\n');
-      const detail = redact([summary.trim(), remoteSaid].filter((s) => s !== '').join('\n'), secrets);
+      const detail = redactText([summary.trim(), remoteSaid].filter((s) => s !== '').join('\n'), secrets);
       if (summary.includes('[remote rejected]') || summary.includes('[remote failure]')) {
         return { ok: false, reason: 'rejected-by-remote', detail };
       }

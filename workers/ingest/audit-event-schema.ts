@@ -5,6 +5,7 @@
 // (invariant 6), not discovered in the git writer. The envelope is all or nothing; the items of an
 // EventList are checked one by one, so one bad event is refused without costing the others.
 import { z } from 'zod';
+import { isRecord } from '../../core/json.js';
 
 export const AUDIT_API_VERSION = 'audit.k8s.io/v1';
 
@@ -13,10 +14,6 @@ export const MAX_NAME_LENGTH = 253;
 
 /** auditID becomes part of a BullMQ job id (`${clusterId}_${auditID}`), which may not contain ':'. */
 export const AUDIT_ID_PATTERN = /^[A-Za-z0-9-]{1,128}$/;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 // C0 controls, DEL and C1 controls.
  

@@ -6,10 +6,7 @@
 import { MAX_DELETED_NAMES } from '../../queues/contracts.js';
 import { MAX_SELECTOR_LENGTH, selectorProblem, selectorsOfRequestURI } from '../../kube/selectors.js';
 import { pathSegmentProblem } from './audit-event-schema.js';
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+import { isRecord } from '../../core/json.js';
 
 export type DeletedNames =
   /** names: absent when the answer was not recorded (no List), or held more than MAX_DELETED_NAMES items. */

@@ -12,6 +12,7 @@ import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimitReason, type Obje
 import { deletedNamesOf, requestSelectors } from './deleted-names.js';
 import { canonicalGroup, storableObject } from './redact-secret.js';
 import { builtInScope, type ResourceScope } from './resource-scope.js';
+import { isRecord, nonEmptyString } from '../../core/json.js';
 
 export type SkipReason =
   | 'not-response-complete'
@@ -53,16 +54,10 @@ export interface FilterOptions {
  */
 export const KEPT_SUBRESOURCES: ReadonlySet<string> = new Set(['scale']);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const nonEmpty = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
-
 /** The uid a Status names in its details (the answer to a delete that removed the object at once). */
 function statusUid(body: unknown): string | undefined {
   if (!isRecord(body) || body.kind !== 'Status' || !isRecord(body.details)) return undefined;
-  return nonEmpty(body.details.uid);
+  return nonEmptyString(body.details.uid);
 }
 
 function isMutatingVerb(verb: string): verb is MutatingVerb {
@@ -165,7 +160,7 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
   if (ref.apiVersion !== undefined) objectRef.apiVersion = ref.apiVersion;
   if (subresource !== undefined) objectRef.subresource = subresource;
   // A delete answered with a Status carries no object; its uid is the one thing the watch join needs of it.
-  const uid = object ? undefined : (nonEmpty(ref.uid) ?? statusUid(ev.responseObject));
+  const uid = object ? undefined : (nonEmptyString(ref.uid) ?? statusUid(ev.responseObject));
   if (uid !== undefined && uid.length <= 128) objectRef.uid = uid;
 
   const job: IngestJob = {

@@ -5,6 +5,7 @@
 // (400 for it, counted); so does an objectRef whose namespace does not fit its type's scope.
 import { canonicalGroup } from './redact-secret.js';
 import type { ResourceScope } from './resource-scope.js';
+import { isRecord } from '../../core/json.js';
 
 export type IdentityRefusalReason = 'identity-mismatch' | 'scope-mismatch';
 
@@ -18,10 +19,6 @@ export interface RefParts {
   apiGroup?: string;
   namespace?: string;
   name?: string;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 const quoted = (s: string) => JSON.stringify(s);

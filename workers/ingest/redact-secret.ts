@@ -13,6 +13,7 @@
 //   values Git never shows.
 // Ingest applies it before a job is stored, the watch and object-fetch paths before theirs, normalize
 // again before YAML and Bull Board before showing job data: a job in Valkey is input, not trusted memory.
+import { isRecord, putOwn } from '../../core/json.js';
 
 /** What every Secret value becomes. Keys are kept, so Git still shows which keys exist. */
 export const REDACTED_VALUE = 'REDACTED';
@@ -51,15 +52,6 @@ export function isSecretRef(objectRef: SecretRefLike | undefined | null): boolea
   return (objectRef.resource ?? '').toLowerCase() === 'secrets' && canonicalGroup(objectRef.apiGroup) === '';
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Sets an own property even for keys like `__proto__`, which plain assignment would not. */
-function put(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
 /** apiVersion of the core group: `v1`, `core/v1`, or none at all (to fail safe). */
 function isCoreApiVersion(apiVersion: unknown): boolean {
   if (apiVersion === undefined) return true;
@@ -90,7 +82,7 @@ function redactValues(values: unknown): unknown {
   // A malformed data field (not a map) is replaced whole: nothing in it may survive.
   if (!isRecord(values)) return REDACTED_VALUE;
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(values)) put(out, key, REDACTED_VALUE);
+  for (const key of Object.keys(values)) putOwn(out, key, REDACTED_VALUE);
   return out;
 }
 
@@ -102,11 +94,11 @@ function secretMetadata(metadata: unknown): unknown {
     if (key === 'annotations') {
       if (!isRecord(value)) continue;
       const kept: Record<string, unknown> = {};
-      for (const [name, text] of Object.entries(value)) if (SECRET_ANNOTATIONS_KEPT.has(name)) put(kept, name, text);
-      put(out, key, kept);
+      for (const [name, text] of Object.entries(value)) if (SECRET_ANNOTATIONS_KEPT.has(name)) putOwn(kept, name, text);
+      putOwn(out, key, kept);
       continue;
     }
-    put(out, key, value);
+    putOwn(out, key, value);
   }
   return out;
 }
@@ -116,9 +108,9 @@ function redactSecretRecord(secret: Record<string, unknown>): Record<string, unk
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(secret)) {
     if (!SECRET_FIELDS.has(key)) continue;
-    if (key === 'data' || key === 'stringData') put(out, key, redactValues(value));
-    else if (key === 'metadata') put(out, key, secretMetadata(value));
-    else put(out, key, value);
+    if (key === 'data' || key === 'stringData') putOwn(out, key, redactValues(value));
+    else if (key === 'metadata') putOwn(out, key, secretMetadata(value));
+    else putOwn(out, key, value);
   }
   return out;
 }
@@ -153,9 +145,9 @@ function visit(value: unknown, depth: number, asSecret: boolean): unknown {
     if (next === child) continue;
     if (!copy) {
       copy = {};
-      for (const k of Object.keys(record)) put(copy, k, record[k]);
+      for (const k of Object.keys(record)) putOwn(copy, k, record[k]);
     }
-    put(copy, key, next);
+    putOwn(copy, key, next);
   }
   return copy ?? record;
 }
@@ -189,7 +181,7 @@ export function storableObject<T extends Record<string, unknown>>(obj: T, object
 
 function copyWith(record: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
   const copy: Record<string, unknown> = {};
-  for (const k of Object.keys(record)) put(copy, k, record[k]);
-  put(copy, key, value);
+  for (const k of Object.keys(record)) putOwn(copy, k, record[k]);
+  putOwn(copy, key, value);
   return copy;
 }

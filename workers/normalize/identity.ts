@@ -5,14 +5,7 @@
 // metadata and apiVersion. The webhook refuses events whose body disagrees with their objectRef.
 import type { IngestJob, ObjectIdentity } from '../../queues/contracts.js';
 import { canonicalGroup } from '../ingest/redact-secret.js';
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function nonEmptyString(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
+import { isRecord, nonEmptyString } from '../../core/json.js';
 
 /** Splits an object's apiVersion (`apps/v1`, `v1`) into group and version. */
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {

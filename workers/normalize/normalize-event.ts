@@ -8,6 +8,7 @@ import { storableObject } from '../ingest/redact-secret.js';
 import { terminating } from '../../kube/object-state.js';
 import { identityOf } from './identity.js';
 import { sanitizeObject, toCanonicalYaml } from './sanitize.js';
+import { isRecord } from '../../core/json.js';
 
 export interface NormalizedEvent {
   /** `${clusterId}_${auditID}`: the same id the ingest job has, for dedup downstream. */
@@ -37,10 +38,6 @@ const OPERATION_BY_VERB: Record<Exclude<IngestJob['verb'], 'deletecollection'>, 
   patch: 'UPDATE',
   delete: 'DELETE',
 };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Characters kept in an email local part; everything else becomes '-'. A conservative dot-atom. */
 const INVALID_LOCAL_PART_CHARS = /[^A-Za-z0-9._+-]/g;

@@ -6,6 +6,7 @@
 import { stringify } from 'yaml';
 import { stripServerDefaults } from './server-defaults.js';
 import { goSafeTags, wellFormedDeep } from './yaml-scalars.js';
+import { isRecord, putOwn } from '../../core/json.js';
 
 /** Top-level keys that come first, in this order; the rest follow sorted. */
 const LEADING_KEYS = ['apiVersion', 'kind', 'metadata'] as const;
@@ -50,15 +51,6 @@ export function isDroppedAnnotation(key: string): boolean {
   return CONTROLLER_OWNED_ANNOTATIONS.has(key) || DROPPED_ANNOTATION_PREFIXES.some((p) => key.startsWith(p));
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Sets an own property even for keys like `__proto__`, which plain assignment would not. */
-function put(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
 /** Code-unit order: independent of locale, so every replica sorts the same way. */
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -69,7 +61,7 @@ export function sortKeysDeep(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeysDeep);
   if (!isRecord(value)) return value;
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort(compareKeys)) put(out, key, sortKeysDeep(value[key]));
+  for (const key of Object.keys(value).sort(compareKeys)) putOwn(out, key, sortKeysDeep(value[key]));
   return out;
 }
 
@@ -81,11 +73,11 @@ function sanitizeMetadata(metadata: unknown): Record<string, unknown> {
     if (value === undefined || value === null) continue;
     if (key === 'annotations' && isRecord(value)) {
       const kept: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) if (!isDroppedAnnotation(k)) put(kept, k, v);
+      for (const [k, v] of Object.entries(value)) if (!isDroppedAnnotation(k)) putOwn(kept, k, v);
       value = kept;
     }
     if ((key === 'labels' || key === 'annotations') && isRecord(value) && Object.keys(value).length === 0) continue;
-    put(out, key, sortKeysDeep(value));
+    putOwn(out, key, sortKeysDeep(value));
   }
   return out;
 }
@@ -98,13 +90,13 @@ function sanitizeMetadata(metadata: unknown): Record<string, unknown> {
 export function sanitizeObject(obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of LEADING_KEYS) {
-    if (key === 'metadata') put(out, key, sanitizeMetadata(obj.metadata));
-    else if (obj[key] !== undefined) put(out, key, obj[key]);
+    if (key === 'metadata') putOwn(out, key, sanitizeMetadata(obj.metadata));
+    else if (obj[key] !== undefined) putOwn(out, key, obj[key]);
   }
   const rest = Object.keys(obj)
     .filter((k) => !(LEADING_KEYS as readonly string[]).includes(k) && !DROPPED_TOP_LEVEL_KEYS.has(k))
     .sort(compareKeys);
-  for (const key of rest) if (obj[key] !== undefined) put(out, key, sortKeysDeep(obj[key]));
+  for (const key of rest) if (obj[key] !== undefined) putOwn(out, key, sortKeysDeep(obj[key]));
   const uid = isRecord(obj.metadata) && typeof obj.metadata.uid === 'string' ? obj.metadata.uid : undefined;
   stripServerDefaults(out, uid);
   return out;

@@ -25,12 +25,9 @@
 // mode and reconcile, which see only the stored object, another content, and a commit on every reconcile.
 //
 // stripServerDefaults changes the object it is given: sanitizeObject passes its own fresh copy.
+import { isRecord } from '../../core/json.js';
 
 type Obj = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;

@@ -21,6 +21,7 @@
 // one physical line per line (`\n` and an escaped line break), keys stay on one line.
 import type { Scalar, ScalarTag, Tags } from 'yaml';
 import { stringTag } from 'yaml/util';
+import { isRecord, putOwn } from '../../core/json.js';
 
 const MERGE_TAG = 'tag:yaml.org,2002:merge';
 
@@ -161,10 +162,6 @@ export function goSafeTags(tags: Tags): Tags {
   return tags.filter((t) => tagOf(t) !== MERGE_TAG).map((t) => (tagOf(t) === stringTag.tag ? goSafeStringTag : t));
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /**
  * The value with lone surrogates in strings and keys replaced by U+FFFD; the same reference where there
  * are none. Keys that become equal keep the first one's position and the last one's value, as Go's JSON
@@ -186,6 +183,6 @@ export function wellFormedDeep<T>(value: T): T {
   });
   if (!changed) return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of entries) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  for (const [k, v] of entries) putOwn(out, k, v);
   return out as T;
 }
