@@ -43,6 +43,7 @@ if [ "$what" = test ]; then
   command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
   command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v age >/dev/null 2>&1 || missing+=(age)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
