@@ -21,6 +21,7 @@ COPY kube ./kube
 COPY queues ./queues
 COPY workers ./workers
 COPY samples ./samples
+COPY service ./service
 ENV NODE_ENV=production \
     DATA_DIR=/var/lib/gitops-reverser \
     HOME=/tmp

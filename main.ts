@@ -14,6 +14,7 @@ import { redactUrl } from './queues/connection.js';
 import { valkeyClientOptionsFromEnv } from './queues/valkey-client-options.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from './queues/embedded-valkey.js';
 import { startService, type RunningService } from './service.js';
+import { DEFAULT_HOST } from './service/options.js';
 
 /** How long SIGTERM may take before the process exits anyway. */
 const SHUTDOWN_LIMIT_MS = 20_000;
@@ -44,7 +45,7 @@ async function loadConfiguration(env: ServiceEnv, logger: Logger, kubeConfig: Ku
   }
   const demo = await loadDemoConfig(env.DATA_DIR);
   logger.info(
-    { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `${listenerUrl('http', env.LISTEN_ADDRESS ?? '0.0.0.0', env.PORT)}/audit-webhook/${DEMO_CLUSTER}` },
+    { cluster: DEMO_CLUSTER, repository: demo.repoPath, webhook: `${listenerUrl('http', env.LISTEN_ADDRESS ?? DEFAULT_HOST, env.PORT)}/audit-webhook/${DEMO_CLUSTER}` },
     `CONFIG_FILE is not set: running the demo configuration (bearer token "${DEMO_TOKEN}"); see README "Quick start"`,
   );
   return fixedConfigSource(demo.config);

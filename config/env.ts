@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES } from '../queues/cluster-budget.js';
-import { DEFAULT_RETENTION } from '../queues/job-options.js';
+import { DEFAULT_RETENTION, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_BACKOFF_MS } from '../queues/job-options.js';
 import { DEFAULT_PREFIX } from '../queues/names.js';
 import { DEFAULT_OBJECT_LIMITS } from '../workers/ingest/object-limits.js';
 import { DEFAULT_REORDER_WINDOW_MS } from '../workers/route/reorder-window.js';
@@ -75,24 +75,24 @@ const EnvSchema = z.object({
   /** @defaultValue 0.9 — share of Valkey's maxmemory above which batches get 503 + Retry-After. */
   VALKEY_MEMORY_HIGH_WATERMARK: z.coerce.number().gt(0).max(1).default(0.9),
   /** @defaultValue 5 — attempts of a write the remote refuses before it becomes a dead letter. */
-  WRITE_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  WRITE_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(DEFAULT_WRITE_ATTEMPTS),
   /** @defaultValue 2000 — first retry delay of such a write, doubling each attempt. */
-  WRITE_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
+  WRITE_BACKOFF_MS: z.coerce.number().int().min(0).default(DEFAULT_WRITE_BACKOFF_MS),
   /** @defaultValue 5000 — how long a writer's partition lease lives without renewal. */
   LEASE_TTL_MS: z.coerce.number().int().min(500).default(5000),
   /**
    * @defaultValue 3600 — seconds a completed job is kept. Its jobId deduplicates a retried audit batch or
    * write only while it is kept: a shorter age shortens that window (the writer's checks cover the rest).
    */
-  JOB_RETENTION_COMPLETED_SECONDS: z.coerce.number().int().min(0).default(3600),
+  JOB_RETENTION_COMPLETED_SECONDS: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.completedSeconds),
   /** @defaultValue 20000 — the most completed jobs kept per queue (the newest); a high rate shortens the dedup window too. */
-  JOB_RETENTION_COMPLETED_COUNT: z.coerce.number().int().min(0).default(20_000),
+  JOB_RETENTION_COMPLETED_COUNT: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.completedCount),
   /** @defaultValue 604800 (7 days) — seconds a failed job (a dead letter, to read and replay) is kept. */
-  JOB_RETENTION_FAILED_SECONDS: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  JOB_RETENTION_FAILED_SECONDS: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.failedSeconds),
   /** @defaultValue 10000 — the most failed jobs (dead letters) kept per queue (the newest). */
   JOB_RETENTION_FAILED_COUNT: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.failedCount),
   /** @defaultValue 1000 — approximate length each queue's events stream is trimmed to. */
-  QUEUE_EVENTS_MAX_LEN: z.coerce.number().int().min(1).default(1000),
+  QUEUE_EVENTS_MAX_LEN: z.coerce.number().int().min(1).default(DEFAULT_RETENTION.eventsMaxLen),
   /**
    * @defaultValue 2000 — how long the router holds an event for older changes of its cluster that may still
    * arrive (API servers send audit batches concurrently); 0 routes at once. Every change waits this long.
@@ -129,6 +129,12 @@ const EnvSchema = z.object({
    */
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
 });
+
+/**
+ * Every variable's default, read from the schema above: where a service option has a variable, its
+ * default is this one (service/options.ts), so no default is written twice.
+ */
+export const ENV_DEFAULTS = EnvSchema.parse({});
 
 /** Every variable the service reads: the chart may set no other (a test checks it). */
 export const ENV_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);

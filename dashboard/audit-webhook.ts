@@ -41,7 +41,7 @@ export interface AuditWebhookOptions {
   /**
    * How long to wait for Valkey before answering 503. Connections queue commands through a Valkey
    * restart, so a store may still land after the 503: the API server's retry then adds nothing twice.
-   * @defaultValue 10000
+   * @defaultValue DEFAULT_STORE_TIMEOUT_MS (10000)
    */
   storeTimeoutMs?: number;
   /** Refuses a batch (429/503 with Retry-After) when the backlog or Valkey memory is past its bound. */
@@ -93,7 +93,11 @@ function reject(res: Response, metrics: ServiceMetrics, r: Rejection): void {
   res.status(r.status).json({ error: r.error, reason: r.reason });
 }
 
+/** How long a store into Valkey may take before the batch is answered 503. */
+const DEFAULT_STORE_TIMEOUT_MS = 10_000;
+
 export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
+  const storeTimeoutMs = opts.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
   const router = express.Router();
   const { metrics } = opts;
 
@@ -200,7 +204,7 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
       for (const { failed, check } of checks) {
         if (refusal) break;
         try {
-          refusal = await withTimeout(check(), opts.storeTimeoutMs ?? 10_000);
+          refusal = await withTimeout(check(), storeTimeoutMs);
         } catch (err) {
           if (err instanceof ValkeyTimeoutError) {
             res.set('Retry-After', '5');
@@ -220,7 +224,7 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
           opts.ingestQueue.addBulk(
             jobs.map((job) => ({ name: job.verb, data: job, opts: { ...(opts.ingestJobOptions ?? INGEST_JOB_OPTIONS), jobId: eventJobId(job.clusterId, job.auditID) } })),
           ),
-          opts.storeTimeoutMs ?? 10_000,
+          storeTimeoutMs,
         );
       } catch (err) {
         opts.logger.error({ err, cluster: cluster.name, events: jobs.length }, 'could not store audit events');
@@ -231,7 +235,7 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
       }
       metrics.eventsIngested.inc({ cluster: cluster.name }, jobs.length);
       if (cluster.watch && opts.recordAuthors) {
-        await withTimeout(opts.recordAuthors(cluster, jobs), opts.storeTimeoutMs ?? 10_000).catch((err: unknown) =>
+        await withTimeout(opts.recordAuthors(cluster, jobs), storeTimeoutMs).catch((err: unknown) =>
           opts.logger.warn({ err, cluster: cluster.name }, 'could not record the authors of audit events for the watch join; watch events may name no author'),
         );
       }

@@ -8,6 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 
+/** The address listened on when none is given (LISTEN_ADDRESS): every interface. */
+export const DEFAULT_HOST = '0.0.0.0';
+
 export interface TlsFiles {
   /** PEM certificate (chain) the service presents. */
   certFile: string;
@@ -126,7 +129,7 @@ export async function listen(app: RequestListener, opts: ListenOptions): Promise
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+    server.listen(opts.port, opts.host ?? DEFAULT_HOST, () => {
       server.off('error', reject);
       resolve();
     });
@@ -171,7 +174,7 @@ function closeServer(server: Server, graceMs: number): Promise<void> {
  * them). An admin port that cannot be had closes the main listener again.
  */
 export async function listenService(apps: { main: RequestListener; admin?: RequestListener }, opts: ListenOptions & { adminPort?: number }): Promise<ServiceListeners> {
-  const host = opts.host ?? '0.0.0.0';
+  const host = opts.host ?? DEFAULT_HOST;
   const scheme = opts.tls ? 'https' : 'http';
   const main = await listen(apps.main, { ...opts, host });
   let admin: Server | undefined;

@@ -32,8 +32,13 @@ export function ingestJobOptions(retention: Retention = { ...DEFAULT_RETENTION, 
   return { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, ...keep(retention) };
 }
 
+/** Attempts of a write the remote refuses before it is a dead letter (WRITE_ATTEMPTS). */
+export const DEFAULT_WRITE_ATTEMPTS = 5;
+/** The first retry delay of such a write, doubling per attempt (WRITE_BACKOFF_MS). */
+export const DEFAULT_WRITE_BACKOFF_MS = 2000;
+
 export function writeJobOptions(retention: Retention = DEFAULT_RETENTION): JobsOptions {
-  return { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, ...keep(retention) };
+  return { attempts: DEFAULT_WRITE_ATTEMPTS, backoff: { type: 'exponential', delay: DEFAULT_WRITE_BACKOFF_MS }, ...keep(retention) };
 }
 
 /**
