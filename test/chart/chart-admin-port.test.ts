@@ -14,6 +14,7 @@ type Obj = Record<string, unknown>;
 type Container = { env: { name: string; value?: string; valueFrom?: Obj }[]; ports: Obj[] } & Obj;
 
 const withHelm = (await chartEngine()).kind === 'helm';
+if (withHelm) console.info('rendering with helm: helm validates values against values.schema.json itself; the schema case is skipped');
 const PROXY = { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'oauth2-proxy' } } };
 const ADMIN = {
   'service.adminPort': '9090',

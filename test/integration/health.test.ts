@@ -143,16 +143,16 @@ describe('health: /readyz and /health', () => {
     expect(view.valkey.error).toBeDefined();
 
     // Back on the same port: the service's own connection reconnects, /readyz turns 200 by itself.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        server = await startEmbeddedValkey({ dataDir, port, appendOnly: false });
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    // Tried again until the port is free (the stopped server's socket may linger a moment).
+    let refused: unknown;
+    server = await waitFor(
+      () => startEmbeddedValkey({ dataDir, port, appendOnly: false }).catch((err: unknown) => void (refused = err)),
+      'Valkey back on its port',
+      10_000,
+      200,
+    ).catch((err: unknown) => {
+      throw refused ?? err;
+    });
     await waitFor(async () => (await readyz()).code === 200, '/readyz to recover after Valkey is back', 15_000);
     expect((await readyz()).body.failed).toEqual([]);
   });

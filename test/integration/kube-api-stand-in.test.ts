@@ -2,6 +2,7 @@
 // tokens after compaction, watch order, 410 Gone, bookmarks, informers, get, status patches, discovery, auth.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type * as K8s from '@kubernetes/client-node';
+import { waitFor } from '../support/git-repos.js';
 import { loadClientNode, startKubeApiStandIn, type KubeApiStandIn, type KubeObject } from '../support/kube-api-stand-in.js';
 
 // client-node 2.x needs undici 8, which needs Node >= 22.19: on older Node these cases skip, saying why.
@@ -72,14 +73,6 @@ async function startWatch(path: string, query: Record<string, string | number | 
   return { events, done, controller };
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe.skipIf(skipReason !== undefined)('kube API stand-in through @kubernetes/client-node', () => {
   it('lists with limit/continue across three pages from one consistent resourceVersion', async () => {
     for (let i = 0; i < 7; i++) api.create(configMap(`cm-${i}`));
@@ -122,7 +115,7 @@ describe.skipIf(skipReason !== undefined)('kube API stand-in through @kubernetes
     const w = await startWatch('/api/v1/namespaces/team-a/configmaps', { resourceVersion: String(from) });
     api.delete('v1', 'ConfigMap', 'team-a', 'a');
     api.create({ ...configMap('elsewhere'), metadata: { name: 'elsewhere', namespace: 'team-b' } });
-    await until(() => w.events.length >= 3);
+    await waitFor(() => w.events.length >= 3, 'three watch events', 5000, 10);
     w.controller.abort();
     expect(w.events.map((e) => [e.type, e.object.metadata?.name])).toEqual([
       ['ADDED', 'a'],
@@ -153,7 +146,7 @@ describe.skipIf(skipReason !== undefined)('kube API stand-in through @kubernetes
       allowWatchBookmarks: true,
       timeoutSeconds: 1,
     });
-    await until(() => w.events.filter((e) => e.type === 'BOOKMARK').length >= 2);
+    await waitFor(() => w.events.filter((e) => e.type === 'BOOKMARK').length >= 2, 'two bookmarks', 5000, 10);
     const bm = w.events.find((e) => e.type === 'BOOKMARK');
     expect(bm?.object).toMatchObject({ kind: 'GitTarget', apiVersion: `${GROUP}/${VERSION}`, metadata: { resourceVersion: String(api.resourceVersion()) } });
     expect(await w.done).toBeNull();
@@ -173,10 +166,10 @@ describe.skipIf(skipReason !== undefined)('kube API stand-in through @kubernetes
     informer.on('add', (o) => added.push(o.metadata?.name ?? ''));
     await informer.start();
     try {
-      await until(() => added.includes('existing'));
-      await until(() => api.openWatches() === 1);
+      await waitFor(() => added.includes('existing'), 'existing added', 5000, 10);
+      await waitFor(() => api.openWatches() === 1, 'one open watch', 5000, 10);
       api.create(gitTarget('later'));
-      await until(() => added.includes('later'));
+      await waitFor(() => added.includes('later'), 'later added', 5000, 10);
       expect(informer.list().map((o) => o.metadata?.name).sort()).toEqual(['existing', 'later']);
     } finally {
       await informer.stop();
@@ -195,13 +188,13 @@ describe.skipIf(skipReason !== undefined)('kube API stand-in through @kubernetes
     informer.on('add', (o) => added.push(o.metadata?.name ?? ''));
     await informer.start();
     try {
-      await until(() => api.openWatches() === 1);
+      await waitFor(() => api.openWatches() === 1, 'one open watch', 5000, 10);
       // Drop the watch and make its resourceVersion too old before it reconnects.
       api.create({ ...gitTarget('b'), metadata: { name: 'b', namespace: 'team-b' } });
       api.compact();
       await api.dropWatches();
       api.create(gitTarget('c'));
-      await until(() => added.includes('c'), 10_000);
+      await waitFor(() => added.includes('c'), 'c added', 10_000, 10);
       expect(lists).toBeGreaterThanOrEqual(2);
     } finally {
       await informer.stop();

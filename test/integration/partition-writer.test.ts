@@ -47,14 +47,17 @@ describe('partition writer', () => {
   async function setup() {
     const { dir, remote, prefix, partition, queue, startWriter } = await kit.rig();
     const targets = new Map<string, WriteTarget>([[TARGET.key, { ...TARGET, partition }]]);
-    const start = (replicaId: string, batchSize = 25) => startWriter(targets, { replicaId, batchSize });
+    /** The errors that handed a batch back, in order (a batch that ended with results adds none). */
+    const handedBack: unknown[] = [];
+    const start = (replicaId: string, batchSize = 25) =>
+      startWriter(targets, { replicaId, batchSize, onProgress: (p) => void ('error' in p && handedBack.push(p.error)) });
     const add = (jobs: WriteJob[], opts: JobsOptions = WRITE_JOB_OPTIONS) =>
       queue.addBulk(jobs.map((data) => ({ name: data.operation, data, opts: { ...opts, jobId: data.eventKey } })));
     const drained = async () => {
       const c = await queue.getJobCounts('waiting', 'active', 'delayed');
       return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0;
     };
-    return { dir, remote, queue, start, add, drained, prefix, partition };
+    return { dir, remote, queue, start, add, drained, prefix, partition, handedBack };
   }
 
   it('two replicas: each event committed once, in queue order', async () => {
@@ -104,14 +107,17 @@ describe('partition writer', () => {
   });
 
   it('an unreachable remote keeps events queued in order; when it returns they drain', async () => {
-    const { remote, start, add, drained } = await setup();
+    const { remote, queue, start, add, drained, handedBack } = await setup();
     start('replica-a', 10);
     await add([write(1)]);
     await waitFor(async () => (await commitLog(remote)).length === 1 && (await drained()), 'first commit');
     await rename(remote, `${remote}.away`);
     await add(Array.from({ length: 30 }, (_, i) => write(10 + i)));
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await drained()).toBe(false); // nothing was dropped or failed while the remote was away
+    // The writer tried, found the remote away, and tried again after its backoff: nothing was dropped or
+    // failed meanwhile.
+    await waitFor(async () => handedBack.length >= 2, 'two batches handed back while the remote is away');
+    expect(await drained()).toBe(false);
+    expect(await queue.getFailedCount()).toBe(0);
     await rename(`${remote}.away`, remote);
     await waitFor(async () => (await commitLog(remote)).length === 31 && (await drained()), 'drained after return', 45_000);
     const ids = (await commitLog(remote)).map((c) => /Audit-ID: (\S+)/.exec(c.body)?.[1]);
@@ -147,11 +153,14 @@ done`;
   });
 
   it('a remote that refuses everything blames no event: all wait, in order, and drain when it accepts again', async () => {
-    const { remote, queue, start, add, drained } = await setup();
+    const { remote, queue, start, add, drained, handedBack } = await setup();
     await refusePushesTouching(remote, '*');
     start('replica-a');
     await add(Array.from({ length: 12 }, (_, i) => write(i)), { attempts: 1 });
-    await new Promise((r) => setTimeout(r, 2500));
+    // Each round tries the suspects one by one, finds every commit refused, and hands the batch back whole;
+    // after two such rounds (the second after the backoff), with one attempt per job, none has failed.
+    await waitFor(async () => handedBack.length >= 2, 'two rounds handed back whole');
+    for (const err of handedBack) expect((err as Error).message).toMatch(/^the remote refused every commit tried/);
     expect(await queue.getFailedCount()).toBe(0);
     expect(await drained()).toBe(false);
     await rm(join(remote, 'hooks', 'pre-receive'));

@@ -76,19 +76,29 @@ describe('provider probe', () => {
 
   it('probes a provider once per interval, and again at once when its spec or credentials change', async () => {
     const seen: string[] = [];
-    const schedule = startProbeSchedule({ intervalMs: 60_000, onResult: (key, result) => seen.push(`${key}:${result.reachable}`) });
+    const started: string[] = [];
+    const schedule = startProbeSchedule({
+      intervalMs: 60_000,
+      onResult: (key, result) => seen.push(`${key}:${result.reachable}`),
+      // The real probe, counted when it starts: want() starts a probe there and then, or never.
+      probe: (url, ...rest) => {
+        started.push(url);
+        return probeRepository(url, ...rest);
+      },
+    });
     try {
       const provider = { key: 'ns/repo', url: remote, allowedBranches: ['main'] };
       expect(schedule.want(provider)).toBeUndefined();
       await waitFor(async () => seen.length === 1, 'the first probe');
       expect(schedule.want(provider)).toMatchObject({ reachable: true });
       schedule.want(provider);
-      await new Promise((r) => setTimeout(r, 100));
+      expect(started).toEqual([remote]);
       expect(seen).toEqual(['ns/repo:true']);
       // A new URL is a new spec: probed at once, the old answer not shown for it.
       expect(schedule.want({ ...provider, url: join(dirname(remote), 'moved.git') })).toBeUndefined();
       await waitFor(async () => seen.length === 2, 'the probe of the changed spec');
       expect(seen[1]).toBe('ns/repo:false');
+      expect(started).toEqual([remote, join(dirname(remote), 'moved.git')]);
     } finally {
       await schedule.stop();
     }

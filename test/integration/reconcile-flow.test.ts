@@ -20,7 +20,7 @@ import type { ReconcileSummary, ReconcileWorkers } from '../../flows/reconcile/r
 import { reconcileScope, type ScopeEntry } from '../../flows/reconcile/scope.js';
 import { kubeSkipReason, needs, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
-import { createBareRemote } from '../support/git-repos.js';
+import { createBareRemote, waitFor } from '../support/git-repos.js';
 
 const skipReason = await kubeSkipReason();
 if (skipReason) console.warn(`skipping reconcile-flow.test.ts: ${skipReason}`);
@@ -158,16 +158,19 @@ describe.skipIf(skipReason)('reconcile flow', () => {
     const runId = `run-${++runs}`;
     await flow!.addReconcileFlow(producer, { target: target(remote, prune, cluster), runId, scope: list });
     const id = flow!.reconcileJobId('ops/prod', runId);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const state = (await (await parents.getJob(id))?.getState()) ?? 'missing';
-      // Read after the state: a job read before it finished has no result yet.
-      const job = state === 'completed' || state === 'failed' ? await parents.getJob(id) : undefined;
-      if (job && state === 'completed') return { runId, state, summary: job.returnvalue as ReconcileSummary, diff: diffs.get(runId) };
-      if (job && state === 'failed') return { runId, state, failedReason: job.failedReason, diff: diffs.get(runId) };
-      if (Date.now() > deadline) throw new Error(`reconcile ${runId} did not finish: ${state}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return waitFor(
+      async () => {
+        const state = (await (await parents.getJob(id))?.getState()) ?? 'missing';
+        // Read after the state: a job read before it finished has no result yet.
+        const job = state === 'completed' || state === 'failed' ? await parents.getJob(id) : undefined;
+        if (job && state === 'completed') return { runId, state, summary: job.returnvalue as ReconcileSummary, failedReason: undefined, diff: diffs.get(runId) };
+        if (job && state === 'failed') return { runId, state, summary: undefined, failedReason: job.failedReason, diff: diffs.get(runId) };
+        return undefined;
+      },
+      `reconcile ${runId} to finish (completed or failed)`,
+      20_000,
+      50,
+    );
   }
 
   const ours = (paths: string[]): string[] => paths.filter((p) => !p.endsWith(`/${ROOT_CA}.yaml`));

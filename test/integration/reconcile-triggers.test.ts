@@ -4,6 +4,10 @@
 // Dedupe of simultaneous requests, five requests during a run → exactly one more, two replicas sharing
 // Valkey, a run whose end nobody heard, a failed parent, job schedulers (set, changed, removed, ticking)
 // and the HTTP API (202/404/403).
+//
+// "Nothing more happened" is never shown by waiting a while: a request returns once its flow is added, so
+// the reconcile queue's jobs right after it are final for it; and a target's quiet end is shown by a marker
+// run (see World.nothingMore) that must pass after anything still pending.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Server } from 'node:http';
 import express from 'express';
@@ -15,18 +19,10 @@ import { partitionOf } from '../../queues/names.js';
 import { RECONCILE_QUEUE, reconcileJobId, type ReconcileParentData } from '../../flows/reconcile/reconcile-flow.js';
 import { reconcileTriggerKey, startReconcileTriggers, type ReconcileTriggers, type ScopeInput } from '../../flows/reconcile/triggers.js';
 import { reconcileApiRouter } from '../../dashboard/reconcile-api.js';
+import { waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
 const logger = pino({ level: 'silent' });
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function scopeOf(key: string): ScopeInput {
   return {
@@ -100,11 +96,46 @@ class World {
     return triggers;
   }
 
-  private parents: Queue | undefined;
+  private parents: Queue<ReconcileParentData> | undefined;
+  private parentQueue(): Queue<ReconcileParentData> {
+    return (this.parents ??= new Queue<ReconcileParentData>(RECONCILE_QUEUE, { connection: this.conn(), prefix: this.prefix }));
+  }
 
   parentState(target: string, runId: string): Promise<string> {
-    this.parents ??= new Queue(RECONCILE_QUEUE, { connection: this.conn(), prefix: this.prefix });
-    return this.parents.getJobState(reconcileJobId(target, runId));
+    return this.parentQueue().getJobState(reconcileJobId(target, runId));
+  }
+
+  /** The runIds of every flow ever added for the target (its parent job, in any state), sorted. */
+  async flowsOf(target: string): Promise<string[]> {
+    const jobs = await this.parentQueue().getJobs(['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'completed', 'failed']);
+    return jobs.filter((j) => j.data.targetKey === target).map((j) => j.data.runId).sort();
+  }
+
+  private reader: Valkey | undefined;
+  /** Waits until the target's trigger hash is gone: no run marked, none pending. */
+  async idle(target: string): Promise<void> {
+    const valkey = (this.reader ??= this.conn());
+    await waitFor(async () => (await valkey.exists(reconcileTriggerKey(this.prefix, target))) === 0, `${target} idle`);
+  }
+
+  /**
+   * Shows that nothing more happened for an idle target since the holder saw its last run, without waiting
+   * a while. A marker request starts a run at once (so no run was marked running, nor pending); released,
+   * its end is heard and the target is idle again, which a replica does only after every end before it
+   * (its QueueEvents hands them over in order). The replicas are then stopped, which waits for what they
+   * are still doing about the ends they heard; the reconcile queue then holds exactly the flows whose runs
+   * the holder saw, the marker's last.
+   */
+  async nothingMore(target: string, replicas: ReconcileTriggers[]): Promise<void> {
+    const before = this.runsOf(target).length;
+    const marker = await replicas[0]!.request(target, 'on-demand');
+    expect(marker).toEqual({ started: expect.any(String) });
+    await waitFor(async () => this.runsOf(target).length === before + 1, 'the marker run');
+    expect(this.runsOf(target).at(-1)!.runId).toBe('started' in marker ? marker.started : '');
+    this.runsOf(target).at(-1)!.release();
+    await this.idle(target);
+    for (const r of replicas) await r.stop();
+    expect(await this.flowsOf(target)).toEqual(this.runsOf(target).map((r) => r.runId).sort());
   }
 
   runsOf(target: string): Run[] {
@@ -140,19 +171,19 @@ describe('reconcile triggers', () => {
     const outcomes = await Promise.all([t.request('team-a/prod', 'start'), t.request('team-a/prod', 'config-change')]);
     expect(outcomes.filter((o) => 'started' in o)).toHaveLength(1);
     expect(outcomes.filter((o) => 'queued' in o)).toEqual([{ queued: 'pending' }]);
-    await waitFor('the first run', () => world.runs.length === 1);
-    await sleep(300);
-    expect(world.runs).toHaveLength(1);
+    await waitFor(async () => world.runs.length === 1, 'the first run');
+    // Both requests have returned, so any flow they added is in the queue: one.
+    expect(await world.flowsOf('team-a/prod')).toEqual([world.runs[0]!.runId]);
     const counts = await t.queues[0]!.getJobCounts('active', 'waiting', 'waiting-children', 'delayed');
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1);
 
     world.runs[0]!.release();
-    await waitFor('the pending run', () => world.runs.length === 2);
+    await waitFor(async () => world.runs.length === 2, 'the pending run');
     expect(world.runs.map((r) => r.reason).sort()).toEqual(['config-change', 'start']);
     world.runs[1]!.release();
-    await waitFor('the target idle', async () => (await world.conn().exists(reconcileTriggerKey(world.prefix, 'team-a/prod'))) === 0);
-    await sleep(300);
-    expect(world.runs).toHaveLength(2);
+    await world.idle('team-a/prod');
+    await world.nothingMore('team-a/prod', [t]);
+    expect(world.runs).toHaveLength(3);
     expect(world.maxActive).toBe(1);
   });
 
@@ -162,26 +193,26 @@ describe('reconcile triggers', () => {
     const t = await world.replica();
     const first = await t.request('team-a/prod', 'start');
     expect(first).toEqual({ started: expect.any(String) });
-    await waitFor('the first run', () => world.runs.length === 1);
+    await waitFor(async () => world.runs.length === 1, 'the first run');
     expect(world.runs[0]!.runId).toBe('started' in first ? first.started : '');
 
     const reasons = ['schedule', 'on-demand', 'schedule', 'config-change', 'on-demand'] as const;
     for (const reason of reasons) expect(await t.request('team-a/prod', reason)).toEqual({ queued: 'pending' });
     // The other target is not held back by this one's run.
     expect(await t.request('team-b/prod', 'start')).toEqual({ started: expect.any(String) });
-    await waitFor('team-b runs', () => world.runsOf('team-b/prod').length === 1);
+    await waitFor(async () => world.runsOf('team-b/prod').length === 1, 'team-b runs');
     world.runsOf('team-b/prod')[0]!.release();
 
     world.runs[0]!.release();
-    await waitFor('the one more run', () => world.runsOf('team-a/prod').length === 2);
-    // Collapsed reasons, each once, in order of arrival.
+    await waitFor(async () => world.runsOf('team-a/prod').length === 2, 'the one more run');
+    // Collapsed reasons, each once, in order of arrival; the mark was taken whole: nothing is left pending.
     expect(world.runsOf('team-a/prod')[1]!.reason).toBe('schedule,on-demand,config-change');
-    await sleep(500);
-    expect(world.runsOf('team-a/prod')).toHaveLength(2);
+    expect(await world.conn().hget(reconcileTriggerKey(world.prefix, 'team-a/prod'), 'pending')).toBeNull();
+    expect(await world.flowsOf('team-a/prod')).toHaveLength(2);
     world.runsOf('team-a/prod')[1]!.release();
-    await waitFor('the target idle', async () => (await world.conn().exists(reconcileTriggerKey(world.prefix, 'team-a/prod'))) === 0);
-    await sleep(300);
-    expect(world.runsOf('team-a/prod')).toHaveLength(2);
+    await world.idle('team-a/prod');
+    await world.nothingMore('team-a/prod', [t]);
+    expect(world.runsOf('team-a/prod')).toHaveLength(3);
     expect(world.maxActive).toBe(1);
   });
 
@@ -198,16 +229,26 @@ describe('reconcile triggers', () => {
     ]);
     expect(outcomes.filter((o) => 'started' in o)).toHaveLength(1);
     expect(outcomes.filter((o) => 'queued' in o)).toHaveLength(4);
-    await waitFor('the first run', () => world.runs.length === 1);
+    await waitFor(async () => world.runs.length === 1, 'the first run');
     world.runs[0]!.release();
     // Both replicas hear the parent complete; exactly one of them starts the pending run.
-    await waitFor('the one more run', () => world.runs.length === 2);
-    await sleep(500);
-    expect(world.runs).toHaveLength(2);
+    await waitFor(async () => world.runs.length === 2, 'the one more run');
+    // The other heard that end when this one did (both read the same stream); stopped, both are done with
+    // it: the target is marked with the one more run, nothing is left pending, and no other flow was added.
+    await a.stop();
+    await b.stop();
+    expect(await world.conn().hgetall(reconcileTriggerKey(world.prefix, 'team-a/prod'))).toEqual({
+      running: world.runs[1]!.runId,
+      since: expect.any(String),
+      reason: expect.any(String),
+    });
+    expect(await world.flowsOf('team-a/prod')).toHaveLength(2);
+    // A replica started now hears the end of that run.
+    const c = await world.replica();
     world.runs[1]!.release();
-    await waitFor('the target idle', async () => (await world.conn().exists(reconcileTriggerKey(world.prefix, 'team-a/prod'))) === 0);
-    await sleep(300);
-    expect(world.runs).toHaveLength(2);
+    await world.idle('team-a/prod');
+    await world.nothingMore('team-a/prod', [c]);
+    expect(world.runs).toHaveLength(3);
     expect(world.maxActive).toBe(1);
   });
 
@@ -216,30 +257,30 @@ describe('reconcile triggers', () => {
     world.startHolder();
     const a = await world.replica();
     const first = await a.request('team-a/prod', 'start');
-    await waitFor('the first run', () => world.runs.length === 1);
-    // onRunFinished while the parent is active (a retried attempt's failure, say): nothing moves.
+    await waitFor(async () => world.runs.length === 1, 'the first run');
+    // onRunFinished while the parent is active (a retried attempt's failure, say): nothing moves. Both calls
+    // have returned, so any flow they added is in the queue already: none.
     await a.onRunFinished('team-a/prod', world.runs[0]!.runId);
     expect(await a.request('team-a/prod', 'on-demand')).toEqual({ queued: 'pending' });
-    await sleep(300);
-    expect(world.runs).toHaveLength(1);
+    expect(await world.flowsOf('team-a/prod')).toEqual([world.runs[0]!.runId]);
 
     // No replica is listening when the parent completes.
     await a.stop();
     world.runs[0]!.release();
-    await waitFor('the parent completed', async () => (await world.parentState('team-a/prod', 'started' in first ? first.started : '')) === 'completed');
+    await waitFor(async () => (await world.parentState('team-a/prod', 'started' in first ? first.started : '')) === 'completed', 'the parent completed');
     expect(world.runs).toHaveLength(1);
 
     // A later replica's request notices: the pending run starts, and this request shares it.
     const b = await world.replica();
     const outcome = await b.request('team-a/prod', 'schedule');
     expect(outcome).toEqual({ queued: 'pending' });
-    await waitFor('the pending run', () => world.runs.length === 2);
+    await waitFor(async () => world.runs.length === 2, 'the pending run');
     expect(world.runs[1]!.reason).toBe('on-demand');
     world.runs[1]!.release();
-    await waitFor('the run after that', () => world.runs.length === 3);
+    await waitFor(async () => world.runs.length === 3, 'the run after that');
     expect(world.runs[2]!.reason).toBe('schedule');
     world.runs[2]!.release();
-    await waitFor('the target idle', async () => (await world.conn().exists(reconcileTriggerKey(world.prefix, 'team-a/prod'))) === 0);
+    await world.idle('team-a/prod');
     expect(world.maxActive).toBe(1);
   });
 
@@ -251,19 +292,21 @@ describe('reconcile triggers', () => {
     expect(await world.conn().exists(reconcileTriggerKey(world.prefix, 'nobody/here'))).toBe(0);
 
     await t.request('team-a/prod', 'start');
-    await waitFor('the first run', () => world.runs.length === 1);
+    await waitFor(async () => world.runs.length === 1, 'the first run');
     expect(await t.request('team-a/prod', 'on-demand')).toEqual({ queued: 'pending' });
     world.runs[0]!.release(true);
-    await waitFor('the pending run after a failure', () => world.runs.length === 2);
+    await waitFor(async () => world.runs.length === 2, 'the pending run after a failure');
     // The target is deleted while its next run is pending: nothing more starts.
     expect(await t.request('team-a/prod', 'config-change')).toEqual({ queued: 'pending' });
     world.known.delete('team-a/prod');
     world.runs[1]!.release();
-    await waitFor('the target idle', async () => (await world.conn().exists(reconcileTriggerKey(world.prefix, 'team-a/prod'))) === 0);
-    await sleep(300);
-    expect(world.runs).toHaveLength(2);
+    await world.idle('team-a/prod');
     const failed = await t.queues[0]!.getFailed();
     expect(failed.map((j) => j.failedReason)).toEqual(['listing refused']);
+    // Configured again, the target starts a run at once, and it is the only one since.
+    world.known.add('team-a/prod');
+    await world.nothingMore('team-a/prod', [t]);
+    expect(world.runs).toHaveLength(3);
   });
 
   it('schedule() upserts one job scheduler per target with an interval and removes the others; a tick requests a run', async () => {
@@ -303,11 +346,15 @@ describe('reconcile triggers', () => {
     expect((await scheduleQueue.getDelayed()).map((j) => j.data)).toEqual([{ target: 'team-b/prod' }]);
 
     // The 1 s scheduler ticks: runs with reason 'schedule', never two at once.
-    await waitFor('a scheduled run', () => world.runs.length === 1, 5000);
+    await waitFor(async () => world.runs.length === 1, 'a scheduled run', 5000);
     expect(world.runs[0]).toMatchObject({ target: 'team-b/prod', reason: 'schedule' });
-    await sleep(1500);
+    // Two more ticks during that run: each only marks one more run pending.
+    const queuedTicks = async () => (await scheduleQueue.getCompleted()).filter((j) => (j.returnvalue as { queued?: string } | null)?.queued === 'pending').length;
+    await waitFor(async () => (await queuedTicks()) >= 2, 'two ticks during the scheduled run', 5000);
+    expect(world.runs).toHaveLength(1);
     world.runs[0]!.release();
-    await waitFor('the run after the ticks during the first', () => world.runs.length === 2, 5000);
+    await waitFor(async () => world.runs.length === 2, 'the run after the ticks during the first', 5000);
+    expect(world.runs[1]).toMatchObject({ target: 'team-b/prod', reason: 'schedule' });
     expect(world.maxActive).toBe(1);
 
     await t.schedule([]);
@@ -340,7 +387,7 @@ describe('reconcile triggers', () => {
       expect(plain.status).toBe(415);
       const started = await post(rw.url, '/admin/api/reconcile/team-a/prod');
       expect(started).toEqual({ status: 202, body: { target: 'team-a/prod', started: expect.any(String) } });
-      await waitFor('the run', () => world.runs.length === 1);
+      await waitFor(async () => world.runs.length === 1, 'the run');
       expect(world.runs[0]).toMatchObject({ runId: started.body.started, reason: 'on-demand' });
       expect(await post(rw.url, '/admin/api/reconcile/team-a/prod')).toEqual({ status: 202, body: { target: 'team-a/prod', queued: 'pending' } });
       expect(await post(rw.url, '/admin/api/reconcile/nobody/here')).toMatchObject({ status: 404, body: { error: 'no GitTarget nobody/here' } });

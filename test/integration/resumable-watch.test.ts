@@ -11,6 +11,7 @@ import { openConnection } from '../../queues/connection.js';
 import { watchKeys } from '../../queues/names.js';
 import type { WatchChange } from '../../kube/watch/resumable-watch.js';
 import type { WatchSpec } from '../../kube/watch/watch-plan.js';
+import { waitFor } from '../support/git-repos.js';
 import { kubeSkipReason, needs, startKubeTarget, UNCACHED_RESOURCE, type KubeTarget } from '../support/kube-target.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
@@ -22,16 +23,6 @@ const { openWatchState } = await import('../../kube/watch/watch-state.js');
 
 const logLines: string[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
-
-async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const configMap = (namespace: string, name: string, data: Record<string, string> = { k: name }): KubernetesObject & { data: Record<string, string> } => ({
   apiVersion: 'v1',
@@ -103,17 +94,17 @@ describe.skipIf(skipReason)('resumable watch', () => {
     await target.create(configMap(t.namespace, 'a'));
     await target.create(configMap(t.namespace, 'b'));
     const w = t.start();
-    await until('the list', () => t.received.length >= 2);
+    await waitFor(() => t.received.length >= 2, 'the list', 5000, 25);
     expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b']);
     expect(t.received.every((c) => c.origin === 'relist' && c.object.apiVersion === 'v1' && c.object.kind === 'ConfigMap')).toBe(true);
     await target.patch(configMap(t.namespace, 'a', { k: 'a2' }));
     await target.remove(configMap(t.namespace, 'b'));
     const c = await target.create(configMap(t.namespace, 'c'));
-    await until('the watch events', () => t.received.length >= 5);
+    await waitFor(() => t.received.length >= 5, 'the watch events', 5000, 25);
     expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'MODIFIED a', 'DELETED b', 'ADDED c']);
     expect(t.received.slice(2).every((ch) => ch.origin === 'watch')).toBe(true);
     // The checkpoint is at least c's change once it was handed over (a bookmark may carry it further).
-    await until('the checkpoint', async () => BigInt((await t.state.checkpoint()) ?? '0') >= BigInt(c.metadata!.resourceVersion!));
+    await waitFor(async () => BigInt((await t.state.checkpoint()) ?? '0') >= BigInt(c.metadata!.resourceVersion!), 'the checkpoint', 5000, 25);
     const known = await t.state.known();
     known.delete(`${t.namespace}/${ROOT_CA}`);
     expect([...known.keys()].sort()).toEqual([`${t.namespace}/a`, `${t.namespace}/c`]);
@@ -125,15 +116,17 @@ describe.skipIf(skipReason)('resumable watch', () => {
     const t = await setup();
     await target.create(configMap(t.namespace, 'x'));
     let w = t.start();
-    await until('x', () => t.received.length >= 1);
+    await waitFor(() => t.received.length >= 1, 'x', 5000, 25);
     await w.stop();
     t.received.length = 0;
     await target.create(configMap(t.namespace, 'y'));
     await target.patch(configMap(t.namespace, 'x', { k: 'x2' }));
     w = t.start();
-    await until('the changes made while stopped', () => t.received.length >= 2);
-    await new Promise((r) => setTimeout(r, 300)); // a repeat would come now
-    expect(seen(t.received)).toEqual(['ADDED y', 'MODIFIED x']);
+    await waitFor(() => t.received.length >= 2, 'the changes made while stopped', 5000, 25);
+    // A marker made now comes after anything the watch could still repeat.
+    await target.create(configMap(t.namespace, 'z'));
+    await waitFor(() => seen(t.received).includes('ADDED z'), 'the marker', 5000, 25);
+    expect(seen(t.received)).toEqual(['ADDED y', 'MODIFIED x', 'ADDED z']);
     expect(t.received.every((c) => c.origin === 'watch')).toBe(true);
     await w.stop();
   });
@@ -145,7 +138,7 @@ describe.skipIf(skipReason)('resumable watch', () => {
     const b = await target.create(podTemplate(t.namespace, 'b'));
     await target.create(podTemplate(t.namespace, 'c'));
     let w = t.start();
-    await until('the list', () => t.received.length >= 3);
+    await waitFor(() => t.received.length >= 3, 'the list', 5000, 25);
     await w.stop();
     t.received.length = 0;
     await target.remove(podTemplate(t.namespace, 'b'));
@@ -154,19 +147,23 @@ describe.skipIf(skipReason)('resumable watch', () => {
     // etcd forgets the history since the checkpoint: the watch from it is answered 410 Gone.
     await target.compact();
     w = t.start();
-    await until('the re-list', () => t.received.length >= 3);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(seen(t.received).sort()).toEqual(['ADDED d', 'DELETED b', 'MODIFIED c']);
+    await waitFor(() => t.received.length >= 3, 'the re-list', 5000, 25);
+    // And it watches on from the list: e, made now, comes after anything the re-list could still hand over.
+    await target.create(podTemplate(t.namespace, 'e'));
+    await waitFor(() => seen(t.received).includes('ADDED e'), 'e', 5000, 25);
+    expect(seen(t.received).slice(0, -1).sort()).toEqual(['ADDED d', 'DELETED b', 'MODIFIED c']);
+    expect(seen(t.received).at(-1)).toBe('ADDED e');
     expect(logLines.some((l) => l.includes('410 Gone') && l.includes(t.namespace))).toBe(true);
-    expect(t.received.every((c) => c.origin === 'relist')).toBe(true);
+    expect(t.received.slice(0, -1).every((c) => c.origin === 'relist')).toBe(true);
     const deleted = t.received.find((c) => c.type === 'DELETED')!;
     expect(deleted.object).toMatchObject({ apiVersion: 'v1', kind: 'PodTemplate', metadata: { name: 'b', namespace: t.namespace, uid: b.metadata!.uid } });
     expect(Number((deleted.object.metadata as { resourceVersion: string }).resourceVersion)).toBeGreaterThan(Number(b.metadata!.resourceVersion));
-    expect([...(await t.state.known()).keys()].sort()).toEqual([`${t.namespace}/a`, `${t.namespace}/c`, `${t.namespace}/d`]);
-    // And it watches on from the list.
-    await target.create(podTemplate(t.namespace, 'e'));
-    await until('e', () => t.received.length >= 4);
-    expect(seen(t.received).at(-1)).toBe('ADDED e');
+    // The known objects are stored once the sink took the changes: wait for e's.
+    const known = await waitFor(async () => {
+      const keys = [...(await t.state.known()).keys()].sort();
+      return keys.includes(`${t.namespace}/e`) && keys;
+    }, 'e known', 5000, 25);
+    expect(known).toEqual([`${t.namespace}/a`, `${t.namespace}/c`, `${t.namespace}/d`, `${t.namespace}/e`]);
     await w.stop();
   });
 
@@ -175,17 +172,19 @@ describe.skipIf(skipReason)('resumable watch', () => {
     const t = await setup();
     await target.create(configMap(t.namespace, 'a'));
     const w = t.start();
-    await until('a', () => t.received.length >= 1);
-    await until('the watch', () => target.openWatches() > 0);
+    await waitFor(() => t.received.length >= 1, 'a', 5000, 25);
+    await waitFor(() => target.openWatches() > 0, 'the watch', 5000, 25);
     await target.dropWatches();
     await target.create(configMap(t.namespace, 'b'));
-    await until('b', () => t.received.length >= 2);
-    await until('the watch again', () => target.openWatches() > 0);
+    await waitFor(() => t.received.length >= 2, 'b', 5000, 25);
+    await waitFor(() => target.openWatches() > 0, 'the watch again', 5000, 25);
     await target.dropWatches();
     await target.patch(configMap(t.namespace, 'a', { k: 'a2' }));
-    await until('a changed', () => t.received.length >= 3);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'MODIFIED a']);
+    await waitFor(() => t.received.length >= 3, 'a changed', 5000, 25);
+    // A marker made now comes after anything the reconnected watch could still repeat.
+    await target.create(configMap(t.namespace, 'z'));
+    await waitFor(() => seen(t.received).includes('ADDED z'), 'the marker', 5000, 25);
+    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'MODIFIED a', 'ADDED z']);
     await w.stop();
   });
 
@@ -204,9 +203,11 @@ describe.skipIf(skipReason)('resumable watch', () => {
       await target.compact();
     });
     const w = t.start(2);
-    await until('the list', () => t.received.length >= 5);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'ADDED c', 'ADDED d', 'ADDED e']);
+    await waitFor(() => t.received.length >= 5, 'the list', 5000, 25);
+    // A marker made now comes after anything the restarted list could still hand over twice.
+    await target.create(configMap(t.namespace, 'z'));
+    await waitFor(() => seen(t.received).includes('ADDED z'), 'the marker', 5000, 25);
+    expect(seen(t.received)).toEqual(['ADDED a', 'ADDED b', 'ADDED c', 'ADDED d', 'ADDED e', 'ADDED z']);
     expect(logLines.some((l) => l.includes('list continue token expired') && l.includes(t.namespace))).toBe(true);
     await w.stop();
   });
@@ -214,14 +215,14 @@ describe.skipIf(skipReason)('resumable watch', () => {
   it('delivers again what the sink failed to store; the checkpoint waits for it', async () => {
     const t = await setup();
     const w = t.start();
-    await until('the first checkpoint', () => t.state.checkpoint());
+    await waitFor(() => t.state.checkpoint(), 'the first checkpoint', 5000, 25);
     let failures = 0;
     t.setHook((changes) => {
       if (changes.some((c) => c.type === 'ADDED') && failures++ === 0) throw new Error('Valkey said no');
     });
     const before = await t.state.checkpoint();
     const a = await target.create(configMap(t.namespace, 'a'));
-    await until('a, after a retry', () => t.received.length >= 1);
+    await waitFor(() => t.received.length >= 1, 'a, after a retry', 5000, 25);
     expect(failures).toBe(2);
     expect(seen(t.received)).toEqual(['ADDED a']);
     expect(BigInt((await t.state.checkpoint())!)).toBeGreaterThanOrEqual(BigInt(a.metadata!.resourceVersion!));

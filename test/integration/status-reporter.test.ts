@@ -302,9 +302,10 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
     const sent = patches().length;
 
     for (let i = 0; i < 10; i++) r.update(snapshot);
-    await r.settled();
     r.leadershipChanged(false);
-    await new Promise((res) => setTimeout(res, 100));
+    // Rounds start only from update() and leadershipChanged() here (intervalMs: 60 s), there and then or
+    // not at all; settled() waits for a round that started and for its writes.
+    await r.settled();
     expect({ writes: await writes(), valkey: valkeyCalls.calls(), queues: queueReads, probes: probed.length }).toEqual({ writes: 0, valkey: 0, queues: 0, probes: 0 });
     if (proxy) expect(patches().length).toBe(sent);
     expect((await read(good)).status).toBeUndefined();
@@ -329,7 +330,6 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
     snapshot = await snapshotOf(all);
     for (let i = 0; i < 10; i++) r.update(snapshot);
     await r.settled();
-    await new Promise((res) => setTimeout(res, 150));
     expect({ writes: await writes(), valkey: valkeyCalls.calls(), queues: queueReads }).toEqual({ writes: all.length, valkey: calls, queues: reads });
     expect((await read(provider)).status?.observedGeneration).toBe(1);
     expect(probed).toHaveLength(1);
@@ -347,7 +347,6 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
     const calls = valkeyCalls.calls();
     const sent = patches().length;
     r.observe(await snapshotOf(all));
-    await new Promise((res) => setTimeout(res, 100));
     await r.settled();
     expect(valkeyCalls.calls()).toBe(calls);
     if (proxy) expect(patches().length).toBe(sent);
@@ -355,7 +354,7 @@ describe.skipIf(skip !== undefined)('status reporter', () => {
     // A snapshot taken by observe() is what the next round works with, whoever asks for the round.
     await kube.patch({ ...provider, spec: { allowedBranches: ['main', 'release/*'] } });
     r.observe(await snapshotOf(all));
-    await new Promise((res) => setTimeout(res, 100));
+    await r.settled();
     expect((await read(provider)).status?.observedGeneration).toBe(1);
     r.leadershipChanged(true);
     await r.settled();

@@ -16,6 +16,7 @@ import { auditAuthorKey, eventJobId, INGEST_QUEUE, partitionOf, watchKeys } from
 import { REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
 import { planWatches, type WatchSpec } from '../../kube/watch/watch-plan.js';
 import type { WatchIngestOptions } from '../../kube/watch/watch-ingest.js';
+import { waitFor } from '../support/git-repos.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
@@ -27,16 +28,6 @@ const { recordAuditAuthors } = skipReason ? ({} as typeof import('../../kube/wat
 
 const logger = pino({ level: 'silent' });
 const LEASE_TTL_MS = 600;
-
-async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const cmSpec = (namespace: string): WatchSpec => ({ key: `/v1/configmaps@${namespace}`, group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true, namespace });
 const configMap = (namespace: string, name: string, data: Record<string, string> = { k: name }): KubernetesObject & { data: Record<string, string> } => ({
@@ -86,14 +77,14 @@ describe.skipIf(skipReason)('watch ingest', () => {
     const secretSpec: WatchSpec = { ...cmSpec(t.namespace), key: `/v1/secrets@${t.namespace}`, resource: 'secrets', kind: 'Secret' };
     const ingest = t.start();
     ingest.update([cmSpec(t.namespace), secretSpec]);
-    await until('the lease and the watches', () => ingest.watched().length === 2);
+    await waitFor(() => ingest.watched().length === 2, 'the lease and the watches', 8000, 25);
     expect(ingest.watched()).toEqual([cmSpec(t.namespace).key, secretSpec.key]);
-    await until('the initial list', async () => (await t.jobs()).length === 1);
+    await waitFor(async () => (await t.jobs()).length === 1, 'the initial list', 8000, 25);
     await target.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: t.namespace }, data: { password: 'aHVudGVyMg==' } } as KubernetesObject);
-    await until('the secret', async () => (await t.jobs()).length === 2);
+    await waitFor(async () => (await t.jobs()).length === 2, 'the secret', 8000, 25);
     await target.patch(configMap(t.namespace, 'a', { k: 'a2' }));
     await target.remove(configMap(t.namespace, 'a'));
-    const jobs = await until('the update and delete', async () => ((await t.jobs()).length === 4 ? t.jobs() : undefined));
+    const jobs = await waitFor(async () => ((await t.jobs()).length === 4 ? t.jobs() : undefined), 'the update and delete', 8000, 25);
     expect(jobs.map((j) => j.what)).toEqual(['create a', 'create s', 'update a', 'delete a']);
     for (const j of jobs) {
       expect(j.data).toMatchObject({ clusterId: 'c1', source: 'watch', user: { username: 'unknown' }, responseCode: 200 });
@@ -121,7 +112,7 @@ describe.skipIf(skipReason)('watch ingest', () => {
     };
     // Periodic discovery far away: only the CRD watch can make this quick.
     const ingest = t.start({ planFor: (resources) => planWatches({ cluster: 'c1', config, resources }), rediscoverIntervalMs: 600_000 });
-    await until('the lease', () => ingest.holdsLease());
+    await waitFor(() => ingest.holdsLease(), 'the lease', 8000, 25);
     await ingest.rediscover();
     expect(ingest.watched()).toEqual([]);
     const crd = {
@@ -138,9 +129,9 @@ describe.skipIf(skipReason)('watch ingest', () => {
     await target.create(crd);
     try {
       const key = `${group}/v1/gizmos@${t.namespace}`;
-      await until('the new type to be watched', () => ingest.watched().includes(key));
+      await waitFor(() => ingest.watched().includes(key), 'the new type to be watched', 8000, 25);
       await target.create({ apiVersion: `${group}/v1`, kind: 'Gizmo', metadata: { name: 'g1', namespace: t.namespace }, spec: { size: 3 } } as KubernetesObject);
-      const [job] = await until('the gizmo', async () => ((await t.jobs()).length > 0 ? t.jobs() : undefined));
+      const [job] = await waitFor(async () => ((await t.jobs()).length > 0 ? t.jobs() : undefined), 'the gizmo', 8000, 25);
       expect(job!.data).toMatchObject({ verb: 'create', source: 'watch', objectRef: { resource: 'gizmos', apiGroup: group, apiVersion: 'v1', name: 'g1', namespace: t.namespace } });
       // The rules change: replan() plans again for the types found last, without discovering.
       const gizmoRules = config.rules;
@@ -151,7 +142,7 @@ describe.skipIf(skipReason)('watch ingest', () => {
       ingest.replan();
       expect(ingest.watched()).toEqual([key]);
       await target.remove(crd);
-      await until('the removed type to be unwatched', () => !ingest.watched().includes(key));
+      await waitFor(() => !ingest.watched().includes(key), 'the removed type to be unwatched', 8000, 25);
     } finally {
       await target.remove(crd);
       await ingest.stop();
@@ -162,7 +153,7 @@ describe.skipIf(skipReason)('watch ingest', () => {
     const t = await setup();
     const ingest = t.start({ auditJoinGraceMs: 300 });
     ingest.update([cmSpec(t.namespace)]);
-    await until('the watch', () => ingest.watched().length === 1);
+    await waitFor(() => ingest.watched().length === 1, 'the watch', 8000, 25);
     const auditJob = (verb: IngestJob['verb'], object: KubernetesObject): IngestJob => ({
       clusterId: 'c1',
       auditID: randomBytes(8).toString('hex'),
@@ -180,7 +171,7 @@ describe.skipIf(skipReason)('watch ingest', () => {
     await target.create(configMap(t.namespace, 'nobody'));
     await target.remove(configMap(t.namespace, 'joined'));
     await recordAuditAuthors(connection, t.prefix, 'c1', [{ ...auditJob('delete', joined), impersonatedUser: { username: 'carol' } }]);
-    const jobs = await until('three jobs', async () => ((await t.jobs()).length === 3 ? t.jobs() : undefined));
+    const jobs = await waitFor(async () => ((await t.jobs()).length === 3 ? t.jobs() : undefined), 'three jobs', 8000, 25);
     expect(jobs.map((j) => `${j.what} by ${j.data.user.username}`)).toEqual(['create joined by alice', 'create nobody by unknown', 'delete joined by carol']);
     const key = auditAuthorKey(t.prefix, 'c1', joined.metadata!.uid!, joined.metadata!.resourceVersion!);
     expect(await connection.get(key)).toBe('alice');
@@ -191,10 +182,10 @@ describe.skipIf(skipReason)('watch ingest', () => {
     const u = await setup('c2');
     const plain = u.start();
     plain.update([cmSpec(u.namespace)]);
-    await until('the watch', () => plain.watched().length === 1);
+    await waitFor(() => plain.watched().length === 1, 'the watch', 8000, 25);
     const obj = await target.create(configMap(u.namespace, 'x'));
     await recordAuditAuthors(connection, u.prefix, 'c2', [{ ...auditJob('create', obj), clusterId: 'c2' }]);
-    const [job] = await until('x', async () => ((await u.jobs()).length === 1 ? u.jobs() : undefined));
+    const [job] = await waitFor(async () => ((await u.jobs()).length === 1 ? u.jobs() : undefined), 'x', 8000, 25);
     expect(job!.data.user.username).toBe('unknown');
     await plain.stop();
   });
@@ -205,28 +196,28 @@ describe.skipIf(skipReason)('watch ingest', () => {
     const b = t.start({ replicaId: 'b' });
     a.update([cmSpec(t.namespace)]);
     b.update([cmSpec(t.namespace)]);
-    await until('one holder', () => a.holdsLease() || b.holdsLease());
+    await waitFor(() => a.holdsLease() || b.holdsLease(), 'one holder', 8000, 25);
     await new Promise((r) => setTimeout(r, LEASE_TTL_MS)); // the other keeps trying meanwhile
     const [holder, other] = a.holdsLease() ? [a, b] : [b, a];
     expect(holder.watched()).toEqual([cmSpec(t.namespace).key]);
     expect(other.watched()).toEqual([]);
     expect(other.holdsLease()).toBe(false);
     await target.create(configMap(t.namespace, 'one'));
-    await until('one', async () => (await t.jobs()).length === 1);
+    await waitFor(async () => (await t.jobs()).length === 1, 'one', 8000, 25);
 
     await holder.stop();
     await target.create(configMap(t.namespace, 'two'));
-    await until('the takeover', () => other.watched().length === 1);
-    const jobs = await until('two', async () => ((await t.jobs()).length === 2 ? t.jobs() : undefined));
+    await waitFor(() => other.watched().length === 1, 'the takeover', 8000, 25);
+    const jobs = await waitFor(async () => ((await t.jobs()).length === 2 ? t.jobs() : undefined), 'two', 8000, 25);
     expect(jobs.map((j) => j.what)).toEqual(['create one', 'create two']);
 
     // A holder whose lease is taken from it stops watching at its next renewal.
     const keys = watchKeys(t.prefix, 'c1');
     await connection.set(keys.lease, 'intruder:999', 'PX', 2 * LEASE_TTL_MS);
-    await until('the watches to stop', () => other.watched().length === 0 && !other.holdsLease());
-    await until('the lease again after the intruder', () => other.watched().length === 1, 5000);
+    await waitFor(() => other.watched().length === 0 && !other.holdsLease(), 'the watches to stop', 8000, 25);
+    await waitFor(() => other.watched().length === 1, 'the lease again after the intruder', 5000, 25);
     await target.patch(configMap(t.namespace, 'one', { k: 'again' }));
-    await until('the update', async () => (await t.jobs()).length === 3);
+    await waitFor(async () => (await t.jobs()).length === 3, 'the update', 8000, 25);
     expect((await t.jobs()).map((j) => j.what)).toEqual(['create one', 'create two', 'update one']);
     await other.stop();
   });

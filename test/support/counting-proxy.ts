@@ -97,6 +97,11 @@ export async function startCountingProxy(target: string, optsOrRefuse: CountingP
         agent,
       },
       (reply) => {
+        // Ended before the server answered (dropWatches on a watch just opened): nothing more goes to the client.
+        if (res.writableEnded) {
+          reply.destroy();
+          return;
+        }
         if (watch) watch.upstream = reply;
         res.writeHead(reply.statusCode ?? 502, reply.headers);
         // A watch answers its headers long before its first event: pass them on at once, as the server does.

@@ -57,12 +57,17 @@ export async function treeFiles(gitDir: string, branch = 'main'): Promise<Map<st
   return files;
 }
 
-/** Waits until check() is true, polling; fails with the message after timeoutMs. */
-export async function waitFor(check: () => Promise<boolean>, message: string, timeoutMs = 30_000): Promise<void> {
+/**
+ * The tests' one polling helper: calls check() every `intervalMs` until it answers something truthy, and
+ * returns that answer; fails with the message after timeoutMs. A wait for something to happen goes through
+ * here, never through a fixed sleep.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, message: string, timeoutMs = 30_000, intervalMs = 100): Promise<Exclude<T, false | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
+  for (;;) {
+    const answer = await check();
+    if (answer) return answer as Exclude<T, false | null | undefined>;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms: ${message}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms: ${message}`);
 }

@@ -11,6 +11,7 @@ import { openConnection } from '../../queues/connection.js';
 import type { WriteJob } from '../../queues/contracts.js';
 import { partitionOf, type Partition } from '../../queues/names.js';
 import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
+import type { BatchProgress } from '../../workers/git-writer/target-progress.js';
 import type { WriteTarget } from '../../workers/git-writer/validate-write.js';
 import { createBareRemote } from './git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from './valkey-server.js';
@@ -27,8 +28,11 @@ export interface WriterRig {
   /** The partition of the remote's main branch. */
   partition: Partition;
   queue: Queue<WriteJob>;
-  /** Starts a writer of the partition (stopped after the test) that reads `targets` for every batch. */
-  startWriter(targets: ReadonlyMap<string, WriteTarget>, opts?: { replicaId?: string; batchSize?: number }): PartitionWriter;
+  /**
+   * Starts a writer of the partition (stopped after the test) that reads `targets` for every batch;
+   * `onProgress` hears how each batch ended (its results, or the error that handed it back).
+   */
+  startWriter(targets: ReadonlyMap<string, WriteTarget>, opts?: { replicaId?: string; batchSize?: number; onProgress?: (progress: BatchProgress) => void }): PartitionWriter;
 }
 
 export class PartitionWriterKit {
@@ -56,7 +60,7 @@ export class PartitionWriterKit {
     const partition = partitionOf(remote, 'main');
     const queue = new Queue<WriteJob>(partition.queueName, { connection: this.client, prefix });
     this.queues.push(queue);
-    const startWriter: WriterRig['startWriter'] = (targets, { replicaId = 'replica-a', batchSize = 25 } = {}) => {
+    const startWriter: WriterRig['startWriter'] = (targets, { replicaId = 'replica-a', batchSize = 25, onProgress } = {}) => {
       const writer = startPartitionWriter({
         connection: this.client,
         prefix,
@@ -68,6 +72,7 @@ export class PartitionWriterKit {
         committer: TEST_COMMITTER,
         logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
         targets: () => targets,
+        ...(onProgress ? { onProgress } : {}),
       });
       this.writers.push(writer);
       return writer;

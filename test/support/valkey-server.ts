@@ -27,6 +27,18 @@ export async function startTestValkey(): Promise<TestValkey> {
   };
 }
 
+/**
+ * Why a test that needs a Valkey server of its own (`needsFor`: to stop it, to set its maxmemory, to read
+ * its memory use) cannot run: VALKEY_URL names a server others use too. Undefined when it can run; the
+ * reason is printed when it cannot, for describe.skipIf / it.skipIf to skip with.
+ */
+export function ownValkeySkipReason(needsFor: string): string | undefined {
+  if (!process.env.VALKEY_URL) return undefined;
+  const why = `${needsFor} needs a Valkey server of its own, and VALKEY_URL names one that is shared`;
+  console.info(`skipped: ${why}`);
+  return why;
+}
+
 /** A fresh key prefix per test, so tests sharing a server never see each other's keys. */
 export function uniquePrefix(name = 't'): string {
   return `gr-${name}-${randomBytes(4).toString('hex')}`;

@@ -19,6 +19,16 @@ interface Call {
   at: number;
 }
 
+/**
+ * With fake timers: moves the fake clock `ms` on, running the writer's timers that come due (and the
+ * recorder's), then waits until the writer is idle.
+ */
+async function advanceAndIdle(w: StatusWriter, ms: number): Promise<void> {
+  const idle = w.idle();
+  await vi.advanceTimersByTimeAsync(ms);
+  await idle;
+}
+
 function recorder(answer: (call: Call) => Promise<void> = async () => undefined) {
   const calls: Call[] = [];
   let active = 0;
@@ -68,18 +78,24 @@ describe('status writer', () => {
   });
 
   it('coalesces changes of one object: the latest wins, at most one write per interval', async () => {
-    const r = recorder();
-    const w = start(r.patch, { minIntervalMs: 150 });
-    const o = obj('a');
-    w.set(o, ready(o, true));
-    w.set(o, ready(o, false));
-    w.set(o, ready(o, true));
-    w.set(o, ready(o, false));
-    await w.idle();
-    expect(r.calls).toHaveLength(2);
-    expect(r.calls[1]!.at - r.calls[0]!.at).toBeGreaterThanOrEqual(145);
-    const last = r.calls[1]!.status.conditions as { status: string }[];
-    expect(last[0]!.status).toBe('False');
+    vi.useFakeTimers();
+    try {
+      const r = recorder();
+      const w = start(r.patch, { minIntervalMs: 150 });
+      const o = obj('a');
+      w.set(o, ready(o, true));
+      w.set(o, ready(o, false));
+      w.set(o, ready(o, true));
+      w.set(o, ready(o, false));
+      await advanceAndIdle(w, 200);
+      expect(r.calls).toHaveLength(2);
+      // On the fake clock: the second write went when the interval was over, not before.
+      expect(r.calls[1]!.at - r.calls[0]!.at).toBe(150);
+      const last = r.calls[1]!.status.conditions as { status: string }[];
+      expect(last[0]!.status).toBe('False');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('writes at most `concurrency` at once', async () => {
@@ -108,7 +124,7 @@ describe('status writer', () => {
     await w.idle();
     expect(r.calls.map((c) => c.ref.name).sort()).toEqual(['flaky', 'gone']);
     fail = undefined;
-    await new Promise((res) => setTimeout(res, 25));
+    // Handed over at once: held back until the failed write's interval is over, which idle() waits for.
     w.set(flaky, ready(flaky));
     await w.idle();
     expect(r.calls.map((c) => c.ref.name).sort()).toEqual(['flaky', 'flaky', 'gone']);
@@ -145,21 +161,26 @@ describe('status writer', () => {
   });
 
   it('discard() drops what is pending and the memory of its own writes (another replica reports now)', async () => {
-    const r = recorder();
-    const w = start(r.patch, { minIntervalMs: 100 });
-    const o = obj('a');
-    w.set(o, ready(o, true));
-    await new Promise((res) => setTimeout(res, 20));
-    expect(r.calls).toHaveLength(1);
-    w.set(o, ready(o, false)); // held back by minIntervalMs
-    w.discard();
-    await w.idle();
-    await new Promise((res) => setTimeout(res, 150));
-    expect(r.calls).toHaveLength(1);
-    // Our own write no longer counts as shown: a stale view of the object is written to again.
-    w.set(o, ready(o, true));
-    await w.idle();
-    expect(r.calls).toHaveLength(2);
+    vi.useFakeTimers();
+    try {
+      const r = recorder();
+      const w = start(r.patch, { minIntervalMs: 100 });
+      const o = obj('a');
+      w.set(o, ready(o, true));
+      await advanceAndIdle(w, 10);
+      expect(r.calls).toHaveLength(1);
+      w.set(o, ready(o, false)); // held back by minIntervalMs
+      w.discard();
+      // The fake clock passes the time the held-back write was due: it is not written.
+      await advanceAndIdle(w, 200);
+      expect(r.calls).toHaveLength(1);
+      // Our own write no longer counts as shown: a stale view of the object is written to again.
+      w.set(o, ready(o, true));
+      await advanceAndIdle(w, 10);
+      expect(r.calls).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('removes fields it no longer reports with null (JSON merge patch)', () => {
