@@ -12,13 +12,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
-COPY package.json tsconfig.json main.ts service.ts replay.ts rbac.ts ./
+COPY package.json tsconfig.json main.ts service.ts ./
+COPY cli ./cli
 COPY config ./config
 COPY core ./core
 COPY dashboard ./dashboard
 COPY flows ./flows
+COPY git ./git
 COPY kube ./kube
+COPY observability ./observability
 COPY queues ./queues
+COPY rbac ./rbac
 COPY workers ./workers
 COPY samples ./samples
 COPY service ./service

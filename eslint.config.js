@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.data/'] },
+  // .dependency-cruiser.cjs is dependency-cruiser's own CommonJS configuration, read by it alone.
+  { ignores: ['node_modules/', 'dist/', '.data/', '.dependency-cruiser.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -8,8 +8,8 @@ import { DEMO_CLUSTER, DEMO_TOKEN, loadDemoConfig } from './config/demo-config.j
 import { readEnv, type ServiceEnv } from './config/env.js';
 import { loadConfigFile } from './config/load-config.js';
 import { listenerUrl } from './dashboard/listen.js';
-import { fixedConfigSource, type ConfigSource } from './kube/config-snapshot.js';
-import { startKubeConfigSource } from './kube/config-source.js';
+import { fixedConfigSource, type ConfigSource } from './config/sources/config-snapshot.js';
+import { startKubeConfigSource } from './config/sources/kubernetes-source.js';
 import { redactUrl } from './queues/connection.js';
 import { valkeyClientOptionsFromEnv } from './queues/valkey-client-options.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from './queues/embedded-valkey.js';

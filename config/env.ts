@@ -2,11 +2,8 @@
 // Parsed once at start; a bad value stops the service with a message naming the variable.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES } from '../queues/cluster-budget.js';
-import { DEFAULT_RETENTION, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_BACKOFF_MS } from '../queues/job-options.js';
-import { DEFAULT_PREFIX } from '../queues/names.js';
-import { DEFAULT_OBJECT_LIMITS } from '../workers/ingest/object-limits.js';
-import { DEFAULT_REORDER_WINDOW_MS } from '../workers/route/reorder-window.js';
+import { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES, DEFAULT_PREFIX, DEFAULT_REORDER_WINDOW_MS, DEFAULT_RETENTION, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_BACKOFF_MS } from './defaults.js';
+import { DEFAULT_OBJECT_LIMITS } from '../core/object-limits.js';
 
 /** Part of a Git ident: git refuses '<', '>' and line breaks in it. */
 const gitIdent = z.string().min(1).regex(/^[^<>\n\r]+$/, "may not contain '<', '>' or line breaks");

@@ -6,9 +6,9 @@
 // provider), with a problem that points at the cause.
 import picomatch from 'picomatch';
 import { partitionOf } from '../queues/names.js';
-import { hasURLCredentials, redactURL, remoteKind } from '../workers/git-writer/git-remote.js';
-import { parseSecretKubeConfig } from '../kube/secret-kubeconfig.js';
-import { UnsafePathError, validateBasePath } from '../workers/route/path-layout.js';
+import { hasURLCredentials, redactURL, remoteKind } from '../core/remote-url.js';
+import { parseSecretKubeConfig } from './secret-kubeconfig.js';
+import { UnsafePathError, validateBasePath } from '../core/path-layout.js';
 import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from './resolved-config.js';
 import type { ClusterProvider, ClusterWatchRule, ConfigKind, GitProvider, GitTarget, ResourceRule, SecretObject, WatchRule } from './resource-schemas.js';
 

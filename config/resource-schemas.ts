@@ -9,7 +9,7 @@
 // upgrade under way, a rollback) must not take objects out of the configuration. The CRDs generated from
 // these schemas are the same either way (a structural schema prunes unknown fields by itself).
 import { z } from 'zod';
-import { OPERATIONS } from '../queues/contracts.js';
+import { OPERATIONS } from '../core/contracts.js';
 
 export const API_VERSION = 'gitopsreverser.io/v1alpha1';
 

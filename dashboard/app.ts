@@ -13,8 +13,8 @@ import { dashboardAuth, dashboardRole, hasDashboardAuth, type DashboardCredentia
 import { replayRouter } from './replay-api.js';
 import { reconcileApiRouter } from './reconcile-api.js';
 import type { ReconcileReason, RequestOutcome } from '../flows/reconcile/triggers.js';
-import { withTimeout } from './valkey-timeout.js';
-import { auditWebhookRouter, type AuditWebhookOptions } from './audit-webhook.js';
+import { withTimeout } from '../queues/valkey-timeout.js';
+import { auditWebhookRouter, type AuditWebhookOptions } from '../workers/ingest/audit-webhook.js';
 import { BULL_BOARD_PATH, type BullBoard } from './bull-board.js';
 import { jsonErrorHandler } from './http-errors.js';
 import { operatorActions } from './operator-actions.js';

@@ -15,7 +15,7 @@ import type { Job, Queue } from 'bullmq';
 import type { Router } from 'express';
 import { isRecord } from '../core/json.js';
 import { INGEST_QUEUE, RECONCILE_LIST_QUEUE, RECONCILE_QUEUE, RECONCILE_SCHEDULE_QUEUE } from '../queues/names.js';
-import { storableObject, type SecretRefLike } from '../workers/ingest/redact-secret.js';
+import { storableObject, type SecretRefLike } from '../core/redact-secret.js';
 import { commitUrl } from './commit-url.js';
 import type { DashboardRole } from './basic-auth.js';
 

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Valkey } from 'iovalkey';
 import { readinessKey } from '../queues/names.js';
-import { withTimeout } from './valkey-timeout.js';
+import { withTimeout } from '../queues/valkey-timeout.js';
 
 /** A GitProvider's last reachability probe; `reachable` undefined = not probed yet (counts as ready). */
 export interface ProviderReachability {

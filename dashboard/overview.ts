@@ -7,8 +7,8 @@ import type { Valkey } from 'iovalkey';
 import type { Registry } from 'prom-client';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import { ownKeys } from '../queues/names.js';
-import { redactURL } from '../workers/git-writer/git-remote.js';
-import { readTargetProgress } from '../workers/git-writer/target-progress.js';
+import { redactURL } from '../git/git-remote.js';
+import { readTargetProgress } from '../queues/target-progress.js';
 
 export interface QueueOverview {
   /** The BullMQ queue's name (Bull Board shows it under that name). */

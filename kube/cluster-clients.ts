@@ -5,12 +5,12 @@
 //
 // A kubeconfig from a Secret is untrusted (whoever writes a ClusterProvider and a Secret supplies it): it
 // is never given to client-node's loader, which would run its `exec` commands and read the files it names
-// (the service's own service-account token among them). kube/secret-kubeconfig.ts admits only a server and
+// (the service's own service-account token among them). config/secret-kubeconfig.ts admits only a server and
 // inline credentials; anything else leaves the cluster without a client, and `whyNoClient` names the field.
 // The service's own kubeconfig is trusted and used as it is.
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterSource } from '../config/resolved-config.js';
-import { parseSecretKubeConfig } from './secret-kubeconfig.js';
+import { parseSecretKubeConfig } from '../config/secret-kubeconfig.js';
 import { systemClock, TokenBucket, type Clock } from './token-bucket.js';
 
 export interface ClusterClient {

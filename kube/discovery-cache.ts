@@ -3,7 +3,7 @@
 // each cluster that has an API client, when it appears and then every minute; a cluster whose discovery
 // fails keeps its last answer (or none: then nothing is reported for its rules rather than a false alarm).
 import type { Logger } from 'pino';
-import type { ResourceScope } from '../workers/ingest/resource-scope.js';
+import type { ResourceScope } from '../core/resource-scope.js';
 import type { ClusterClients } from './cluster-clients.js';
 import { discoverResources, resourceNamesOf } from './discovery.js';
 

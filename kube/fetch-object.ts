@@ -3,11 +3,11 @@
 // The answer says what happened in terms the router records: the object, that it is gone, that the
 // event names no object that can be read, or why it could not be read. A Secret is redacted here,
 // before anyone else holds it.
-import { storableObject } from '../workers/ingest/redact-secret.js';
+import { storableObject } from '../core/redact-secret.js';
 import type { ClusterClient } from './cluster-clients.js';
 import { KubeCredentialsError, KubeNetworkError, kubeGet, type KubeResponse } from './kube-get.js';
 import { isClusterScoped, objectPath, type ObjectRefLike } from './object-path.js';
-import { MAX_MESSAGE, parseJson } from './json-body.js';
+import { MAX_MESSAGE, parseJson } from '../core/json-body.js';
 import { isRecord } from '../core/json.js';
 
 /**

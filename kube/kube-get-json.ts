@@ -3,7 +3,7 @@
 // names what was asked. The request itself is kube-get.ts (every kind of kubeconfig credentials).
 import type { KubeConfig } from '@kubernetes/client-node';
 import { kubeGet } from './kube-get.js';
-import { MAX_MESSAGE, parseJson } from './json-body.js';
+import { MAX_MESSAGE, parseJson } from '../core/json-body.js';
 import { isRecord } from '../core/json.js';
 
 /** What the client-side limit of a cluster offers (kube/token-bucket.ts TokenBucket). */

@@ -3,13 +3,13 @@
 // there went. Pages of 500 with continue tokens, as reconcile and watch mode list (kubeGetJson, the
 // cluster's limiter); a continue token that expired (410) starts the list again. An object marked for
 // deletion (Terminating, waiting for its finalizers) counts as gone, as the rest of the pipeline reads it
-// (kube/object-state.ts). Whatever fails is said, never guessed: the router fails the event with it.
-import type { IngestJob } from '../queues/contracts.js';
+// (core/object-state.ts). Whatever fails is said, never guessed: the router fails the event with it.
+import type { IngestJob } from '../core/contracts.js';
 import type { ClusterClient, ClusterClients } from './cluster-clients.js';
 import { isRecord } from '../core/json.js';
 import { KubeApiError, kubeGetJson } from './kube-get-json.js';
 import { KubeCredentialsError, KubeNetworkError } from './kube-get.js';
-import { terminating } from './object-state.js';
+import { terminating } from '../core/object-state.js';
 import { collectionPath } from './watch/resumable-watch.js';
 
 export type ListNamesOutcome =

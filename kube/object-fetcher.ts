@@ -1,6 +1,6 @@
 // The router's way to read an event's object back: from the event's own cluster, with that cluster's
 // client. The router stays ignorant of clients and credentials; the service hands it this function.
-import type { IngestJob } from '../queues/contracts.js';
+import type { IngestJob } from '../core/contracts.js';
 import type { ClusterClients } from './cluster-clients.js';
 import { describeRef, fetchObject, type FetchObjectOptions, type FetchOutcome } from './fetch-object.js';
 import { objectPath } from './object-path.js';

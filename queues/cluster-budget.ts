@@ -11,8 +11,7 @@
 import type { Valkey } from 'iovalkey';
 import { budgetSweepKey, clusterBudgetKeys } from './names.js';
 
-/** @defaultValue of CLUSTER_INFLIGHT_LIMIT_BYTES: 128 MiB per cluster. */
-export const DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES = 128 * 1024 * 1024;
+export { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES } from '../config/defaults.js';
 
 /** One job's share: `field` is `<queue name>:<job id>` (budgetField). */
 export interface BudgetEntry {

@@ -3,26 +3,9 @@
 // with that id still exists; the writer's content and resourceVersion checks cover what comes later.
 // A shorter completed age (or a smaller count, under a high event rate) shortens that window.
 import type { JobsOptions, QueueOptions } from 'bullmq';
+import { DEFAULT_RETENTION, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_BACKOFF_MS, type Retention } from '../config/defaults.js';
 
-const HOUR = 3600;
-/** Seconds in a week: how long failed jobs (the dead letters) are kept, here and in the reconcile flow. */
-export const WEEK = 7 * 24 * HOUR;
-
-/** What Valkey keeps of finished work: bounds its memory under a steady event rate. */
-export interface Retention {
-  /** Completed jobs are removed once older than this (the jobId dedup window). @defaultValue 3600 */
-  completedSeconds: number;
-  /** …and beyond the newest this many, per queue. @defaultValue 20000 (ingest 50000 without a retention) */
-  completedCount: number;
-  /** Failed jobs (the dead letters, for an operator to read and replay). @defaultValue 604800 (7 days) */
-  failedSeconds: number;
-  /** …and beyond the newest this many, per queue: dead letters cannot fill Valkey. @defaultValue 10000 */
-  failedCount: number;
-  /** Approximate length each queue's events stream is trimmed to (XTRIM MAXLEN ~). @defaultValue 1000 */
-  eventsMaxLen: number;
-}
-
-export const DEFAULT_RETENTION: Retention = { completedSeconds: HOUR, completedCount: 20_000, failedSeconds: WEEK, failedCount: 10_000, eventsMaxLen: 1000 };
+export { DEFAULT_RETENTION, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_BACKOFF_MS, WEEK, type Retention } from '../config/defaults.js';
 
 function keep(r: Retention): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> {
   return { removeOnComplete: { age: r.completedSeconds, count: r.completedCount }, removeOnFail: { age: r.failedSeconds, count: r.failedCount } };
@@ -31,11 +14,6 @@ function keep(r: Retention): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFai
 export function ingestJobOptions(retention: Retention = { ...DEFAULT_RETENTION, completedCount: 50_000 }): JobsOptions {
   return { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, ...keep(retention) };
 }
-
-/** Attempts of a write the remote refuses before it is a dead letter (WRITE_ATTEMPTS). */
-export const DEFAULT_WRITE_ATTEMPTS = 5;
-/** The first retry delay of such a write, doubling per attempt (WRITE_BACKOFF_MS). */
-export const DEFAULT_WRITE_BACKOFF_MS = 2000;
 
 export function writeJobOptions(retention: Retention = DEFAULT_RETENTION): JobsOptions {
   return { attempts: DEFAULT_WRITE_ATTEMPTS, backoff: { type: 'exponential', delay: DEFAULT_WRITE_BACKOFF_MS }, ...keep(retention) };

@@ -2,8 +2,7 @@
 // so that every key lives under one prefix and no two modules spell a key differently.
 import { createHash } from 'node:crypto';
 
-/** @defaultValue 'gitops-reverser' — shared by BullMQ keys, own keys and metric names. */
-export const DEFAULT_PREFIX = 'gitops-reverser';
+export { DEFAULT_PREFIX } from '../config/defaults.js';
 
 export const INGEST_QUEUE = 'ingest';
 

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { TlsFiles } from '../dashboard/listen.js';
-import { PLAIN_HTTP_TOKEN_WARNING, tokenClustersOverPlainHttp } from '../dashboard/webhook-auth.js';
+import { PLAIN_HTTP_TOKEN_WARNING, tokenClustersOverPlainHttp } from '../workers/ingest/webhook-auth.js';
 
 /** Returns the check to run on each configuration that takes effect. */
 export function clusterAuthWarnings(tls: TlsFiles | undefined, logger: Logger): (clusters: ResolvedConfig['clusters']) => void {

@@ -7,7 +7,7 @@ import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { TlsFiles } from '../dashboard/listen.js';
 import type { ReconcileService } from '../flows/reconcile/reconcile-service.js';
 import type { ClusterClients } from '../kube/cluster-clients.js';
-import type { ConfigSnapshot, ConfigSource } from '../kube/config-snapshot.js';
+import type { ConfigSnapshot, ConfigSource } from '../config/sources/config-snapshot.js';
 import type { DiscoveryCache } from '../kube/discovery-cache.js';
 import type { StatusReporter } from '../kube/status/status-reporter.js';
 import type { WatchSupervisor } from '../kube/watch/watch-supervisor.js';

@@ -8,12 +8,12 @@ import { ENV_DEFAULTS } from '../config/env.js';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { DashboardCredentials, TrustedHeaderOptions } from '../dashboard/basic-auth.js';
 import type { TlsFiles } from '../dashboard/listen.js';
-import { fixedConfigSource, type ConfigSource } from '../kube/config-snapshot.js';
+import { fixedConfigSource, type ConfigSource } from '../config/sources/config-snapshot.js';
 import { DEFAULT_CLUSTER_INFLIGHT_LIMIT_BYTES } from '../queues/cluster-budget.js';
-import type { GitAuthor } from '../queues/contracts.js';
+import type { GitAuthor } from '../core/contracts.js';
 import { DEFAULT_RETENTION, type Retention } from '../queues/job-options.js';
 import type { ValkeyClientOptions } from '../queues/valkey-client-options.js';
-import type { ObjectLimits } from '../workers/ingest/object-limits.js';
+import type { ObjectLimits } from '../core/object-limits.js';
 
 /** Every IPv4 interface: where both ports listen without LISTEN_ADDRESS. */
 export { DEFAULT_HOST } from '../dashboard/listen.js';

@@ -6,9 +6,9 @@ import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { BullBoard } from '../dashboard/bull-board.js';
-import type { WriteJob } from '../queues/contracts.js';
+import type { WriteJob } from '../core/contracts.js';
 import type { Partition } from '../queues/names.js';
-import type { PartitionWriter } from '../workers/git-writer/partition-writer.js';
+import type { PartitionWriter } from '../workers/write/partition-writer.js';
 
 export type StartWriter = (partition: Partition, credentials: Record<string, string> | undefined) => PartitionWriter;
 

@@ -3,13 +3,13 @@
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/resolved-config.js';
-import { observeBatchPushed, type ServiceMetrics } from '../dashboard/metrics.js';
+import { observeBatchPushed, type ServiceMetrics } from '../observability/metrics.js';
 import { budgetField, type ClusterBudget } from '../queues/cluster-budget.js';
-import type { GitAuthor, WriteJob } from '../queues/contracts.js';
+import type { GitAuthor, WriteJob } from '../core/contracts.js';
 import { JobFailure } from '../queues/exclusive-batch-consumer.js';
 import { writeJobId } from '../queues/names.js';
-import { startPartitionWriter } from '../workers/git-writer/partition-writer.js';
-import { recordTargetProgress } from '../workers/git-writer/target-progress.js';
+import { startPartitionWriter } from '../workers/write/partition-writer.js';
+import { recordTargetProgress } from '../queues/target-progress.js';
 import type { StartWriter } from './partitions.js';
 
 export interface WriterDeps {

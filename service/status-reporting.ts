@@ -4,7 +4,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
-import type { ServiceMetrics } from '../dashboard/metrics.js';
+import type { ServiceMetrics } from '../observability/metrics.js';
 import { startStatusReporter, type StatusReporter } from '../kube/status/status-reporter.js';
 import { startLeaderElection } from '../queues/leader.js';
 import { statusKeys } from '../queues/names.js';

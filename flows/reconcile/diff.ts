@@ -1,7 +1,7 @@
 // What a reconcile changes in Git: the findings of the children (what the cluster holds now, as the live
 // path would write it) against the target's current tree. Pure.
 import type { ResolvedTarget } from '../../config/resolved-config.js';
-import { validateBasePath } from '../../workers/route/path-layout.js';
+import { validateBasePath } from '../../core/path-layout.js';
 
 export type PruneMode = ResolvedTarget['prune'];
 

@@ -1,6 +1,6 @@
 // Feeds a reconcile run's diff into the ordered write path of live events: one write job per file, added
 // to the target's partition queue with ONE addBulk, so the run's writes are contiguous in the queue and
-// the partition writer (workers/git-writer) commits them like any event: in order, idempotently, after the
+// the partition writer (workers/write) commits them like any event: in order, idempotently, after the
 // stale check, and, because each job carries the `reconcile` marker, all of one run that share a batch
 // as ONE commit `reconcile <target>: N created, M updated, K deleted` (plan-commits.ts).
 //
@@ -9,10 +9,10 @@
 // writer's content and resourceVersion checks make the repeat change nothing.
 import type { JobsOptions, Queue } from 'bullmq';
 import type { ResolvedTarget } from '../../config/resolved-config.js';
-import type { GitAuthor, Operation, WriteJob } from '../../queues/contracts.js';
+import type { GitAuthor, Operation, WriteJob } from '../../core/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
 import { reconcileEventKey, writeJobId } from '../../queues/names.js';
-import { reconcileAuditID } from '../../workers/git-writer/commit-message.js';
+import { reconcileAuditID } from '../../workers/write/commit-message.js';
 import type { ReconcileDiff } from './diff.js';
 
 /** The author of reconcile commits: the service itself, with its committer email (GIT_COMMITTER_EMAIL). */

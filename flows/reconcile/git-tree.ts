@@ -5,10 +5,10 @@
 // (git-remote.ts gitAuthEnv: environment variables, never the command line). Nothing is ever pushed.
 import { join } from 'node:path';
 import type { Partition } from '../../queues/names.js';
-import { spawnGit } from '../../workers/git-writer/git-process.js';
-import { gitAuthEnv, openMirror } from '../../workers/git-writer/git-remote.js';
-import { removeStaleLocks } from '../../workers/git-writer/stale-locks.js';
-import { readTreeIndex } from '../../workers/git-writer/tree-index.js';
+import { spawnGit } from '../../git/git-process.js';
+import { gitAuthEnv, openMirror } from '../../git/git-remote.js';
+import { removeStaleLocks } from '../../git/stale-locks.js';
+import { readTreeIndex } from '../../git/tree-index.js';
 import { isUnderBase } from './diff.js';
 
 export interface ReadTargetTreeOptions {

@@ -15,11 +15,11 @@ import type { RequestLimiter } from '../../kube/kube-get-json.js';
 import { WEEK } from '../../queues/job-options.js';
 import { RECONCILE_LIST_QUEUE, RECONCILE_QUEUE, reconcileJobId, reconcileKeys, reconcileListJobId, type Partition } from '../../queues/names.js';
 import { diffTree, type DeleteEntry, type Finding, type PruneMode, type ReconcileDiff } from './diff.js';
-import { compareResourceVersions } from '../../workers/git-writer/plan-commits.js';
+import { compareResourceVersions } from '../../workers/write/plan-commits.js';
 import { readTargetTree, type TargetTree } from './git-tree.js';
 import { listChild, ReconcileListError, type ListChildResult } from './list-child.js';
 import type { ScopeEntry } from './scope.js';
-import { CLUSTER_SCOPED_DIR, objectFilePath, validateBasePath } from '../../workers/route/path-layout.js';
+import { CLUSTER_SCOPED_DIR, objectFilePath, validateBasePath } from '../../core/path-layout.js';
 
 // Named in queues/names.ts with every other key and queue; still importable from the module that uses them.
 export { RECONCILE_LIST_QUEUE, RECONCILE_QUEUE, reconcileJobId };

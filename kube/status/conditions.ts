@@ -8,7 +8,7 @@
 // cannot count) keeps what the cluster shows, so replicas that know less never flip a status back.
 import { z } from 'zod';
 import type { ConfigProblem } from '../../config/resolve-config.js';
-import type { ObservedObject } from '../config-snapshot.js';
+import type { ObservedObject } from '../../config/sources/config-snapshot.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
@@ -39,7 +39,7 @@ export type ObjectStatus = {
   watchedResources?: number;
 };
 
-/** A GitTarget's progress as Valkey holds it (workers/git-writer/target-progress.ts). */
+/** A GitTarget's progress as Valkey holds it (queues/target-progress.ts). */
 export interface TargetProgressFacts {
   lastCommit?: { sha: string; time: string };
   lastError?: { message: string; time: string };

@@ -3,8 +3,8 @@
 // can act on (credentials, URL, network) and never carries a credential: the URL is shown redacted and
 // every secret value is blanked out of git's words.
 import { spawn } from 'node:child_process';
-import { plumbingEnv } from '../../workers/git-writer/git-process.js';
-import { gitAuthEnv, redactText, redactURL, remoteKind } from '../../workers/git-writer/git-remote.js';
+import { plumbingEnv } from '../../git/git-process.js';
+import { gitAuthEnv, redactText, redactURL, remoteKind } from '../../git/git-remote.js';
 
 export type ProbeFailure = 'AuthenticationFailed' | 'RepositoryNotFound' | 'Unreachable' | 'ProbeFailed';
 

@@ -16,11 +16,11 @@ import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ConfigProblem } from '../../config/resolve-config.js';
 import type { ResolvedGitProvider } from '../../config/resolved-config.js';
-import { readPartitionBacklog, readTargetProgress, type TargetProgress } from '../../workers/git-writer/target-progress.js';
-import type { ConfigSnapshot } from '../config-snapshot.js';
+import { readPartitionBacklog, readTargetProgress, type TargetProgress } from '../../queues/target-progress.js';
+import type { ConfigSnapshot } from '../../config/sources/config-snapshot.js';
 import { desiredStatus } from './conditions.js';
 import { startProbeSchedule, type ProbeScheduleOptions } from './probe-schedule.js';
-import type { StatusMetrics } from './status-metrics.js';
+import type { StatusMetrics } from '../../observability/status-metrics.js';
 import { startStatusWriter, type StatusWriterOptions } from './status-writer.js';
 
 export interface StatusReporterOptions {

@@ -12,10 +12,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../../config/resource-schemas.js';
-import type { ObservedObject, StatusKind } from '../config-snapshot.js';
+import type { ObservedObject, StatusKind } from '../../config/sources/config-snapshot.js';
 import { statusDiffers, type ObjectStatus } from './conditions.js';
-import type { StatusMetrics } from './status-metrics.js';
-import { apiErrorText } from '../json-body.js';
+import type { StatusMetrics } from '../../observability/status-metrics.js';
+import { apiErrorText } from '../../core/json-body.js';
 
 export const STATUS_FIELD_MANAGER = 'gitops-reverser';
 

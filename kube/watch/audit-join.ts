@@ -8,11 +8,11 @@
 // waited for it), so the watch event is the same content and the writer commits nothing for it (it skips
 // same-content and stale writes). The join matters for audit events without a body (level Metadata).
 import type { Valkey } from 'iovalkey';
-import type { IngestJob } from '../../queues/contracts.js';
+import type { IngestJob } from '../../core/contracts.js';
 import { auditAuthorKey } from '../../queues/names.js';
 import { nowMs, type WatchChange } from './resumable-watch.js';
 import { isRecord } from '../../core/json.js';
-import { terminating } from '../object-state.js';
+import { terminating } from '../../core/object-state.js';
 
 /** Long enough for any grace period and a slow watch; short enough that the keys stay few. */
 export const AUDIT_AUTHOR_TTL_SECONDS = 600;

@@ -3,7 +3,7 @@
 // resolves only once its jobs are in Valkey, which is what lets a watch move its checkpoint; a failed
 // addBulk rejects every caller of that flush, whose watches then deliver the same jobs again.
 import type { JobsOptions, Queue } from 'bullmq';
-import type { IngestJob } from '../../queues/contracts.js';
+import type { IngestJob } from '../../core/contracts.js';
 import { INGEST_JOB_OPTIONS } from '../../queues/job-options.js';
 import { eventJobId } from '../../queues/names.js';
 

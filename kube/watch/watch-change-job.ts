@@ -3,8 +3,8 @@
 // Secrets are redacted here, before the job is stored; namespaces outside allowedNamespaces are dropped
 // as filter-audit-event.ts drops them.
 import { createHash } from 'node:crypto';
-import { WATCH_AUDIT_ID_PREFIX, WATCH_UNKNOWN_USER, type IngestJob } from '../../queues/contracts.js';
-import { storableObject } from '../../workers/ingest/redact-secret.js';
+import { WATCH_AUDIT_ID_PREFIX, WATCH_UNKNOWN_USER, type IngestJob } from '../../core/contracts.js';
+import { storableObject } from '../../core/redact-secret.js';
 import type { WatchChange } from './resumable-watch.js';
 import type { WatchSpec } from './watch-plan.js';
 import { isRecord, stringOrEmpty } from '../../core/json.js';
@@ -13,7 +13,7 @@ const VERB_BY_TYPE = { ADDED: 'create', MODIFIED: 'update', DELETED: 'delete' } 
 
 /**
  * An audit-style timestamp with microseconds (`2026-11-25T15:00:00.123456Z`), the precision change
- * order sorts by (workers/change-order.ts).
+ * order sorts by (core/change-order.ts).
  */
 export function auditTimestamp(epochMs: number): string {
   const micros = Math.floor(epochMs * 1000);

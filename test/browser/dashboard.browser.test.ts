@@ -9,7 +9,7 @@ import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WriteJob } from '../../queues/contracts.js';
+import type { WriteJob } from '../../core/contracts.js';
 import { auditEvent, type ObjectSpec } from '../support/audit-events.js';
 import { launchChromium, pageErrors, saveScreenshot, serviceContext } from '../support/browser.js';
 import { commitLog, createBareRemote, git, treeFiles, waitFor } from '../support/git-repos.js';

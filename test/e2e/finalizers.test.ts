@@ -4,7 +4,7 @@
 // The same in watch mode (MODIFIED with deletionTimestamp, then DELETED), with the watch's unknown author.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoConfigYaml } from '../../config/demo-config.js';
-import { UNKNOWN_WATCH_AUTHOR_NAME } from '../../workers/normalize/normalize-event.js';
+import { UNKNOWN_WATCH_AUTHOR_NAME } from '../../workers/route/normalize-event.js';
 import { startAuditedCluster, type AuditedCluster } from '../support/audited-cluster.js';
 import { commitLog, treeFiles, waitFor } from '../support/git-repos.js';
 import { createTestNamespaces } from '../support/kube-control-plane.js';

@@ -4,7 +4,7 @@
 // Bull Board with its error; the audit events sent around them are committed; the remote holds only those.
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WriteJob } from '../../queues/contracts.js';
+import type { WriteJob } from '../../core/contracts.js';
 import { auditEvent, type ObjectSpec } from '../support/audit-events.js';
 import { commitLog, createBareRemote, treeFiles, waitFor } from '../support/git-repos.js';
 import { postToC1, singleClusterConfig, startTestService, type TestService } from '../support/test-service.js';

@@ -26,7 +26,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { openConnection } from '../../queues/connection.js';
-import { sanitizeObject, toCanonicalYaml } from '../../workers/normalize/sanitize.js';
+import { sanitizeObject, toCanonicalYaml } from '../../core/sanitize.js';
 import { startAuditedCluster, type AuditedCluster } from '../support/audited-cluster.js';
 import { commitLog, git, treeFiles, waitFor, type CommitInfo } from '../support/git-repos.js';
 import { createTestNamespaces } from '../support/kube-control-plane.js';

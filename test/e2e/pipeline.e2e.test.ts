@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../config/load-config.js';
 import { startService, type RunningService } from '../../service.js';
-import { REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
+import { REDACTED_VALUE } from '../../core/redact-secret.js';
 import { auditEvent, eventList, type ObjectSpec, type Verb } from '../support/audit-events.js';
 import { commitLog, createBareRemote, git, treeFiles, waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
@@ -97,7 +97,7 @@ function expectedContent(spec: ObjectSpec): Record<string, unknown> {
   if (spec.namespace) metadata.namespace = spec.namespace;
   if (spec.labels) metadata.labels = spec.labels;
   const content: Record<string, unknown> = { apiVersion: spec.apiVersion, kind: spec.kind, metadata, ...body };
-  // What the API server fills in on its own is left out of files (workers/normalize/server-defaults.ts).
+  // What the API server fills in on its own is left out of files (core/server-defaults.ts).
   if (spec.kind === 'Secret' && content.type === 'Opaque') delete content.type;
   if (spec.kind === 'Namespace' && JSON.stringify(content.spec) === '{}') delete content.spec;
   return content;

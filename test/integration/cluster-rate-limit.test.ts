@@ -3,7 +3,7 @@
 // the outcome does not depend on how fast the test runs (nothing is asserted about elapsed time).
 import type { Valkey } from 'iovalkey';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClusterRateLimit, takeTokens } from '../../dashboard/cluster-rate-limit.js';
+import { createClusterRateLimit, takeTokens } from '../../workers/ingest/cluster-rate-limit.js';
 import { openConnection } from '../../queues/connection.js';
 import { rateLimitKey } from '../../queues/names.js';
 import { waitFor } from '../support/git-repos.js';

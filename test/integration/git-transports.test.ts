@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startKubeConfigSource } from '../../kube/config-source.js';
+import { startKubeConfigSource } from '../../config/sources/kubernetes-source.js';
 import { probeRepository } from '../../kube/status/provider-probe.js';
 import { openConnection } from '../../queues/connection.js';
-import { readTargetProgress } from '../../workers/git-writer/target-progress.js';
+import { readTargetProgress } from '../../queues/target-progress.js';
 import { auditEvent, eventList } from '../support/audit-events.js';
 import type { Condition } from '../support/cluster-service-kit.js';
 import {

@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { commitMessage, parseTrailers } from '../../workers/git-writer/commit-message.js';
-import { writeCommits, type PlannedCommit } from '../../workers/git-writer/fast-import-committer.js';
-import { blobSha } from '../../workers/git-writer/git-objects.js';
-import { gitAuthEnv, openMirror } from '../../workers/git-writer/git-remote.js';
-import { readTreeIndex } from '../../workers/git-writer/tree-index.js';
+import { commitMessage, parseTrailers } from '../../workers/write/commit-message.js';
+import { writeCommits, type PlannedCommit } from '../../git/fast-import-committer.js';
+import { blobSha } from '../../git/git-objects.js';
+import { gitAuthEnv, openMirror } from '../../git/git-remote.js';
+import { readTreeIndex } from '../../git/tree-index.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'git-writer-fi-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

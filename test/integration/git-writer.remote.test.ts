@@ -4,8 +4,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeCommits, type PlannedCommit } from '../../workers/git-writer/fast-import-committer.js';
-import { GitRemoteError, gitAuthEnv, openMirror, redactURL } from '../../workers/git-writer/git-remote.js';
+import { writeCommits, type PlannedCommit } from '../../git/fast-import-committer.js';
+import { GitRemoteError, gitAuthEnv, openMirror, redactURL } from '../../git/git-remote.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'git-writer-remote-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

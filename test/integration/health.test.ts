@@ -15,7 +15,7 @@ import { createApp } from '../../dashboard/app.js';
 import { createQueueDashboard } from '../../dashboard/bull-board.js';
 import { createHealth, type HealthView, type ProviderReachability, type ReadinessResult } from '../../dashboard/health.js';
 import { listen } from '../../dashboard/listen.js';
-import { createMetrics } from '../../dashboard/metrics.js';
+import { createMetrics } from '../../observability/metrics.js';
 import { openConnection } from '../../queues/connection.js';
 import { startEmbeddedValkey, type EmbeddedValkey } from '../../queues/embedded-valkey.js';
 import { INGEST_QUEUE } from '../../queues/names.js';

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ClusterClient } from '../../kube/cluster-clients.js';
 import { createCollectionLister, listObjectNames } from '../../kube/list-object-names.js';
 import { TokenBucket } from '../../kube/token-bucket.js';
-import type { IngestJob } from '../../queues/contracts.js';
+import type { IngestJob } from '../../core/contracts.js';
 import { kubeSkipReason } from '../support/kube-target.js';
 
 const skipReason = await kubeSkipReason();

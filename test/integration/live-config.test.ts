@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeConfigSource } from '../../kube/config-source.js';
-import type { ConfigSnapshot, ConfigSource } from '../../kube/config-snapshot.js';
+import { startKubeConfigSource } from '../../config/sources/kubernetes-source.js';
+import type { ConfigSnapshot, ConfigSource } from '../../config/sources/config-snapshot.js';
 import { auditEvent, eventList } from '../support/audit-events.js';
 import {
   clusterProviderObject,

@@ -14,7 +14,7 @@ import type { ClusterClient } from '../../kube/cluster-clients.js';
 import { fetchObject, type FetchOutcome } from '../../kube/fetch-object.js';
 import { createObjectFetcher } from '../../kube/object-fetcher.js';
 import { TokenBucket, type Clock } from '../../kube/token-bucket.js';
-import { REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
+import { REDACTED_VALUE } from '../../core/redact-secret.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 
 // client-node must load for KubeConfig; where it cannot, the file skips, saying why.

@@ -7,13 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoConfigYaml } from '../../config/demo-config.js';
 import { parseConfig } from '../../config/load-config.js';
 import type { ResolvedConfig } from '../../config/resolved-config.js';
-import { createMetrics } from '../../dashboard/metrics.js';
+import { createMetrics } from '../../observability/metrics.js';
 import { collectOverview } from '../../dashboard/overview.js';
 import { openConnection } from '../../queues/connection.js';
 import { INGEST_QUEUE, ownKeys } from '../../queues/names.js';
 import { tryAcquireLease } from '../../queues/lease.js';
-import type { WriteJob } from '../../queues/contracts.js';
-import { recordTargetProgress } from '../../workers/git-writer/target-progress.js';
+import type { WriteJob } from '../../core/contracts.js';
+import { recordTargetProgress } from '../../queues/target-progress.js';
 import { waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 

@@ -7,12 +7,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { WriteJob } from '../../queues/contracts.js';
+import type { WriteJob } from '../../core/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
 import { ownKeys } from '../../queues/names.js';
-import type { WriteTarget } from '../../workers/git-writer/validate-write.js';
-import { authorFor } from '../../workers/normalize/normalize-event.js';
-import { objectFilePath } from '../../workers/route/path-layout.js';
+import type { WriteTarget } from '../../workers/write/validate-write.js';
+import { authorFor } from '../../workers/route/normalize-event.js';
+import { objectFilePath } from '../../core/path-layout.js';
 import { commitLog, treeFiles, waitFor } from '../support/git-repos.js';
 import { PartitionWriterKit } from '../support/partition-writer-kit.js';
 

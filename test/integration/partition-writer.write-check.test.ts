@@ -1,5 +1,5 @@
 // A write job in Valkey is input: the partition writer checks every one against the GitTargets configured
-// on its partition before planning (workers/git-writer/validate-write.ts). Forged jobs added straight into
+// on its partition before planning (workers/write/validate-write.ts). Forged jobs added straight into
 // a partition queue (as Bull Board's `add` did) fail alone as dead letters, with an error that names what
 // is wrong, and commit nothing; the valid jobs around them commit. A write for a target this writer does
 // not know (yet) is retried through its attempts instead: it commits once the target is configured here,
@@ -7,12 +7,12 @@
 import type { JobsOptions } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { feedReconcile, reconcileAuthor } from '../../flows/reconcile/feed-writes.js';
-import type { WriteJob } from '../../queues/contracts.js';
+import type { WriteJob } from '../../core/contracts.js';
 import { WRITE_JOB_OPTIONS } from '../../queues/job-options.js';
 import { partitionOf, type Partition } from '../../queues/names.js';
 import { replayFailed } from '../../queues/replay-failed.js';
-import { authorFor } from '../../workers/normalize/normalize-event.js';
-import { objectFilePath } from '../../workers/route/path-layout.js';
+import { authorFor } from '../../workers/route/normalize-event.js';
+import { objectFilePath } from '../../core/path-layout.js';
 import { commitLog, treeFiles, waitFor } from '../support/git-repos.js';
 import { PartitionWriterKit, TEST_COMMITTER } from '../support/partition-writer-kit.js';
 import { routedWrite } from '../support/write-jobs.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { runRbacCommand } from '../../kube/rbac-command.js';
+import { runRbacCommand } from '../../rbac/rbac-command.js';
 import { renderChart } from '../support/chart-render.js';
 import { kubeSkipReason, startKubeTarget, type KubeTarget } from '../support/kube-target.js';
 

@@ -1,6 +1,6 @@
 // The files are safe to apply: every object recorded from a real kube-apiserver 1.20.2
 // (test/fixtures/kube-objects) is created again on the run's real API server from its file (what
-// normalize writes, with the server's defaults taken out by workers/normalize/server-defaults.ts), and the
+// normalize writes, with the server's defaults taken out by core/server-defaults.ts), and the
 // API server stores exactly the object it stored for what kubectl sent: whatever a file leaves out, the
 // server puts back as it was. Only what differs between two creations is set aside: uid, resourceVersion and
 // timestamps, the Service addresses and node ports the server allocates (kept in the files, but another
@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { storableObject } from '../../workers/ingest/redact-secret.js';
-import { sanitizeObject, toCanonicalYaml } from '../../workers/normalize/sanitize.js';
+import { storableObject } from '../../core/redact-secret.js';
+import { sanitizeObject, toCanonicalYaml } from '../../core/sanitize.js';
 import { createTestNamespaces, type TestNamespaces } from '../support/kube-control-plane.js';
 import { sharedControlPlane, type SharedControlPlane } from '../support/shared-control-plane.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load-config.js';
-import { fixedConfigSource, type ConfigSource } from '../../kube/config-snapshot.js';
+import { fixedConfigSource, type ConfigSource } from '../../config/sources/config-snapshot.js';
 import { openConnection } from '../../queues/connection.js';
 import { startService, type ServiceOptions } from '../../service.js';
 import { createBareRemote, waitFor } from '../support/git-repos.js';

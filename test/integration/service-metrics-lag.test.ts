@@ -3,9 +3,9 @@
 import { Queue } from 'bullmq';
 import type { Valkey } from 'iovalkey';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMetrics, observeBatchPushed, observeEventToPush, observeReconcile, oldestWaitingAge, registerQueueGauges } from '../../dashboard/metrics.js';
+import { createMetrics, observeBatchPushed, observeEventToPush, observeReconcile, oldestWaitingAge, registerQueueGauges } from '../../observability/metrics.js';
 import { openConnection } from '../../queues/connection.js';
-import type { WriteJob, WriteResult } from '../../queues/contracts.js';
+import type { WriteJob, WriteResult } from '../../core/contracts.js';
 import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { removeStaleLocks } from '../../workers/git-writer/stale-locks.js';
+import { removeStaleLocks } from '../../git/stale-locks.js';
 
 describe('removeStaleLocks', () => {
   const dirs: string[] = [];

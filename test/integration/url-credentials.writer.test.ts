@@ -12,12 +12,12 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConnection } from '../../queues/connection.js';
-import type { WriteJob } from '../../queues/contracts.js';
+import type { WriteJob } from '../../core/contracts.js';
 import { partitionOf } from '../../queues/names.js';
-import { openMirror } from '../../workers/git-writer/git-remote.js';
-import { startPartitionWriter } from '../../workers/git-writer/partition-writer.js';
-import { authorFor } from '../../workers/normalize/normalize-event.js';
-import { objectFilePath } from '../../workers/route/path-layout.js';
+import { openMirror } from '../../git/git-remote.js';
+import { startPartitionWriter } from '../../workers/write/partition-writer.js';
+import { authorFor } from '../../workers/route/normalize-event.js';
+import { objectFilePath } from '../../core/path-layout.js';
 import { waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 

@@ -10,7 +10,7 @@
 // toCanonicalYaml writes U+FFFD in their place, which is what the API server would have stored.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { sanitizeObject, toCanonicalYaml } from '../../workers/normalize/sanitize.js';
+import { sanitizeObject, toCanonicalYaml } from '../../core/sanitize.js';
 import { readWithGo, type GoReadResult } from '../support/go-yaml-read.js';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;

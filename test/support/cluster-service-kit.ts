@@ -5,7 +5,7 @@
 // and close from its beforeAll and afterAll.
 import { rm } from 'node:fs/promises';
 import { pino } from 'pino';
-import { startKubeConfigSource } from '../../kube/config-source.js';
+import { startKubeConfigSource } from '../../config/sources/kubernetes-source.js';
 import type { ServiceOptions } from '../../service.js';
 import type { Obj } from './config-objects.js';
 import { createBareRemote, waitFor } from './git-repos.js';

@@ -11,7 +11,7 @@ import { createApp, type AppOptions } from '../../dashboard/app.js';
 import type { DashboardCredentials } from '../../dashboard/basic-auth.js';
 import { createQueueDashboard } from '../../dashboard/bull-board.js';
 import { listen } from '../../dashboard/listen.js';
-import { createMetrics } from '../../dashboard/metrics.js';
+import { createMetrics } from '../../observability/metrics.js';
 import { openConnection } from '../../queues/connection.js';
 import { waitFor } from './git-repos.js';
 import { uniquePrefix } from './valkey-server.js';

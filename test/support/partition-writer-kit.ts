@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { openConnection } from '../../queues/connection.js';
-import type { WriteJob } from '../../queues/contracts.js';
+import type { WriteJob } from '../../core/contracts.js';
 import { partitionOf, type Partition } from '../../queues/names.js';
-import { startPartitionWriter, type PartitionWriter } from '../../workers/git-writer/partition-writer.js';
-import type { BatchProgress } from '../../workers/git-writer/target-progress.js';
-import type { WriteTarget } from '../../workers/git-writer/validate-write.js';
+import { startPartitionWriter, type PartitionWriter } from '../../workers/write/partition-writer.js';
+import type { BatchProgress } from '../../queues/target-progress.js';
+import type { WriteTarget } from '../../workers/write/validate-write.js';
 import { createBareRemote } from './git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from './valkey-server.js';
 

@@ -7,11 +7,11 @@ import { pino } from 'pino';
 import type { ClusterSource } from '../../config/resolved-config.js';
 import { createApp } from '../../dashboard/app.js';
 import { createQueueDashboard } from '../../dashboard/bull-board.js';
-import { createClusterRateLimit } from '../../dashboard/cluster-rate-limit.js';
+import { createClusterRateLimit } from '../../workers/ingest/cluster-rate-limit.js';
 import { listen, type TlsFiles } from '../../dashboard/listen.js';
-import { createMetrics, type ServiceMetrics } from '../../dashboard/metrics.js';
+import { createMetrics, type ServiceMetrics } from '../../observability/metrics.js';
 import { openConnection } from '../../queues/connection.js';
-import type { IngestJob } from '../../queues/contracts.js';
+import type { IngestJob } from '../../core/contracts.js';
 import { INGEST_QUEUE } from '../../queues/names.js';
 
 export interface WebhookApp {

@@ -1,9 +1,9 @@
-// A valid write job for the tests of the writer's check (workers/git-writer/validate-write.ts): what follows
+// A valid write job for the tests of the writer's check (workers/write/validate-write.ts): what follows
 // from the target and the object is derived the way the router derives it, so that a test's valid job is
 // valid by construction and each forged one differs from it only in what the test changes.
-import type { ObjectIdentity, WriteJob } from '../../queues/contracts.js';
-import { authorFor } from '../../workers/normalize/normalize-event.js';
-import { objectFilePath } from '../../workers/route/path-layout.js';
+import type { ObjectIdentity, WriteJob } from '../../core/contracts.js';
+import { authorFor } from '../../workers/route/normalize-event.js';
+import { objectFilePath } from '../../core/path-layout.js';
 
 /** A GitTarget as the router sees it: its key, its folder in the repository and its cluster. */
 export interface RoutedTarget {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
+import { parseAuditPayload } from '../../core/audit-event-schema.js';
 
 function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { changeOrder } from '../../workers/change-order.js';
+import { changeOrder } from '../../core/change-order.js';
 
 const order = (...items: [string, string?, string?][]) =>
   changeOrder(items, ([stageTimestamp, cluster = 'c1', resourceVersion = '']) => ({ stageTimestamp, cluster, resourceVersion }));

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterSource } from '../../config/resolved-config.js';
 import { createObjectFetcher } from '../../kube/object-fetcher.js';
-import type { IngestJob } from '../../queues/contracts.js';
+import type { IngestJob } from '../../core/contracts.js';
 import { kubeSkipReason } from '../support/kube-target.js';
 
 // client-node must load for KubeConfig; where it cannot, the file skips, saying why.

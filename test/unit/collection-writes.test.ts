@@ -1,13 +1,13 @@
 // The router's writes for events that remove many files (workers/route/collection-writes.ts), its listing of
-// what a deletecollection left (workers/list-collections.ts), and which targets a namespace's delete concerns.
+// what a deletecollection left (workers/route/list-collections.ts), and which targets a namespace's delete concerns.
 import { describe, expect, it } from 'vitest';
 import type { ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from '../../config/resolved-config.js';
 import type { ResourceRule } from '../../config/resource-schemas.js';
 import type { ListNamesOutcome } from '../../kube/list-object-names.js';
-import { WriteJobSchema, type IngestJob } from '../../queues/contracts.js';
+import { WriteJobSchema, type IngestJob } from '../../core/contracts.js';
 import { partitionOf } from '../../queues/names.js';
-import { checkWrite } from '../../workers/git-writer/validate-write.js';
-import { listCollections } from '../../workers/list-collections.js';
+import { checkWrite } from '../../workers/write/validate-write.js';
+import { listCollections } from '../../workers/route/list-collections.js';
 import { collectionWrites, eventSelected, isNamespaceDelete } from '../../workers/route/collection-writes.js';
 import { compileRules, namespaceTargets } from '../../workers/route/compile-rules.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load-config.js';
 import type { ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from '../../config/resolved-config.js';
 import type { ResourceRule } from '../../config/resource-schemas.js';
-import type { ObjectIdentity, Operation } from '../../queues/contracts.js';
+import type { ObjectIdentity, Operation } from '../../core/contracts.js';
 import { partitionOf } from '../../queues/names.js';
 import { compileRules, matchTargets } from '../../workers/route/compile-rules.js';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { crdDefinitions, crdFileName, crdFileYaml, crdYaml, toStructural, type SchemaNode } from '../../config/crd-definitions.js';
-import { CRD_DIR } from '../../config/write-crds.js';
+import { CRD_DIR } from '../../cli/write-crds.js';
 
 interface Crd {
   metadata: { name: string };
@@ -77,7 +77,7 @@ async function sampleObjects(): Promise<Record<string, unknown>[]> {
 
 describe('CRD definitions', () => {
   it('match the files committed under charts/gitops-reverser/crds (no drift)', async () => {
-    const hint = 'the CRDs in charts/gitops-reverser/crds are out of date: run `npx tsx config/write-crds.ts`';
+    const hint = 'the CRDs in charts/gitops-reverser/crds are out of date: run `npm run crds`';
     const files = (await readdir(CRD_DIR).catch(() => [] as string[])).filter((f) => f.endsWith('.gitopsreverser.io.yaml')).sort();
     expect(files, hint).toEqual(crds.map((c) => crdFileName(c as unknown as Record<string, unknown>)).sort());
     for (const crd of crds) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigFile } from '../../config/load-config.js';
 import { emptyConfigObjects, resolveConfig, type ConfigObjects } from '../../config/resolve-config.js';
-import { redactURL } from '../../workers/git-writer/git-remote.js';
+import { redactURL } from '../../git/git-remote.js';
 
 const apiVersion = 'gitopsreverser.io/v1alpha1' as const;
 const SECRET = 's3cr3t-PASS';

@@ -3,13 +3,13 @@
 // with a fake fetcher, so only the router's side is under test.
 import { UnrecoverableError } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../../dashboard/metrics.js';
+import { createMetrics } from '../../observability/metrics.js';
 import type { FetchOutcome } from '../../kube/fetch-object.js';
-import type { IngestJob } from '../../queues/contracts.js';
-import { fetchMissingBodies, type FetchMissingBodiesOptions } from '../../workers/fetch-missing-bodies.js';
-import { REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
+import type { IngestJob } from '../../core/contracts.js';
+import { fetchMissingBodies, type FetchMissingBodiesOptions } from '../../workers/route/fetch-missing-bodies.js';
+import { REDACTED_VALUE } from '../../core/redact-secret.js';
 import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
-import { routeEvent } from '../../workers/router.js';
+import { routeEvent } from '../../workers/route/router.js';
 
 let seq = 0;
 function job(fields: Partial<IngestJob> = {}): IngestJob {

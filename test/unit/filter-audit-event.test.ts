@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../workers/ingest/audit-event-schema.js';
-import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
+import type { AuditEvent } from '../../core/audit-event-schema.js';
+import { parseAuditPayload } from '../../core/audit-event-schema.js';
 import { isDryRun, toIngestJob } from '../../workers/ingest/filter-audit-event.js';
-import { IngestJobSchema, MAX_DELETED_NAMES } from '../../queues/contracts.js';
+import { IngestJobSchema, MAX_DELETED_NAMES } from '../../core/contracts.js';
 
 const CLUSTER = 'prod-eu';
 let seq = 0;

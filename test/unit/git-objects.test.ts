@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { blobSha } from '../../workers/git-writer/git-objects.js';
-import { commitMessage, parseTrailers } from '../../workers/git-writer/commit-message.js';
-import { quotePath } from '../../workers/git-writer/fast-import-committer.js';
+import { blobSha } from '../../git/git-objects.js';
+import { commitMessage, parseTrailers } from '../../workers/write/commit-message.js';
+import { quotePath } from '../../git/fast-import-committer.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'git-objects-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { IngestJob, ObjectIdentity } from '../../queues/contracts.js';
-import { identityKey, identityOf, splitApiVersion } from '../../workers/normalize/identity.js';
+import type { IngestJob, ObjectIdentity } from '../../core/contracts.js';
+import { identityKey, identityOf, splitApiVersion } from '../../core/identity.js';
 
 function job(objectRef: IngestJob['objectRef'], object?: Record<string, unknown>): IngestJob {
   return {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { GitAuthorSchema, type IngestJob } from '../../queues/contracts.js';
-import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
+import { GitAuthorSchema, type IngestJob } from '../../core/contracts.js';
+import { parseAuditPayload } from '../../core/audit-event-schema.js';
 import { toIngestJob } from '../../workers/ingest/filter-audit-event.js';
-import { authorFor, normalizeEvent } from '../../workers/normalize/normalize-event.js';
+import { authorFor, normalizeEvent } from '../../workers/route/normalize-event.js';
 
 const CLUSTER = 'prod-eu';
 

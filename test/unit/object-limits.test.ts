@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OBJECT_LIMITS, measureObject } from '../../workers/ingest/object-limits.js';
+import { DEFAULT_OBJECT_LIMITS, measureObject } from '../../core/object-limits.js';
 
 const limits = { maxBytes: 1000, maxDepth: 5, maxValues: 50 };
 

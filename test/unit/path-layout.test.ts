@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ObjectIdentity } from '../../queues/contracts.js';
-import { encodeSegment, objectFilePath, UnsafePathError, validateBasePath } from '../../workers/route/path-layout.js';
+import type { ObjectIdentity } from '../../core/contracts.js';
+import { encodeSegment, objectFilePath, UnsafePathError, validateBasePath } from '../../core/path-layout.js';
 
 const deploy: ObjectIdentity = { cluster: 'prod-eu', group: 'apps', version: 'v1', resource: 'deployments', namespace: 'shop', name: 'web' };
 

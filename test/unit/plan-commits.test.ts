@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { GitAuthor, WriteJob } from '../../queues/contracts.js';
-import { blobSha } from '../../workers/git-writer/git-objects.js';
-import { compareResourceVersions, planCommits } from '../../workers/git-writer/plan-commits.js';
-import { appliedKey } from '../../workers/git-writer/applied-events.js';
-import { formatIndexRanges, parseIndexRanges, parseTrailers, reconcileAuditID } from '../../workers/git-writer/commit-message.js';
+import type { GitAuthor, WriteJob } from '../../core/contracts.js';
+import { blobSha } from '../../git/git-objects.js';
+import { compareResourceVersions, planCommits } from '../../workers/write/plan-commits.js';
+import { appliedKey } from '../../workers/write/applied-events.js';
+import { formatIndexRanges, parseIndexRanges, parseTrailers, reconcileAuditID } from '../../workers/write/commit-message.js';
 import type { ReconcileDiff } from '../../flows/reconcile/diff.js';
 import { reconcileAuthor, reconcileWriteJobs } from '../../flows/reconcile/feed-writes.js';
 

@@ -4,11 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../config/load-config.js';
-import { readRbacConfig } from '../../kube/rbac-config.js';
-import { rbacObjects, type RbacObject } from '../../kube/rbac-objects.js';
-import { CLUSTER_SCOPE, PermissionSet } from '../../kube/rbac-policy.js';
-import { rbacNeeds, type ApiResourceInfo } from '../../kube/rbac.js';
-import { secretReferences } from '../../kube/secret-references.js';
+import { readRbacConfig } from '../../rbac/rbac-config.js';
+import { rbacObjects, type RbacObject } from '../../rbac/rbac-objects.js';
+import { CLUSTER_SCOPE, PermissionSet } from '../../rbac/rbac-policy.js';
+import { rbacNeeds, type ApiResourceInfo } from '../../rbac/rbac.js';
+import { secretReferences } from '../../config/secret-references.js';
 
 const V = 'apiVersion: gitopsreverser.io/v1alpha1';
 

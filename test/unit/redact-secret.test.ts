@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSecretRef, ObjectTooDeepError, redactSecret, REDACTED_VALUE, storableObject } from '../../workers/ingest/redact-secret.js';
+import { isSecretRef, ObjectTooDeepError, redactSecret, REDACTED_VALUE, storableObject } from '../../core/redact-secret.js';
 
 const PLAINTEXT = 'hunter2-very-secret';
 const B64 = Buffer.from(PLAINTEXT).toString('base64');

@@ -2,7 +2,7 @@
 // for URLs in text, shared by the git writer and the GitProvider probe.
 import { describe, expect, it } from 'vitest';
 import { redactCredentials } from '../../kube/status/provider-probe.js';
-import { redactText, redactURLsIn } from '../../workers/git-writer/git-remote.js';
+import { redactText, redactURLsIn } from '../../git/git-remote.js';
 
 describe('redactURLsIn', () => {
   it('drops the userinfo of http(s) URLs and the password of others, wherever they stand in the text', () => {

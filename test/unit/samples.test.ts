@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { demoConfigYaml, DEMO_CLUSTER, DEMO_TOKEN } from '../../config/demo-config.js';
 import { loadConfigFile, parseConfig } from '../../config/load-config.js';
-import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
+import { parseAuditPayload } from '../../core/audit-event-schema.js';
 import { toIngestJob } from '../../workers/ingest/filter-audit-event.js';
 
 describe('samples', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { sanitizeObject, sortKeysDeep, toCanonicalYaml } from '../../workers/normalize/sanitize.js';
+import { sanitizeObject, sortKeysDeep, toCanonicalYaml } from '../../core/sanitize.js';
 
 function liveDeployment(): Record<string, unknown> {
   return {

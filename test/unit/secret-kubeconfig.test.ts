@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { parseSecretKubeConfig } from '../../kube/secret-kubeconfig.js';
+import { parseSecretKubeConfig } from '../../config/secret-kubeconfig.js';
 
 const SECRET = 's3cr3t-t0ken-value';
 

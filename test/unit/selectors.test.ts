@@ -7,7 +7,7 @@ import {
   SelectorSyntaxError,
   selectorProblem,
   selectorsOfRequestURI,
-} from '../../kube/selectors.js';
+} from '../../core/selectors.js';
 
 const matches = (selector: string, labels: Record<string, string>) => labelsMatch(parseLabelSelector(selector), labels);
 

@@ -1,4 +1,4 @@
-// What the API server writes into objects on its own comes out of the files (workers/normalize/
+// What the API server writes into objects on its own comes out of the files (core/
 // server-defaults.ts), checked on objects recorded from a real kube-apiserver 1.20.2
 // (test/fixtures/kube-objects: what kubectl sent, the audit event of the create, the object as its list
 // returns it). For every recorded object the file made of what the server stored equals the file made of
@@ -12,12 +12,12 @@ import { parse } from 'yaml';
 import { findingOf } from '../../flows/reconcile/list-child.js';
 import { watchChangeToJob } from '../../kube/watch/watch-change-job.js';
 import type { WatchSpec } from '../../kube/watch/watch-plan.js';
-import { parseAuditPayload } from '../../workers/ingest/audit-event-schema.js';
+import { parseAuditPayload } from '../../core/audit-event-schema.js';
 import { toIngestJob } from '../../workers/ingest/filter-audit-event.js';
-import { storableObject } from '../../workers/ingest/redact-secret.js';
-import { normalizeEvent } from '../../workers/normalize/normalize-event.js';
-import { sanitizeObject, toCanonicalYaml } from '../../workers/normalize/sanitize.js';
-import { defaultPullPolicy } from '../../workers/normalize/server-defaults.js';
+import { storableObject } from '../../core/redact-secret.js';
+import { normalizeEvent } from '../../workers/route/normalize-event.js';
+import { sanitizeObject, toCanonicalYaml } from '../../core/sanitize.js';
+import { defaultPullPolicy } from '../../core/server-defaults.js';
 
 type Obj = Record<string, unknown>;
 interface Recorded {

@@ -2,7 +2,7 @@
 // progress, a GitProvider's Reachable; transition times kept while a condition's status stays.
 import { describe, expect, it } from 'vitest';
 import type { ConfigProblem } from '../../config/resolve-config.js';
-import type { ObservedObject } from '../../kube/config-snapshot.js';
+import type { ObservedObject } from '../../config/sources/config-snapshot.js';
 import { desiredStatus, PENDING_MESSAGE, statusDiffers, type Condition, type ObjectStatus } from '../../kube/status/conditions.js';
 
 const T0 = new Date('2026-01-10T08:00:00.123Z');

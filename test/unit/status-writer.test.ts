@@ -4,7 +4,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ObservedObject } from '../../kube/config-snapshot.js';
+import type { ObservedObject } from '../../config/sources/config-snapshot.js';
 import { desiredStatus, type ObjectStatus } from '../../kube/status/conditions.js';
 import { DEFAULT_MIN_INTERVAL_MS, startStatusWriter, statusPatch, type PatchStatus, type StatusRef, type StatusWriter } from '../../kube/status/status-writer.js';
 

@@ -1,9 +1,9 @@
 // What one written or handed-back batch changes of its targets' progress (pure part of target-progress.ts).
 import { describe, expect, it } from 'vitest';
-import type { WriteJob, WriteResult } from '../../queues/contracts.js';
+import type { WriteJob, WriteResult } from '../../core/contracts.js';
 import { JobFailure } from '../../queues/exclusive-batch-consumer.js';
 import { LeaseLostError } from '../../queues/lease.js';
-import { progressUpdates, withBatchProgress, type BatchProgress } from '../../workers/git-writer/target-progress.js';
+import { progressUpdates, withBatchProgress, type BatchProgress } from '../../queues/target-progress.js';
 
 const job = (n: number, target: string, second: number): WriteJob => ({
   eventKey: `c1_e${n}`,

@@ -1,11 +1,11 @@
-// The writer's check of a write job (workers/git-writer/validate-write.ts), without Valkey or Git: what is
+// The writer's check of a write job (workers/write/validate-write.ts), without Valkey or Git: what is
 // written and what is refused, and that a refused job leaves the others of its batch to be written.
 import { UnrecoverableError } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { MAX_DELETED_NAMES, WriteJobSchema, type WriteJob, type WriteResult } from '../../queues/contracts.js';
+import { MAX_DELETED_NAMES, WriteJobSchema, type WriteJob, type WriteResult } from '../../core/contracts.js';
 import { JobFailure, type JobHistory } from '../../queues/exclusive-batch-consumer.js';
 import type { HeldLease } from '../../queues/lease.js';
-import { checkWrite, TargetNotConfiguredError, withWriteCheck, WriteRefusedError, type WriteCheckContext } from '../../workers/git-writer/validate-write.js';
+import { checkWrite, TargetNotConfiguredError, withWriteCheck, WriteRefusedError, type WriteCheckContext } from '../../workers/write/validate-write.js';
 import { routedWrite } from '../support/write-jobs.js';
 
 const partition = { id: 'p1', branch: 'main' };

@@ -1,12 +1,12 @@
 // A watched change becomes the IngestJob an audit event would have made, and normalize names its
 // author: the joined audit user, or "unknown" saying why.
 import { describe, expect, it } from 'vitest';
-import { IngestJobSchema } from '../../queues/contracts.js';
+import { IngestJobSchema } from '../../core/contracts.js';
 import { auditTimestamp, watchChangeToJob } from '../../kube/watch/watch-change-job.js';
 import type { WatchChange } from '../../kube/watch/resumable-watch.js';
 import type { WatchSpec } from '../../kube/watch/watch-plan.js';
-import { REDACTED_VALUE } from '../../workers/ingest/redact-secret.js';
-import { normalizeEvent, UNKNOWN_WATCH_AUTHOR_NAME } from '../../workers/normalize/normalize-event.js';
+import { REDACTED_VALUE } from '../../core/redact-secret.js';
+import { normalizeEvent, UNKNOWN_WATCH_AUTHOR_NAME } from '../../workers/route/normalize-event.js';
 
 const DEPLOYMENTS: WatchSpec = { key: 'apps/v1/deployments@', group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true, namespace: '' };
 const SECRETS: WatchSpec = { key: '/v1/secrets@shop', group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true, namespace: 'shop' };

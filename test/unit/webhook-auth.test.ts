@@ -2,7 +2,7 @@
 // of the client certificate (the HTTPS side is in test/e2e/webhook-client-cert.test.ts).
 import { describe, expect, it } from 'vitest';
 import type { ClusterSource } from '../../config/resolved-config.js';
-import { authenticateCluster, tokenMatches, type PeerCertificate } from '../../dashboard/webhook-auth.js';
+import { authenticateCluster, tokenMatches, type PeerCertificate } from '../../workers/ingest/webhook-auth.js';
 
 const cluster = (overrides: Partial<ClusterSource>): ClusterSource => ({ name: 'c1', qps: 20, burst: 40, ...overrides });
 const NONE: PeerCertificate = { state: 'none' };

@@ -4,7 +4,7 @@
 // a user's `extra` (which can hold credentials of an authenticating proxy). A wildcard audit rule sends them
 // all; the ingest filter drops them here (`credential-request`) before anything is stored, by the request's
 // resource and by the body's kind, whichever says so.
-import { canonicalGroup } from './redact-secret.js';
+import { canonicalGroup } from '../../core/redact-secret.js';
 
 /** `group/resource` of the review APIs: created, answered, never persisted. */
 export const NEVER_STORED_RESOURCES: ReadonlySet<string> = new Set([

@@ -3,9 +3,9 @@
 // to a deletecollection of Secrets is a SecretList of plaintext Secrets, and nothing of it but the names is
 // stored anywhere. Each name will become a file name, so it is checked like an objectRef name; an item that
 // names another namespace than the request, or no usable name, refuses the event (it cannot be what it claims).
-import { MAX_DELETED_NAMES } from '../../queues/contracts.js';
-import { MAX_SELECTOR_LENGTH, selectorProblem, selectorsOfRequestURI } from '../../kube/selectors.js';
-import { pathSegmentProblem } from './audit-event-schema.js';
+import { MAX_DELETED_NAMES } from '../../core/contracts.js';
+import { MAX_SELECTOR_LENGTH, selectorProblem, selectorsOfRequestURI } from '../../core/selectors.js';
+import { pathSegmentProblem } from '../../core/audit-event-schema.js';
 import { isRecord } from '../../core/json.js';
 
 export type DeletedNames =

@@ -4,14 +4,14 @@
 // credentials is dropped here with a named reason, so the webhook can count what it skipped and why.
 // An event that cannot be what it claims (a body that disagrees with its objectRef, an object past the
 // bounds of object-limits.ts) is refused instead: the webhook answers 400 naming it and stores the rest.
-import { MUTATING_VERBS, type IngestJob, type MutatingVerb } from '../../queues/contracts.js';
-import type { AuditEvent } from './audit-event-schema.js';
+import { MUTATING_VERBS, type IngestJob, type MutatingVerb } from '../../core/contracts.js';
+import type { AuditEvent } from '../../core/audit-event-schema.js';
 import { isCredentialRequest } from './credential-requests.js';
 import { identityRefusal, isNamespaceRef, type IdentityRefusalReason } from './identity-check.js';
-import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimitReason, type ObjectLimits } from './object-limits.js';
+import { DEFAULT_OBJECT_LIMITS, measureObject, type ObjectLimitReason, type ObjectLimits } from '../../core/object-limits.js';
 import { deletedNamesOf, requestSelectors } from './deleted-names.js';
-import { canonicalGroup, storableObject } from './redact-secret.js';
-import { builtInScope, type ResourceScope } from './resource-scope.js';
+import { canonicalGroup, storableObject } from '../../core/redact-secret.js';
+import { builtInScope, type ResourceScope } from '../../core/resource-scope.js';
 import { isRecord, nonEmptyString } from '../../core/json.js';
 
 export type SkipReason =

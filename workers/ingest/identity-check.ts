@@ -3,8 +3,8 @@
 // under an objectRef that names `shop` (or no namespace at all) would otherwise be written under one folder
 // while holding another's object, past a cluster's allowedNamespaces. A disagreement refuses the event
 // (400 for it, counted); so does an objectRef whose namespace does not fit its type's scope.
-import { canonicalGroup } from './redact-secret.js';
-import type { ResourceScope } from './resource-scope.js';
+import { canonicalGroup } from '../../core/redact-secret.js';
+import type { ResourceScope } from '../../core/resource-scope.js';
 import { isRecord } from '../../core/json.js';
 
 export type IdentityRefusalReason = 'identity-mismatch' | 'scope-mismatch';

@@ -1,7 +1,7 @@
 // The writes of the events that remove many files at once: a deletecollection, and the delete of a
 // namespace. Each is one write per target (one event, one commit per target: the writer recognises a pushed
 // write by its Audit-ID, Cluster and Target trailers), whose `collection` says which files go and whose
-// filePath is their folder (workers/git-writer/collection-files.ts expands it against the tree):
+// filePath is their folder (workers/write/collection-files.ts expands it against the tree):
 // - deletecollection of a type in a namespace: the targets whose rules select that type's DELETE there; the
 //   files of the objects its answer listed (`names`), or, when the answer was not recorded, every file of
 //   the type there but those of the objects still in the cluster (`keep`, listed by the router) that the
@@ -11,15 +11,15 @@
 //   Namespace's own file where its rules select Namespaces: in one commit, by the user who deleted the
 //   namespace. The namespace controller's deletecollections that follow find nothing left to remove.
 import type { ResolvedTarget } from '../../config/resolved-config.js';
-import type { Collection, IngestJob, ObjectIdentity, WriteJob } from '../../queues/contracts.js';
-import { MAX_KEPT_NAMES } from '../../queues/contracts.js';
+import type { Collection, IngestJob, ObjectIdentity, WriteJob } from '../../core/contracts.js';
+import { MAX_KEPT_NAMES } from '../../core/contracts.js';
 import { eventJobId } from '../../queues/names.js';
-import { canonicalGroup } from '../ingest/redact-secret.js';
-import type { CollectionListing } from '../list-collections.js';
-import { identityOf } from '../normalize/identity.js';
-import { authorFor, normalizeEvent } from '../normalize/normalize-event.js';
+import { canonicalGroup } from '../../core/redact-secret.js';
+import type { CollectionListing } from './list-collections.js';
+import { identityOf } from '../../core/identity.js';
+import { authorFor, normalizeEvent } from './normalize-event.js';
 import { matchTargets, namespaceTargets, type CompiledRoutes } from './compile-rules.js';
-import { namespaceFolderPath, objectFilePath, typeFolderPath, UnsafePathError } from './path-layout.js';
+import { namespaceFolderPath, objectFilePath, typeFolderPath, UnsafePathError } from '../../core/path-layout.js';
 
 /** The delete of a Namespace (core group, no subresource): its folder goes with it. */
 export function isNamespaceDelete(job: IngestJob): boolean {

@@ -2,7 +2,7 @@
 // is a few set look-ups instead of a walk over every rule's arrays.
 import type { ResolvedConfig, ResolvedTarget } from '../../config/resolved-config.js';
 import type { ResourceRule } from '../../config/resource-schemas.js';
-import type { ObjectIdentity, Operation } from '../../queues/contracts.js';
+import type { ObjectIdentity, Operation } from '../../core/contracts.js';
 
 /** A set that also answers true for anything when it holds '*'. */
 type Selector = { any: boolean; values: Set<string> };

@@ -13,10 +13,9 @@
 // that cluster in hand is safe too: an older one that arrived late holds back the newer ones, at most W.
 // Arrival is the time the webhook (or the watch) stored the event, on its replica's clock: its audit time
 // is no measure, the API server sends a batch up to --audit-webhook-batch-max-wait after the events in it.
-import { changeOrder, type ChangeKey } from '../change-order.js';
+import { changeOrder, type ChangeKey } from '../../core/change-order.js';
 
-/** @defaultValue of REORDER_WINDOW_MS (the README says how it was measured against a real API server). */
-export const DEFAULT_REORDER_WINDOW_MS = 2000;
+export { DEFAULT_REORDER_WINDOW_MS } from '../../config/defaults.js';
 
 export interface WindowItem {
   key: ChangeKey;
