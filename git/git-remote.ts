@@ -298,6 +298,11 @@ export async function openMirror(opts: OpenMirrorOptions): Promise<Mirror> {
         .filter((l) => l !== '')
         .join('\n');
       const detail = redactText([summary.trim(), remoteSaid].filter((s) => s !== '').join('\n'), secrets);
+      // The branch moved while the push was inside the remote (someone else's push won the race there):
+      // git says so as a remote rejection, but it is the same as a push that was too late to start with.
+      if (/\[remote rejected\] \((failed to update ref|failed to lock|cannot lock ref)/.test(summary) || /cannot lock ref .* but expected/.test(remoteSaid)) {
+        return { ok: false, reason: 'rejected-non-fast-forward', detail };
+      }
       if (summary.includes('[remote rejected]') || summary.includes('[remote failure]')) {
         return { ok: false, reason: 'rejected-by-remote', detail };
       }

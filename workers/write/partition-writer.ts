@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { WriteJobSchema, type GitAuthor, type WriteJob, type WriteResult } from '../../core/contracts.js';
 import { startExclusiveBatchConsumer, type JobFailure, type JobHistory } from '../../queues/exclusive-batch-consumer.js';
 import { LeaseLostError, type HeldLease } from '../../queues/lease.js';
+import { raiseAppliedVersions } from '../../queues/applied-versions.js';
 import { SLIM_COMPLETED_BYTES } from '../../queues/job-options.js';
 import { ownKeys, type Partition } from '../../queues/names.js';
 import { GitRemoteError, gitAuthEnv, openMirror, redactURL, type Mirror } from '../../git/git-remote.js';
@@ -128,7 +129,9 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
       throw err;
     }
     remote = written.state;
-    if (written.versions.size > 0) await opts.connection.hset(keys.versions, Object.fromEntries(written.versions));
+    // Fenced: a writer that lost its lease since its push leaves the record to its successor (which finds
+    // the pushed commits by their trailers and records them itself).
+    await raiseAppliedVersions(opts.connection, keys, lease, `partition ${partition.id}`, written.versions);
     // A live event planned as stale arrived after a newer version of its object: never skipped silently.
     written.results.forEach((result, k) => {
       const job = jobs[k]!;
