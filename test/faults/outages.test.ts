@@ -1,5 +1,5 @@
 // Fault injection, part 2: the Git remote down, outside pushes racing ours, a graceful shutdown of the
-// writer, a poison event the remote always refuses (issue 3). Same harness and checks as crashes.test.ts.
+// writer, a poison event the remote always refuses. Same harness and checks as crashes.test.ts.
 import { describe, expect, it } from 'vitest';
 import { expectClean } from './expect-clean.js';
 import { SMALL, runScenario } from './scenarios.js';

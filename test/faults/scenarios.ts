@@ -1,12 +1,13 @@
-// The fault-injection scenarios of the write path (issue 3). Each runs a fresh world (Valkey process,
+// The fault-injection scenarios of the write path. Each runs a fresh world (Valkey process,
 // guarded bare remote, N replica processes), streams audit events through the webhook, injects one fault,
 // waits for the backlog to drain, and returns one row of exact counts plus the problems it found.
 //
 // Used by `npm run faults` (bench/faults.ts, a realistic size) and by test/faults/*.test.ts (a small size).
 import { CLUSTER, TOKEN, startFaultCluster, type FaultCluster } from './harness/fault-cluster.js';
 import { startEventSender, type EventSender } from './harness/event-sender.js';
-import { objectPath, verify, countAuditCommits } from './harness/verifier.js';
-import { sleep, type Replica } from './harness/replicas.js';
+import { objectPath, verify, countAuditCommits, remoteCommits } from './harness/verifier.js';
+import { sleep, type LogLine, type Replica } from './harness/replicas.js';
+import type { ForcedOutside, HeldPush, OutsideTiming } from './harness/guarded-remote.js';
 import { classifyLost } from './harness/diagnose.js';
 
 export interface Row {
@@ -94,6 +95,75 @@ async function pushesBy(ctx: Context, pid: number, from: number, to: number): Pr
   return (await ctx.cluster.remote.landed()).filter((p) => !p.outside && p.pushers.includes(pid) && p.at >= from && p.at < to).length;
 }
 
+const short = (sha: string | null) => (sha ?? '(none)').slice(0, 10);
+
+/**
+ * Holds the next writer push in the remote's pre-receive hook and returns it with the replica that made it:
+ * until releaseHeldPush, that replica's batch is committed (fast-import) and its push is on the wire, not
+ * landed. Undefined, with the problem recorded, when no push came (the aimed fault is then not done).
+ */
+async function holdNextPush(ctx: Context, purpose: string): Promise<{ held: HeldPush; pusher: Replica } | undefined> {
+  const { remote } = ctx.cluster;
+  await remote.holdNextPush();
+  let held: HeldPush;
+  try {
+    held = await waitFor(() => remote.heldPush(), 'a writer push to reach the remote', 30_000);
+  } catch (e) {
+    await remote.releaseHeldPush('accept'); // disarmed: a later push passes through
+    ctx.problems.push(`no writer push was held in the remote ${purpose}: ${(e as Error).message}`);
+    return undefined;
+  }
+  const pusher = ctx.cluster.replicas.find((r) => r.servicePid !== undefined && held.pushers.includes(r.servicePid));
+  if (!pusher) {
+    await remote.releaseHeldPush('accept');
+    ctx.problems.push(`the held push ${short(held.newSha)} came from none of the replicas (pushers ${held.pushers.join(',')}), so nothing was done ${purpose}`);
+    return undefined;
+  }
+  if (held.auditIDs.length === 0) ctx.problems.push(`the held push ${short(held.newSha)} of ${pusher.id} carries no Audit-ID: no batch of events was in flight ${purpose}`);
+  return { held, pusher };
+}
+
+/** Right after `replica` was stopped or killed: whether it had the held push's batch in hand (active jobs under its locks). */
+async function checkBatchInHand(ctx: Context, replica: Replica, held: HeldPush, what: string): Promise<string[]> {
+  let inHand: string[];
+  try {
+    inHand = await ctx.cluster.jobsInHandOf(replica);
+  } catch (e) {
+    ctx.problems.push(`could not read the jobs ${replica.id} had in hand when ${what}: ${(e as Error).message}`);
+    return [];
+  }
+  const missing = held.auditIDs.filter((id) => !inHand.includes(id));
+  if (inHand.length === 0 || missing.length > 0) {
+    ctx.problems.push(`${replica.id} had no batch in flight when ${what}: ${inHand.length} jobs in hand under its locks, ${missing.length} of the ${held.auditIDs.length} events of its held push ${short(held.newSha)} not among them`);
+  }
+  return inHand;
+}
+
+/** After the drain: each of `ids` is committed exactly once on the branch. */
+async function checkCommittedOnce(ctx: Context, ids: string[], what: string): Promise<void> {
+  const count = new Map<string, number>();
+  for (const c of await remoteCommits(ctx.cluster.remote)) for (const id of c.auditIDs) count.set(id, (count.get(id) ?? 0) + 1);
+  const missing = ids.filter((id) => !count.has(id));
+  const twice = ids.filter((id) => (count.get(id) ?? 0) > 1);
+  if (missing.length > 0) ctx.problems.push(`${missing.length} of the ${ids.length} events of ${what} have no commit, e.g. ${missing[0]}`);
+  if (twice.length > 0) ctx.problems.push(`${twice.length} of the ${ids.length} events of ${what} are committed more than once, e.g. ${twice[0]}`);
+}
+
+/** How a writer logs a push refused because of an outside commit made at `timing` (outsideCommitOnNextPush). */
+const REFUSAL_LOGGED: Record<OutsideTiming, { expected: string; matches: (l: LogLine) => boolean }> = {
+  // The branch moved before the push began: git refuses it as stale ("rejected-non-fast-forward").
+  after: {
+    expected: '"someone else pushed to the branch; planning again on top of it" with "stale info"',
+    matches: (l) => l.msg.startsWith('someone else pushed to the branch') && String(l.detail).includes('stale info'),
+  },
+  // The branch moved while the push was inside the remote: its ref update failed ("[remote rejected] (failed
+  // to update ref)"). The writer knows it for what it is, someone else's push that won: it plans again on top.
+  during: {
+    expected: '"someone else pushed to the branch; planning again on top of it" with "failed to update ref"',
+    matches: (l) => l.msg.startsWith('someone else pushed to the branch') && String(l.detail).includes('failed to update ref'),
+  },
+};
+
 export const SCENARIOS: Scenario[] = [
   { name: 'baseline' },
 
@@ -134,20 +204,68 @@ export const SCENARIOS: Scenario[] = [
   },
 
   {
+    name: 'kill-before-push',
+    async fault(ctx) {
+      // kill -9 of the holder after its commits were made (fast-import) and before its push landed: the
+      // remote's hook holds the push until the whole replica (its git processes too, as when a pod dies) is
+      // gone; the push never lands, and whoever takes over must commit that batch exactly once.
+      await atShare(ctx, 0.3);
+      const hold = await holdNextPush(ctx, 'to kill its writer before the push lands');
+      if (!hold) return {};
+      const { held, pusher: holder } = hold;
+      const pid = holder.servicePid!;
+      const t0 = Date.now();
+      await holder.killGroup();
+      const inHand = await checkBatchInHand(ctx, holder, held, 'it was killed');
+      // Whatever of the push outlived the kill is refused: it must never land.
+      await ctx.cluster.remote.releaseHeldPush('refuse');
+      const takeover = await takeoverAfter(ctx, holder, 'kill -9 (its push held in the remote) of', t0);
+      await holder.start(); // the pod comes back
+      ctx.notes.push(`${holder.id} was killed with ${inHand.length} jobs in hand, its push ${short(held.newSha)} of ${held.auditIDs.length} events held in the remote`);
+      ctx.checks.push(async () => {
+        const landed = (await ctx.cluster.remote.landed()).filter((p) => !p.outside && (p.newSha === held.newSha || (p.pushers.includes(pid) && p.at >= t0)));
+        if (landed.length > 0) ctx.problems.push(`the killed writer's push landed after all (${landed.length} push(es) from pid ${pid} or of ${short(held.newSha)})`);
+        const onBranch = await ctx.cluster.remote.git('merge-base', '--is-ancestor', held.newSha, ctx.cluster.remote.branch).then(
+          () => true,
+          () => false, // not an ancestor, or the commit never reached the remote at all
+        );
+        if (onBranch) ctx.problems.push(`the killed writer's commit ${short(held.newSha)} is on the branch although its push was never let through`);
+        await checkCommittedOnce(ctx, held.auditIDs, `the batch whose push the kill cut off (${short(held.newSha)})`);
+      });
+      return { faultEndedAt: t0, takeoverSeconds: takeover };
+    },
+  },
+
+  {
     name: 'pause-writer',
     async fault(ctx) {
       await atShare(ctx, 0.4);
-      const holder = await ctx.cluster.waitForHolder();
+      // A batch in flight for certain: the holder's next push waits in the remote's hook while it is stopped.
+      const hold = await holdNextPush(ctx, 'to stop its writer with a batch in flight');
+      if (!hold) return {};
+      const { held, pusher: holder } = hold;
       const pid = holder.servicePid!;
       const t0 = Date.now();
       holder.pause();
-      const takeover = await takeoverAfter(ctx, holder, 'SIGSTOP of', t0);
+      // Stopped: the locks it holds now are the ones it held when it stopped (they last ≥ 4 s).
+      const inHand = await checkBatchInHand(ctx, holder, held, 'it was stopped');
+      const leaseWith = await ctx.cluster.leaseHolder().catch(() => undefined);
+      if (leaseWith !== holder) ctx.problems.push(`${holder.id} was stopped while its push was held, but the lease was with ${leaseWith?.id ?? 'nobody'}, not with it`);
+      // Its push goes on (one already on the wire reaches the remote) and lands while the writer is stopped.
+      await ctx.cluster.remote.releaseHeldPush('accept');
+      const landedWhileStopped = await waitFor(async () => (await ctx.cluster.remote.landed()).find((p) => !p.outside && p.newSha === held.newSha), `the held push ${short(held.newSha)} to land`, 30_000).catch(async (e: Error) => {
+        ctx.problems.push(`the stopped writer's push, released, did not land: ${e.message}; ${(await ctx.cluster.remote.refusals()).slice(-1)[0] ?? ''}`);
+        return undefined;
+      });
+      const takeover = await takeoverAfter(ctx, holder, 'SIGSTOP (its push held in the remote) of', t0);
       // Keep it stopped well past the lease TTL (and past the takeover), then let it run again.
       const resumeAt = t0 + Math.max(2.5 * ctx.size.leaseTtlMs, Date.now() - t0 + ctx.size.leaseTtlMs);
       await sleep(resumeAt - Date.now());
       const resumedAt = Date.now();
       holder.resume();
-      ctx.notes.push(`${holder.id} stopped for ${seconds(resumedAt - t0)} s (lease TTL ${seconds(ctx.size.leaseTtlMs)} s)`);
+      ctx.notes.push(
+        `${holder.id} stopped for ${seconds(resumedAt - t0)} s (lease TTL ${seconds(ctx.size.leaseTtlMs)} s) with ${inHand.length} jobs in hand, its push ${short(held.newSha)} of ${held.auditIDs.length} events held in the remote${landedWhileStopped ? '; released, it landed while the writer was stopped' : ''}`,
+      );
       // After SIGCONT the paused writer may push only once it has taken the lease again.
       ctx.checks.push(async () => {
         const lines = await holder.logLines();
@@ -155,6 +273,8 @@ export const SCENARIOS: Scenario[] = [
         const stale = await pushesBy(ctx, pid, resumedAt, retook?.time ?? Number.MAX_SAFE_INTEGER);
         if (stale > 0) ctx.problems.push(`the paused writer ${holder.id} pushed ${stale} time(s) after SIGCONT without holding the lease again`);
         else ctx.notes.push(`${holder.id} made no push after SIGCONT before it took the lease again${retook ? ` (fence ${String(retook.fence)})` : ' (it never took it again)'}`);
+        // Its batch landed while it was stopped; the successor must not commit those events again.
+        await checkCommittedOnce(ctx, held.auditIDs, `the stopped writer's batch (${short(held.newSha)})`);
       });
       return { faultEndedAt: resumedAt, takeoverSeconds: takeover };
     },
@@ -190,28 +310,54 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'push-conflict',
     async fault(ctx) {
-      const outside: string[] = [];
-      for (const [i, share] of [0.3, 0.5, 0.7].entries()) {
+      const { remote } = ctx.cluster;
+      // Aimed, so that the race is hit every run: someone else's commit lands right AFTER a writer push (before
+      // the writer hears back), so its next push, built on its own last one, is refused as stale and it must
+      // fetch, plan again on top and push again; then one lands DURING a writer push (inside the remote, so
+      // the remote's ref update refuses that push) and the batch must be written again on top. Each is armed
+      // only once a writer push landed on top of the one before, so that no outside commit hides another.
+      const forced: ForcedOutside[] = [];
+      const writerPushOnTop = async (sha: string) => (await remote.landed()).find((p) => !p.outside && p.oldSha === sha);
+      for (const [timing, share] of [['after', 0.2], ['during', 0.45]] as const) {
         await atShare(ctx, share);
-        // Someone else can only race us on a branch that exists.
-        await waitUntil(async () => (await countAuditCommits(ctx.cluster.remote)) > 0, 'the first commit of the writers on the remote', 60_000);
-        outside.push(await ctx.cluster.remote.pushOutsideCommit(`${ctx.cluster.root}/outside-${i}`, `outside/notes-${i}.md`, `an outside change #${i}\n`));
-      }
-      ctx.checks.push(async () => {
-      for (const sha of outside) {
-        try {
-          await ctx.cluster.remote.git('merge-base', '--is-ancestor', sha, ctx.cluster.remote.branch);
-        } catch {
-          ctx.problems.push(`the outside commit ${sha} is not an ancestor of the branch tip: it was lost`);
+        const path = `outside/${timing}-a-writer-push.md`;
+        await remote.outsideCommitOnNextPush(timing, path);
+        const made = await waitFor(async () => (await remote.forcedOutside()).find((f) => f.path === path), `a writer push with an outside commit ${timing} it`, 30_000).catch((e: Error) => {
+          ctx.problems.push(`no outside commit landed ${timing} a writer push: ${e.message}`);
+          return undefined;
+        });
+        if (!made) continue;
+        if (!made.sha) {
+          ctx.problems.push(`the remote's hook could not make the outside commit ${timing} the writer push ${short(made.writerNew)}`);
+          continue;
         }
+        forced.push(made);
+        // Checked again after the drain; a timeout here is reported there.
+        await waitFor(() => writerPushOnTop(made.sha!), `a writer push on top of ${short(made.sha)}`, 30_000).catch(() => undefined);
       }
-      const landed = await ctx.cluster.remote.landed();
-      const outsideTips = new Set(landed.filter((p) => p.outside).map((p) => p.newSha));
-      const onTop = landed.filter((p) => !p.outside && outsideTips.has(p.oldSha)).length;
-      const conflicts = await countLog(ctx, /someone else pushed|push refused|rejected/i);
-      ctx.notes.push(`${outside.length} outside commits pushed; ${onTop} writer pushes landed directly on top of one; the writers logged ${conflicts} refused/conflicting pushes`);
-      // Timing decides whether a writer pushes right after an outside commit; the invariants above hold either way.
-      if (onTop === 0) ctx.notes.push('no writer push landed directly on top of an outside commit this run (the race was not hit)');
+      // And one at an arbitrary moment, through a clone of its own, as a person pushes (the race may or may not be hit).
+      await atShare(ctx, 0.7);
+      await waitUntil(async () => (await countAuditCommits(remote)) > 0, 'the first commit of the writers on the remote', 60_000);
+      const unaimed = await remote.pushOutsideCommit(`${ctx.cluster.root}/outside-clone`, 'outside/notes.md', 'an outside change\n');
+      ctx.checks.push(async () => {
+        for (const sha of [...forced.map((f) => f.sha!), unaimed]) {
+          try {
+            await remote.git('merge-base', '--is-ancestor', sha, remote.branch);
+          } catch {
+            ctx.problems.push(`the outside commit ${sha} is not an ancestor of the branch tip: it was lost`);
+          }
+        }
+        const landed = await remote.landed();
+        const lines = (await Promise.all(ctx.cluster.replicas.map((r) => r.logLines()))).flat();
+        for (const f of forced) {
+          const onTop = await writerPushOnTop(f.sha!);
+          if (!onTop) ctx.problems.push(`no writer push landed directly on top of the outside commit ${short(f.sha)} made ${f.timing} the writer push ${short(f.writerNew)}: the writers did not fetch it and push again on top`);
+          const refusal = lines.find((l) => l.time >= f.at && REFUSAL_LOGGED[f.timing].matches(l));
+          if (!refusal) ctx.problems.push(`the writers logged no refused push after the outside commit ${short(f.sha)} made ${f.timing} a writer push; expected ${REFUSAL_LOGGED[f.timing].expected}`);
+          ctx.notes.push(`outside commit ${short(f.sha)} ${f.timing} the writer push ${short(f.writerNew)}: ${refusal ? `the writer logged "${refusal.msg}"` : 'no refusal logged'}; ${onTop ? `writer push ${short(onTop.newSha)} landed on top of it` : 'no writer push on top of it'}`);
+        }
+        const onTopOfUnaimed = landed.some((p) => !p.outside && p.oldSha === unaimed);
+        ctx.notes.push(`the unaimed outside commit ${short(unaimed)} ${onTopOfUnaimed ? 'has a writer push directly on top of it' : 'has no writer push directly on top of it (the race was not hit)'}`);
       });
       return { faultEndedAt: Date.now(), takeoverSeconds: null };
     },
@@ -283,10 +429,15 @@ async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs:
   }
 }
 
-async function countLog(ctx: Context, msg: RegExp): Promise<number> {
-  let n = 0;
-  for (const r of ctx.cluster.replicas) n += (await r.logLines()).filter((l) => msg.test(l.msg)).length;
-  return n;
+/** Polls `probe` until it returns a value; throws, naming `what`, after timeoutMs. */
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs: number, intervalMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${seconds(timeoutMs)} s waiting for ${what}`);
+    await sleep(intervalMs);
+  }
 }
 
 export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);

@@ -41,6 +41,11 @@ export interface FaultCluster {
   waitForTakeover(previous: Replica, timeoutMs?: number): Promise<number>;
   /** Jobs not yet finished (waiting, active, delayed, …) in the ingest and the write queue. */
   pendingJobs(): Promise<number>;
+  /**
+   * The Audit-IDs of the write jobs `replica` has in hand: active, under a lock whose token it made (the
+   * consumer's tokens begin with the replica id). Read while the replica is stopped, its batch in flight.
+   */
+  jobsInHandOf(replica: Replica): Promise<string[]>;
   writeQueue(): Queue;
   ingestQueue(): Queue;
   /** Keep the temp dir (logs, remote, AOF) for a post-mortem; processes are still killed. */
@@ -156,6 +161,15 @@ export async function startFaultCluster(opts: ClusterOptions): Promise<FaultClus
         const states = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
         const [a, b] = await withTimeout(Promise.all([ingest.getJobCounts(...states), write.getJobCounts(...states)]), 5000, 'job counts');
         return [a, b].reduce((sum, counts) => sum + Object.values(counts).reduce((x, y) => x + y, 0), 0);
+      },
+      async jobsInHandOf(replica) {
+        const active = await withTimeout(write.getActive(0, -1), 5000, 'active write jobs');
+        const ids: string[] = [];
+        for (const job of active) {
+          const token = await withTimeout(connection.get(`${write.toKey(job.id!)}:lock`), 2000, `the lock of job ${job.id}`);
+          if (token?.startsWith(`${replica.id}:`)) ids.push((job.data as { auditID?: string }).auditID ?? `job ${job.id}`);
+        }
+        return ids;
       },
       writeQueue: () => write,
       ingestQueue: () => ingest,

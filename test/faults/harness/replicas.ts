@@ -108,6 +108,23 @@ export class Replica {
     await this.exited; // the tsx parent exits once its child is gone
   }
 
+  /**
+   * kill -9 of the replica's whole process group, as when its pod dies: the git processes it started die
+   * with it (a push held in the remote's hook never lands). Resolves once the replica has exited.
+   */
+  async killGroup(): Promise<void> {
+    const pid = this.child?.pid;
+    if (pid === undefined || this.servicePid === undefined) throw new Error(`replica ${this.id} is not running`);
+    process.kill(-pid, 'SIGKILL');
+    try {
+      process.kill(this.servicePid, 'SIGKILL'); // in case it left the group
+    } catch {
+      // gone with the group
+    }
+    this.state = 'killed';
+    await this.exited;
+  }
+
   pause(): void {
     this.signalService('SIGSTOP');
     this.state = 'paused';
