@@ -1,8 +1,8 @@
 // Validates what a kube-apiserver audit webhook POSTs (audit.k8s.io/v1 Event / EventList) before
 // anything is queued. The body comes from the network, so it is checked field by field, and the
 // first bad field is named with its path so an operator can find it. Names that later become file
-// path segments are checked here too: input that could escape the repository is refused at the door
-// (invariant 6), not discovered in the git writer. The envelope is all or nothing; the items of an
+// path segments are checked here too: input that could escape the repository is refused at the door,
+// not discovered in the git writer. The envelope is all or nothing; the items of an
 // EventList are checked one by one, so one bad event is refused without costing the others.
 import { z } from 'zod';
 import { isRecord } from './json.js';

@@ -1,6 +1,6 @@
 // Where an object lives in a repository: {path}/{namespace}/{group}/{resource}/{name}.yaml.
 // Every segment comes from a cluster, i.e. from input, so each one is encoded such that it can
-// never name a parent directory, an absolute path, or Git's own `.git` directory (invariant 6).
+// never name a parent directory, an absolute path, or Git's own `.git` directory.
 import { createHash } from 'node:crypto';
 import type { ObjectIdentity } from './contracts.js';
 

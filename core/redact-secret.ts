@@ -1,4 +1,4 @@
-// Secrets never reach Valkey, a log line or Git in plaintext (invariant 7). This is the one place that
+// Secrets never reach Valkey, a log line or Git in plaintext. This is the one place that
 // knows where a Secret's values can hide, and what of any object may be stored at all:
 // - a core v1 Secret, recognised by the request's objectRef (resource `secrets` of the core group, however
 //   spelled: `Secrets`, group `core`) or by the body's own kind (`Secret`, `secret`; apiVersion `v1`,

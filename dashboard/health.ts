@@ -213,7 +213,7 @@ export async function healthView(deps: HealthViewDeps): Promise<HealthView> {
 /**
  * `/readyz` without the repositories' reachability, `/health` with it: a pod taken out of its Service
  * because a Git host is down would stop taking audit events, and the API server drops what it cannot
- * deliver. Events are queued in Valkey and written when the remote is back (issue 3), so an unreachable
+ * deliver. Events are queued in Valkey and written when the remote is back, so an unreachable
  * repository is reported (here, in the GitProvider's status, in metrics), not made a reason to be unready.
  */
 export function createHealth(deps: HealthViewDeps): { readiness: () => Promise<ReadinessResult>; health: () => Promise<HealthView> } {

@@ -1,4 +1,4 @@
-// Git object ids computed in-process. The writer decides "unchanged object, no commit" (invariant 4) by
+// Git object ids computed in-process. The writer decides "unchanged object, no commit" by
 // comparing the blob id of the new content with the id already in the tree; computing it here costs
 // microseconds, where `git hash-object` would cost a process (~9 ms) per event.
 import { createHash } from 'node:crypto';

@@ -1,25 +1,18 @@
 // How the service starts a partition's writer: the writer's options, and what each batch it writes or
 // hands back is reported to (metrics, the clusters' storage budgets, the targets' progress for status).
-import type { Valkey } from 'iovalkey';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import { observeBatchPushed, type ServiceMetrics } from '../observability/metrics.js';
 import { budgetField, type ClusterBudget } from '../queues/cluster-budget.js';
-import type { GitAuthor, WriteJob } from '../core/contracts.js';
+import type { WriteJob } from '../core/contracts.js';
 import { JobFailure } from '../queues/exclusive-batch-consumer.js';
 import { writeJobId } from '../queues/names.js';
-import { startPartitionWriter } from '../workers/write/partition-writer.js';
+import { startPartitionWriter, type PartitionWriterOptions } from '../workers/write/partition-writer.js';
 import { recordTargetProgress } from '../queues/target-progress.js';
 import type { StartWriter } from './partitions.js';
 
-export interface WriterDeps {
-  connection: Valkey;
-  prefix: string;
-  dataDir: string;
-  replicaId: string;
-  leaseTtlMs: number;
-  batchSize: number;
-  committer: GitAuthor;
+/** What every partition's writer shares: the writer's own options but those of one partition, and more. */
+export interface WriterDeps extends Pick<PartitionWriterOptions, 'connection' | 'prefix' | 'dataDir' | 'replicaId' | 'leaseTtlMs' | 'batchSize' | 'committer'> {
   logger: Logger;
   metrics: ServiceMetrics;
   budget: ClusterBudget;

@@ -1,6 +1,6 @@
 // Which events the remote already holds, read back from the trailers of its newest commits. A writer that
 // died after its push but before completing its jobs leaves those jobs to be delivered again; the next
-// writer finds their commits here and completes them without committing twice (invariant 4). The trailers
+// writer finds their commits here and completes them without committing twice. The trailers
 // are the record because they travel with the commits: no second store can disagree with the remote.
 import type { WriteJob } from '../../core/contracts.js';
 import { parseIndexRanges, parseTrailers, reconcileAuditID } from './commit-message.js';

@@ -1,6 +1,6 @@
 // Commit messages that people can read and machines can parse. The subject says what happened to which
 // object; git trailers carry the event's identity (Audit-ID, Cluster, …), so a writer recovering after a
-// crash can read back from the history which events are already in Git (invariant 4), and
+// crash can read back from the history which events are already in Git, and
 // `git log --format='%(trailers:key=Audit-ID)'` finds an event's commit. A reconcile run's commit carries
 // `Reconcile-Run` and `Reconcile-Writes` instead of `Audit-ID` (one commit stands for many writes).
 import type { WriteJob } from '../../core/contracts.js';
