@@ -2,7 +2,7 @@
 // released, not left to expire), and a leader whose lease is gone or whose renewals are late steps down.
 import type { Valkey } from 'iovalkey';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openConnection } from '../../queues/connection.js';
 import { startLeaderElection, type LeaderElection, type LeaderElectionOptions } from '../../queues/leader.js';
 import { statusKeys } from '../../queues/names.js';
@@ -10,7 +10,33 @@ import { waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A replica's connection whose lease scripts (eval) are counted, and made to fail or to hang on demand:
+ * what the tests wait on instead of time (so many renewals happened; a renewal is still waiting).
+ */
+function instrumented(connection: Valkey) {
+  const state = { evals: 0, pending: 0, mode: 'normal' as 'normal' | 'failing' | 'hanging' };
+  const proxy = new Proxy(connection, {
+    get(target, prop, receiver) {
+      if (prop === 'eval') {
+        return (...args: unknown[]) => {
+          state.evals++;
+          if (state.mode === 'failing') return Promise.reject(new Error('connection lost'));
+          if (state.mode === 'hanging') {
+            state.pending++;
+            return new Promise(() => undefined);
+          }
+          state.pending++;
+          return (target.eval as (...a: unknown[]) => Promise<unknown>).apply(target, args).finally(() => state.pending--);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { connection: proxy, state };
+}
 
 describe('leader election', () => {
   let valkey: TestValkey;
@@ -32,9 +58,31 @@ describe('leader election', () => {
   /** An election with its onChange calls recorded. */
   const elect = (keys: ReturnType<typeof statusKeys>, replicaId: string, extra: Partial<LeaderElectionOptions> = {}) => {
     const changes: boolean[] = [];
-    const election = startLeaderElection({ connection, keys, replicaId, leaseTtlMs: 1500, logger, onChange: (l) => changes.push(l), ...extra });
+    const conn = instrumented(connection);
+    /** Lease scripts still waiting for Valkey when each change was made. */
+    const pendingAtChange: number[] = [];
+    /** Lease scripts sent so far when each change was made. */
+    const evalsAtChange: number[] = [];
+    const election = startLeaderElection({
+      connection: conn.connection,
+      keys,
+      replicaId,
+      leaseTtlMs: 1500,
+      logger,
+      onChange: (l) => {
+        changes.push(l);
+        pendingAtChange.push(conn.state.pending);
+        evalsAtChange.push(conn.state.evals);
+      },
+      ...extra,
+    });
     running.push(election);
-    return { election, changes };
+    /** Resolves once `n` more lease scripts (renewals or acquisitions) were sent. */
+    const attempts = async (n: number) => {
+      const target = conn.state.evals + n;
+      await waitFor(() => conn.state.evals >= target, `${replicaId}: ${n} more renewals or acquisitions`, 20_000, 10);
+    };
+    return { election, changes, state: conn.state, pendingAtChange, evalsAtChange, attempts };
   };
   const leaders = <E extends { election: LeaderElection }>(...es: E[]): E[] => es.filter((e) => e.election.isLeader());
 
@@ -44,32 +92,29 @@ describe('leader election', () => {
     const b = elect(keys, 'replica-b');
     await waitFor(async () => leaders(a, b).length === 1, 'one leader', 5000);
     const first = leaders(a, b)[0]!;
-    // Several TTLs: renewed all along, never two leaders, never a change of leader.
-    for (let i = 0; i < 40; i++) {
-      expect(leaders(a, b)).toEqual([first]);
-      await sleep(100);
-    }
+    // Several TTLs (a renewal every third of one): renewed all along, never a change of leader.
+    await first.attempts(12);
+    expect(leaders(a, b)).toEqual([first]);
     expect(first.changes).toEqual([true]);
     expect((first === a ? b : a).changes).toEqual([]);
     expect(await connection.get(keys.lease)).toMatch(new RegExp(`^${first === a ? 'replica-a' : 'replica-b'}:`));
   });
 
-  it('hands over on stop: the lease is released, the other replica leads well before the TTL ran out', async () => {
+  it('hands over on stop: the lease is released at once (not left to expire), and the other replica leads', async () => {
     const keys = statusKeys(uniquePrefix('leader'));
     const ttl = 3000;
     const a = elect(keys, 'replica-a', { leaseTtlMs: ttl });
     await waitFor(async () => a.election.isLeader(), 'a leads', 5000);
     const b = elect(keys, 'replica-b', { leaseTtlMs: ttl });
-    await sleep(100);
+    await b.attempts(1);
     expect(b.election.isLeader()).toBe(false);
 
-    const stoppedAt = Date.now();
     await a.election.stop();
     expect(a.election.isLeader()).toBe(false);
     expect(a.changes).toEqual([true, false]);
-    await waitFor(async () => b.election.isLeader(), 'b takes over', ttl);
-    // About a third of the TTL (b's next try), not the TTL: a released the lease.
-    expect(Date.now() - stoppedAt).toBeLessThan(ttl * 0.7);
+    // Released, not left to expire: the moment stop() is done, the lease names a no more.
+    expect((await connection.get(keys.lease)) ?? '(none)').not.toMatch(/^replica-a:/);
+    await waitFor(async () => b.election.isLeader(), 'b takes over', 10_000);
     expect(b.changes).toEqual([true]);
     expect(await connection.get(keys.lease)).toMatch(/^replica-b:/);
   });
@@ -80,9 +125,10 @@ describe('leader election', () => {
     await waitFor(async () => a.election.isLeader(), 'a leads', 5000);
     // What another replica does once a's lease expired: a new acquisition with a new fence.
     await connection.set(keys.lease, 'replica-x:99', 'PX', 60_000);
-    await waitFor(async () => !a.election.isLeader(), 'a steps down', 1200); // by the next renewal (500 ms), not the TTL
+    await waitFor(async () => !a.election.isLeader(), 'a steps down', 10_000);
     expect(a.changes).toEqual([true, false]);
-    await sleep(1200);
+    // It keeps trying, and keeps out while x holds the lease.
+    await a.attempts(3);
     expect(a.election.isLeader()).toBe(false);
     expect(a.changes).toEqual([true, false]);
     // x's lease ends: a leads again, with a new acquisition.
@@ -108,17 +154,18 @@ describe('leader election', () => {
     const ttl = 800;
     const a = elect(keys, 'replica-a', { leaseTtlMs: ttl });
     await waitFor(async () => a.election.isLeader(), 'a leads', 5000);
-    // A frozen process: no timer, no renewal for longer than the TTL.
-    const end = Date.now() + ttl + 100;
-    while (Date.now() < end) {
-      /* busy */
+    // A frozen process: its monotonic clock moves past the TTL while no timer of it runs, so no renewal.
+    const frozenUntil = performance.now() + ttl + 100;
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(frozenUntil);
+    try {
+      expect(a.election.isLeader()).toBe(false);
+    } finally {
+      clock.mockRestore();
     }
-    expect(a.election.isLeader()).toBe(false);
-    // Meanwhile the lease expired in Valkey; another replica takes it (sent before a's timers run again).
-    const taken = connection.set(keys.lease, 'replica-x:99', 'PX', 60_000, 'NX');
-    expect(await taken).toBe('OK');
-    await waitFor(async () => a.changes.length >= 2, 'a notices', 3000);
-    await sleep(500);
+    // Meanwhile the lease expired in Valkey and another replica took it.
+    await connection.set(keys.lease, 'replica-x:99', 'PX', 60_000);
+    await waitFor(async () => a.changes.length >= 2, 'a notices', 10_000);
+    await a.attempts(2);
     expect(a.changes).toEqual([true, false]);
     expect(a.election.isLeader()).toBe(false);
   });
@@ -129,9 +176,9 @@ describe('leader election', () => {
     await waitFor(async () => a.election.isLeader(), 'a leads', 5000);
     // Valkey holds every write (the renewal script too) for longer than the TTL; reads still answer.
     await connection.call('CLIENT', 'PAUSE', '3000', 'WRITE');
-    const pausedAt = Date.now();
-    await waitFor(async () => a.changes.length >= 2, 'a steps down', 4000);
-    expect(Date.now() - pausedAt).toBeLessThan(2500); // by the TTL (1.2 s), not when the renewal came back (3 s)
+    await waitFor(async () => a.changes.length >= 2, 'a steps down', 10_000);
+    // By its TTL, while the renewal still waited for Valkey's answer, not when that answer came.
+    expect(a.pendingAtChange[1]).toBeGreaterThan(0);
     expect(a.election.isLeader()).toBe(false);
     await waitFor(async () => a.changes.length >= 3, 'a leads again', 6000);
     expect(a.changes).toEqual([true, false, true]);
@@ -140,52 +187,32 @@ describe('leader election', () => {
 
   it('steps down at once when a renewal fails (Valkey error), and resumes the same lease when renewals work again', async () => {
     const keys = statusKeys(uniquePrefix('leader'));
-    let failing = false;
-    // This replica's connection: eval (the lease scripts) fails while `failing`.
-    const flaky = new Proxy(connection, {
-      get(target, prop, receiver) {
-        if (prop === 'eval') {
-          return (...args: unknown[]) => (failing ? Promise.reject(new Error('connection lost')) : (target.eval as (...a: unknown[]) => Promise<unknown>).apply(target, args));
-        }
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-    const a = elect(keys, 'replica-a', { connection: flaky, leaseTtlMs: 3000 });
+    const a = elect(keys, 'replica-a', { leaseTtlMs: 3000 });
     await waitFor(async () => a.election.isLeader(), 'a leads', 5000);
     const value = await connection.get(keys.lease);
-    failing = true;
-    await waitFor(async () => !a.election.isLeader(), 'a steps down', 2500); // the next renewal, ~1 s: not the TTL (3 s)
+    a.state.mode = 'failing';
+    const before = a.state.evals;
+    await waitFor(async () => !a.election.isLeader(), 'a steps down', 10_000);
+    // At the first failed renewal, not at the end of the TTL.
+    expect(a.evalsAtChange[1]! - before).toBe(1);
     expect(a.changes).toEqual([true, false]);
-    failing = false;
-    await waitFor(async () => a.election.isLeader(), 'a leads again', 3000);
+    a.state.mode = 'normal';
+    await waitFor(async () => a.election.isLeader(), 'a leads again', 10_000);
     expect(a.changes).toEqual([true, false, true]);
     // Renewed, not taken anew: the same acquisition (no other replica can have led meanwhile).
     expect(await connection.get(keys.lease)).toBe(value);
   });
 
-  it('stop() does not wait longer than the TTL for a Valkey that does not answer', async () => {
+  it('stop() does not wait for a Valkey that does not answer', async () => {
     const keys = statusKeys(uniquePrefix('leader'));
-    let hanging = false;
-    const stalled = new Proxy(connection, {
-      get(target, prop, receiver) {
-        if (prop === 'eval') {
-          return (...args: unknown[]) => (hanging ? new Promise(() => undefined) : (target.eval as (...a: unknown[]) => Promise<unknown>).apply(target, args));
-        }
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-    const ttl = 900;
-    const changes: boolean[] = [];
-    const a = startLeaderElection({ connection: stalled, keys, replicaId: 'replica-a', leaseTtlMs: ttl, logger, onChange: (l) => changes.push(l) });
-    await waitFor(async () => a.isLeader(), 'a leads', 5000);
-    hanging = true;
-    await sleep(400); // a renewal is waiting now
-    const started = Date.now();
-    await a.stop();
-    expect(Date.now() - started).toBeLessThan(2 * ttl + 500);
-    expect(a.isLeader()).toBe(false);
-    expect(changes).toEqual([true, false]);
+    const a = elect(keys, 'replica-a', { leaseTtlMs: 900 });
+    await waitFor(async () => a.election.isLeader(), 'a leads', 5000);
+    a.state.mode = 'hanging';
+    await waitFor(() => a.state.pending > 0, 'a renewal waiting for Valkey', 10_000, 10);
+    // That renewal never gets an answer: stop() returns all the same (the lease then expires by itself).
+    await a.election.stop();
+    expect(a.state.pending).toBeGreaterThan(0);
+    expect(a.election.isLeader()).toBe(false);
+    expect(a.changes).toEqual([true, false]);
   });
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConnection } from '../../queues/connection.js';
 import { ownKeys } from '../../queues/names.js';
 import { LeaseLostError, tryAcquireLease } from '../../queues/lease.js';
+import { waitFor } from '../support/git-repos.js';
 import { startTestValkey, uniquePrefix, type TestValkey } from '../support/valkey-server.js';
 import type { Valkey } from 'iovalkey';
 
@@ -24,7 +25,9 @@ describe('lease', () => {
     const a = await tryAcquireLease(client, keys, 'p1', 'replica-a', 300);
     expect(a?.fence).toBe(1);
     expect(await tryAcquireLease(client, keys, 'p1', 'replica-b', 300)).toBeNull();
-    await new Promise((r) => setTimeout(r, 400)); // a paused holder: its lease runs out
+    // A paused holder: its lease runs out (its TTL, brought forward).
+    await client.pexpire(keys.lease, 1);
+    await waitFor(async () => (await client.exists(keys.lease)) === 0, 'the lease to expire', 5000, 10);
     const b = await tryAcquireLease(client, keys, 'p1', 'replica-b', 5000);
     expect(b?.fence).toBe(2);
     expect(await a!.renew()).toBe(false);
