@@ -106,6 +106,8 @@ describe('job data in Bull Board', () => {
     expect((await postToC1(service.url, [auditEvent('create', secret, { user: 'alice' })])).status).toBe(200);
     await waitFor(async () => (await commitLog(remote)).length === 1, 'the Secret committed');
     const [writeQueue] = [...service.writeQueues.keys()];
+    // The write job completes once its push landed, a moment after the commit shows on the remote.
+    await waitFor(async () => (await service.writeQueues.get(writeQueue!)!.getCompletedCount()) === 1, 'the write job completed');
     // As stored, not only as shown: ingest redacted the values before any job held them.
     const stored = JSON.stringify([await service.ingestQueue.getCompleted(), await service.writeQueues.get(writeQueue!)!.getCompleted()]);
     expect(stored).toContain('REDACTED');

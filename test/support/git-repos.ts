@@ -47,13 +47,16 @@ export async function commitLog(gitDir: string, branch = 'main'): Promise<Commit
 /** path → file content of the branch's tree. */
 export async function treeFiles(gitDir: string, branch = 'main'): Promise<Map<string, string>> {
   const files = new Map<string, string>();
+  let commit: string;
   let list: string;
   try {
-    list = await git(gitDir, 'ls-tree', '-r', '-z', '--name-only', branch);
+    // One commit, read whole: the branch may move (the writers push) while its files are read.
+    commit = (await git(gitDir, 'rev-parse', '--verify', '--quiet', `${branch}^{commit}`)).trim();
+    list = await git(gitDir, 'ls-tree', '-r', '-z', '--name-only', commit);
   } catch {
     return files;
   }
-  for (const path of list.split('\0').filter(Boolean)) files.set(path, await git(gitDir, 'show', `${branch}:${path}`));
+  for (const path of list.split('\0').filter(Boolean)) files.set(path, await git(gitDir, 'show', `${commit}:${path}`));
   return files;
 }
 
