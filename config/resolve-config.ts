@@ -8,8 +8,9 @@ import picomatch from 'picomatch';
 import { partitionOf } from '../queues/names.js';
 import { hasURLCredentials, redactURL, remoteKind } from '../core/remote-url.js';
 import { parseSecretKubeConfig } from './secret-kubeconfig.js';
+import { ageRecipientProblem, recipientOfIdentity, singleIdentity } from '../core/sops/index.js';
 import { UnsafePathError, validateBasePath } from '../core/path-layout.js';
-import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget } from './resolved-config.js';
+import type { ClusterSource, ResolvedConfig, ResolvedGitProvider, ResolvedRule, ResolvedTarget, TargetEncryption } from './resolved-config.js';
 import type { ClusterProvider, ClusterWatchRule, ConfigKind, GitProvider, GitTarget, ResourceRule, SecretObject, WatchRule } from './resource-schemas.js';
 
 /** The configuration objects, each already valid against its schema. */
@@ -48,7 +49,8 @@ export type ProblemReason =
   | 'LocalRepositoryRefused'
   | 'CredentialsInURL'
   | 'KnownHostsRequired'
-  | 'InvalidKubeConfig';
+  | 'InvalidKubeConfig'
+  | 'InvalidAgeKey';
 
 export interface ConfigProblem {
   kind: ConfigKind;
@@ -234,6 +236,7 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
       if (!(err instanceof UnsafePathError)) throw err;
       report('GitTarget', key, 'spec.path', 'InvalidPath', `${JSON.stringify(err.value)} ${err.reason}`);
     }
+    const encryption = targetEncryption(gt, key, secrets, report);
     if (path === undefined) continue;
     if (declared) placements.push({ key, partitionId: partitionOf(declared.spec.url, gt.spec.branch).id, path });
     if (provider && !broken('GitTarget', key)) {
@@ -260,6 +263,7 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
         partition,
         prune: gt.spec.prune,
         reconcileIntervalSeconds: gt.spec.reconcileIntervalSeconds,
+        ...(encryption ? { encryption } : {}),
       };
       if (!owner) partitionOwners.set(partition.id, target);
       targets.set(key, target);
@@ -288,6 +292,70 @@ export function resolveConfig(objects: ConfigObjects, opts: ResolveOptions = {})
   const partitions: ResolvedConfig['partitions'] = new Map();
   for (const t of targets.values()) partitions.set(t.partition.id, { partition: t.partition, credentials: t.provider.credentials });
   return { config: { clusters, providers, targets, rules, partitions }, problems };
+}
+
+/**
+ * A GitTarget's spec.encryption resolved: its key Secret read (in the target's own namespace, like a
+ * GitProvider's), the identity and every recipient checked. Undefined when it has none or a problem was
+ * reported (the target is then left out: writing REDACTED values where the owner asked for restorable ones
+ * would lose them silently).
+ */
+function targetEncryption(
+  gt: GitTarget,
+  key: string,
+  secrets: ReadonlyMap<string, Record<string, string>>,
+  report: (kind: ConfigKind, key: string, field: string, reason: ProblemReason, message: string) => void,
+): TargetEncryption | undefined {
+  const sops = gt.spec.encryption?.sops;
+  if (!sops) return undefined;
+  let sound = true;
+  const recipients: string[] = [];
+  sops.ageRecipients.forEach((recipient, i) => {
+    const problem = ageRecipientProblem(recipient);
+    if (problem) {
+      sound = false;
+      report('GitTarget', key, `spec.encryption.sops.ageRecipients[${i}]`, 'InvalidAgeKey', `${JSON.stringify(recipient.slice(0, 100))} ${problem}`);
+    } else if (!recipients.includes(recipient)) recipients.push(recipient);
+  });
+  const ref = sops.keySecretRef;
+  const where = `Secret ${gt.metadata.namespace}/${ref.name}`;
+  const secret = secrets.get(`${gt.metadata.namespace}/${ref.name}`);
+  const text = secret?.[ref.key];
+  if (!secret) {
+    report('GitTarget', key, 'spec.encryption.sops.keySecretRef', 'SecretNotFound', `${where} not found`);
+    return undefined;
+  }
+  if (text === undefined) {
+    report('GitTarget', key, 'spec.encryption.sops.keySecretRef.key', 'SecretKeyNotFound', `${where} has no key "${ref.key}"`);
+    return undefined;
+  }
+  if (text.trim() === '') {
+    report('GitTarget', key, 'spec.encryption.sops.keySecretRef.key', 'SecretKeyEmpty', `key "${ref.key}" of ${where} is empty`);
+    return undefined;
+  }
+  // The messages describe the key's shape only: a Secret's value never reaches a condition or a log line.
+  const single = singleIdentity(text);
+  const derived = single.ok ? recipientOfIdentity(single.identity) : single;
+  if (!single.ok || !derived.ok) {
+    report('GitTarget', key, 'spec.encryption.sops.keySecretRef.key', 'InvalidAgeKey', `key "${ref.key}" of ${where} ${derived.ok ? '' : derived.problem}`);
+    return undefined;
+  }
+  if (!sound) return undefined;
+  return {
+    identity: single.identity,
+    identityRecipient: derived.recipient,
+    recipients: recipients.includes(derived.recipient) ? recipients : [...recipients, derived.recipient],
+  };
+}
+
+/**
+ * The recipients the webhook seals Secret values for: those of the service identities of every target
+ * with encryption, deduplicated and sorted. Empty: no target encrypts, and values are REDACTED.
+ */
+export function sealRecipients(config: Pick<ResolvedConfig, 'targets'>): string[] {
+  const all = new Set<string>();
+  for (const t of config.targets.values()) if (t.encryption) all.add(t.encryption.identityRecipient);
+  return [...all].sort();
 }
 
 /**

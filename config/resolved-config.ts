@@ -42,6 +42,17 @@ export interface ResolvedTarget {
   prune: 'Never' | 'OnEvent' | 'Always';
   /** How often the target is reconciled; 0: only on start, change and demand. */
   reconcileIntervalSeconds: number;
+  /** Set when Secrets are written encrypted (spec.encryption.sops); absent: REDACTED. */
+  encryption?: TargetEncryption;
+}
+
+export interface TargetEncryption {
+  /** The service's own age identity (AGE-SECRET-KEY-1…) of this target: opens sealed values and the target's files. */
+  identity: string;
+  /** Its recipient: always among `recipients`, and what the webhook seals values for. */
+  identityRecipient: string;
+  /** Every recipient a file is encrypted for: spec.encryption.sops.ageRecipients, then identityRecipient. */
+  recipients: string[];
 }
 
 export interface ResolvedRule {

@@ -46,6 +46,9 @@ const namespacedMeta = z.strictObject({ name: dnsName, namespace: dnsName.defaul
 /** What the service writes (conditions, last commit, backlog): an exported object carries it, kubectl accepts it. */
 const status = ignored;
 
+/** The key of an age identity in a Secret, as Flux's kustomize-controller names it (`*.agekey`). */
+export const DEFAULT_AGE_KEY = 'age.agekey';
+
 export const SecretKeyRefSchema = z.strictObject({ name: dnsName, namespace: dnsName, key: z.string().min(1) });
 
 /** Client-side request limits towards one source cluster's API server (reads: object fetch, watch lists). */
@@ -141,6 +144,24 @@ export const GitTargetSchema = z.strictObject({
     prune: z.enum(['Never', 'OnEvent', 'Always']).default('OnEvent'),
     /** How often this target is reconciled with its cluster, in seconds; 0: only on start, change and demand. */
     reconcileIntervalSeconds: z.int().min(0).max(604800).default(3600),
+    /**
+     * Secrets you can restore: each Secret is written as `{name}.sops.yaml`, its data and stringData
+     * encrypted with SOPS for these age recipients and the service identity's. Absent: values are REDACTED.
+     */
+    encryption: z
+      .strictObject({
+        sops: z.strictObject({
+          /** age public keys (`age1…`) that can decrypt the files: yours, Flux's. */
+          ageRecipients: z.array(z.string().min(1).max(2048)).max(32).default([]),
+          /**
+           * A Secret in the GitTarget's namespace holding the service's own age identity (`AGE-SECRET-KEY-1…`,
+           * key `age.agekey` unless `key` says otherwise). Its recipient can always decrypt; the service needs
+           * it to see whether a Secret changed.
+           */
+          keySecretRef: z.strictObject({ name: dnsName, key: z.string().min(1).default(DEFAULT_AGE_KEY) }),
+        }),
+      })
+      .optional(),
   }),
   status,
 });

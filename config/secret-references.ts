@@ -12,7 +12,7 @@ export interface SecretReference {
   usedBy: string;
 }
 
-export function secretReferences(objects: Pick<ConfigObjects, 'ClusterProvider' | 'GitProvider'>): SecretReference[] {
+export function secretReferences(objects: Pick<ConfigObjects, 'ClusterProvider' | 'GitProvider'> & Partial<Pick<ConfigObjects, 'GitTarget'>>): SecretReference[] {
   const refs: SecretReference[] = [];
   for (const cp of objects.ClusterProvider) {
     const who = `ClusterProvider ${cp.metadata.name}`;
@@ -24,6 +24,11 @@ export function secretReferences(objects: Pick<ConfigObjects, 'ClusterProvider' 
   for (const gp of objects.GitProvider) {
     // A GitProvider's Secret is always in its own namespace.
     if (gp.spec.secretRef) refs.push({ namespace: gp.metadata.namespace, name: gp.spec.secretRef.name, usedBy: `GitProvider ${gp.metadata.namespace}/${gp.metadata.name} spec.secretRef` });
+  }
+  for (const gt of objects.GitTarget ?? []) {
+    // The service's age identity of a target with encryption: in the target's own namespace.
+    const key = gt.spec.encryption?.sops.keySecretRef;
+    if (key) refs.push({ namespace: gt.metadata.namespace, name: key.name, key: key.key, usedBy: `GitTarget ${gt.metadata.namespace}/${gt.metadata.name} spec.encryption.sops.keySecretRef` });
   }
   return refs;
 }

@@ -38,6 +38,25 @@ const selector = (kind: 'label' | 'field') =>
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     });
 
+/** The most characters of a sealed envelope (base64 of an age file around an object of at most a few MiB). */
+export const MAX_SEALED_CHARS = 16 * 1024 * 1024;
+
+/**
+ * A Secret's values sealed where they enter (the webhook), so that a job in Valkey never holds them in
+ * plaintext: an age file (binary, base64) whose plaintext is the JSON `{"data": {...}, "stringData": {...}}`
+ * of the Secret's string values, sealed to the recipients of the service identities of the GitTargets that
+ * encrypt (`spec.encryption.sops.keySecretRef`). The job's `object` keeps REDACTED values beside it, so
+ * everything that reads objects (routing, normalizing, Bull Board) sees what it saw before. Only a writer
+ * of a target with encryption opens it, with that target's identity (core/sealed-values.ts).
+ */
+export const SealedValuesSchema = z.strictObject({
+  format: z.literal('age-json-v1'),
+  /** Who can open it (age public keys): a label for operators, not what decides who can. */
+  recipients: z.array(z.string().min(1).max(2048)).min(1).max(64),
+  ciphertext: z.string().min(1).max(MAX_SEALED_CHARS).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+});
+export type SealedValues = z.infer<typeof SealedValuesSchema>;
+
 /**
  * One kept audit event, as the webhook stores it in the ingest queue (jobId = `${clusterId}_${auditID}`).
  * It is the audit event trimmed to what later stages need; Secret values are already redacted.
@@ -86,6 +105,8 @@ export const IngestJobSchema = z.object({
   deletedNames: z.array(objectName).max(MAX_DELETED_NAMES).optional(),
   /** A deletecollection's `labelSelector` and `fieldSelector`, from its requestURI. */
   selectors: z.object({ labelSelector: selector('label').optional(), fieldSelector: selector('field').optional() }).optional(),
+  /** The values of a Secret `object`, sealed (its own values read REDACTED); only while some GitTarget encrypts. */
+  sealedValues: SealedValuesSchema.optional(),
 });
 export type IngestJob = z.infer<typeof IngestJobSchema>;
 
@@ -178,6 +199,11 @@ export const WriteJobSchema = z.object({
     .optional(),
   /** Set on the write of a deletecollection or a deleted namespace: the files it removes (filePath is their folder). */
   collection: CollectionSchema.optional(),
+  /**
+   * A Secret's values for a target with encryption (`filePath` is then its `.sops.yaml` file): `content`
+   * keeps REDACTED values, the writer puts these in and writes the SOPS file.
+   */
+  sealedValues: SealedValuesSchema.optional(),
 });
 export type WriteJob = z.infer<typeof WriteJobSchema>;
 

@@ -10,6 +10,8 @@ export const CLUSTER_SCOPED_DIR = '_cluster';
 /** Most file systems allow 255 bytes per path component. */
 const MAX_SEGMENT_BYTES = 255;
 const FILE_SUFFIX = '.yaml';
+/** A Secret of a target with encryption: a SOPS file, named as `sops` and Flux users expect it. */
+export const SOPS_FILE_SUFFIX = '.sops.yaml';
 
 /** A path segment or base path that would escape the repository, or cannot be written at all. */
 export class UnsafePathError extends Error {
@@ -83,13 +85,23 @@ export function encodeSegment(field: string, value: string, suffix = '', reserve
  * the core group. Relative, posix, never absolute, never containing `..`.
  * Throws UnsafePathError for a bad base path or an empty / `.` / `..` segment.
  */
-export function objectFilePath(basePath: string, id: ObjectIdentity): string {
-  return `${typeFolderPath(basePath, id)}/${objectFileName(id.name)}`;
+export function objectFilePath(basePath: string, id: ObjectIdentity, layout: FileLayout = {}): string {
+  return `${typeFolderPath(basePath, id)}/${objectFileName(id.name, layout.encrypted === true && isSecretIdentity(id))}`;
 }
 
-/** `{name}.yaml`, encoded: an object's file name in its type's folder. */
-export function objectFileName(name: string): string {
-  return encodeSegment('name', name, FILE_SUFFIX);
+/** How a target lays out its files: `encrypted` (spec.encryption) writes each Secret as `{name}.sops.yaml`. */
+export interface FileLayout {
+  encrypted?: boolean;
+}
+
+/** A core v1 Secret: the one type whose file a target with encryption writes as SOPS. */
+export function isSecretIdentity(id: Pick<ObjectIdentity, 'group' | 'resource'>): boolean {
+  return id.group === '' && id.resource === 'secrets';
+}
+
+/** `{name}.yaml` (or `{name}.sops.yaml` for a SOPS file), encoded: an object's file name in its type's folder. */
+export function objectFileName(name: string, sops = false): string {
+  return encodeSegment('name', name, sops ? SOPS_FILE_SUFFIX : FILE_SUFFIX);
 }
 
 /** `{basePath}/{namespace|_cluster}`: the folder of one namespace's objects (of cluster-scoped ones for ''). */

@@ -46,10 +46,19 @@ export interface BullBoard {
 
 /** Job data as shown: any object in it that is a Secret (an ingest job's `object`) has its values redacted. */
 export function redactJobData(data: unknown): unknown {
-  if (!isRecord(data) || !isRecord(data.object)) return data;
-  const ref = isRecord(data.objectRef) ? (data.objectRef as SecretRefLike) : undefined;
-  const object = storableObject(data.object, ref);
-  return object === data.object ? data : { ...data, object };
+  if (!isRecord(data)) return data;
+  let shown = data;
+  // A Secret's sealed values: ciphertext only its target's writer opens. Shown as its size, not its bytes,
+  // so the page neither carries a copy to save for later nor pages of base64.
+  if (isRecord(data.sealedValues)) {
+    const sealed = data.sealedValues;
+    const size = typeof sealed.ciphertext === 'string' ? sealed.ciphertext.length : 0;
+    shown = { ...shown, sealedValues: { ...sealed, ciphertext: `(sealed: ${size} base64 characters)` } };
+  }
+  if (!isRecord(shown.object)) return shown;
+  const ref = isRecord(shown.objectRef) ? (shown.objectRef as SecretRefLike) : undefined;
+  const object = storableObject(shown.object, ref);
+  return object === shown.object ? shown : { ...shown, object };
 }
 
 /** A write job's result as shown: with `commitUrl` when it committed to a repository on a known host. */

@@ -5,7 +5,7 @@
 import { parseAllDocuments, stringify } from 'yaml';
 import { parseConfig } from '../config/load-config.js';
 import type { ResolvedConfig } from '../config/resolved-config.js';
-import { ClusterProviderSchema, GitProviderSchema, type ClusterProvider, type GitProvider } from '../config/resource-schemas.js';
+import { ClusterProviderSchema, GitProviderSchema, GitTargetSchema, type ClusterProvider, type GitProvider, type GitTarget } from '../config/resource-schemas.js';
 import { secretReferences, type SecretReference } from '../config/secret-references.js';
 
 export interface RbacConfig {
@@ -19,6 +19,7 @@ export interface RbacConfig {
 export function readRbacConfig(text: string, source: string): RbacConfig {
   const clusterProviders: ClusterProvider[] = [];
   const gitProviders: GitProvider[] = [];
+  const gitTargets: GitTarget[] = [];
   const present = new Set<string>();
   for (const doc of parseAllDocuments(text)) {
     // Unreadable or invalid documents are left to parseConfig below, which reports them properly.
@@ -30,8 +31,12 @@ export function readRbacConfig(text: string, source: string): RbacConfig {
     if (cp.success) clusterProviders.push(cp.data);
     const gp = GitProviderSchema.safeParse(value);
     if (gp.success) gitProviders.push(gp.data);
+    const gt = GitTargetSchema.safeParse(value);
+    if (gt.success) gitTargets.push(gt.data);
   }
-  const secrets = secretReferences({ ClusterProvider: clusterProviders, GitProvider: gitProviders });
+  const secrets = secretReferences({ ClusterProvider: clusterProviders, GitProvider: gitProviders, GitTarget: gitTargets });
+  // The keys that hold an age identity (spec.encryption.sops.keySecretRef) take a well-formed placeholder identity.
+  const ageKeys = new Set(secrets.filter((r) => r.usedBy.endsWith('spec.encryption.sops.keySecretRef')).map((r) => `${r.namespace}/${r.name}\0${r.key ?? ''}`));
 
   const missing = new Map<string, { namespace: string; name: string; keys: Set<string> }>();
   for (const ref of secrets) {
@@ -45,12 +50,14 @@ export function readRbacConfig(text: string, source: string): RbacConfig {
   const PLACEHOLDER =
     'apiVersion: v1\nkind: Config\nclusters: [{ name: p, cluster: { server: "https://placeholder.invalid" } }]\n' +
     'users: [{ name: p, user: { token: placeholder } }]\ncontexts: [{ name: p, context: { cluster: p, user: p } }]\ncurrent-context: p\n';
+  // A valid X25519 identity that guards nothing (a placeholder; RBAC needs only the Secret's name).
+  const AGE_PLACEHOLDER = 'AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ9K4CN\n';
   const placeholderDocs = [...missing.values()].map((m) =>
     stringify({
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: m.name, namespace: m.namespace },
-      stringData: Object.fromEntries([...m.keys].map((k) => [k, PLACEHOLDER])),
+      stringData: Object.fromEntries([...m.keys].map((k) => [k, ageKeys.has(`${m.namespace}/${m.name}\0${k}`) ? AGE_PLACEHOLDER : PLACEHOLDER])),
     }),
   );
   // Appended after the file's own documents, so the document numbers in its problems stay right.

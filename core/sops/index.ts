@@ -8,3 +8,4 @@ export { SOPS_FORMAT_VERSION, type AgeEntry, type SopsMetadata } from './metadat
 export { SECRET_RULE, type CryptRule } from './rules.js';
 export { toPlain, fromPlain, type SopsMap, type SopsValue } from './tree.js';
 export * from './errors.js';
+export { ageRecipientProblem, recipientOfIdentity, singleIdentity } from './age-key-text.js';

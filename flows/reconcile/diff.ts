@@ -1,7 +1,7 @@
 // What a reconcile changes in Git: the findings of the children (what the cluster holds now, as the live
 // path would write it) against the target's current tree. Pure.
 import type { ResolvedTarget } from '../../config/resolved-config.js';
-import { validateBasePath } from '../../core/path-layout.js';
+import { SOPS_FILE_SUFFIX, validateBasePath } from '../../core/path-layout.js';
 
 export type PruneMode = ResolvedTarget['prune'];
 
@@ -69,6 +69,11 @@ const under = (path: string, base: string): boolean => base === '' || path.start
 
 const byPath = (a: { path: string }, b: { path: string }): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
+/** `{name}.sops.yaml` beside `{name}.yaml`: where a target with encryption keeps that Secret. */
+const sopsTwin = (path: string): string => `${path.slice(0, -'.yaml'.length)}${SOPS_FILE_SUFFIX}`;
+/** The `{name}.yaml` a `{name}.sops.yaml` stands for (itself for any other path). */
+const plainTwin = (path: string): string => (path.endsWith(SOPS_FILE_SUFFIX) ? `${path.slice(0, -SOPS_FILE_SUFFIX.length)}.yaml` : path);
+
 /**
  * created: found, no file yet; updated: found, file with other content; deleted (prune `Always` only):
  * a `.yaml` file under the base folder that no object was found for — other files (a README, a
@@ -83,6 +88,9 @@ export function diffTree(input: DiffInput): ReconcileDiff {
   const updated: DiffEntry[] = [];
   for (const [path, f] of findings) {
     if (!under(path, base)) continue;
+    // A Secret a target keeps encrypted (`{name}.sops.yaml`, written from its audit events): a listing
+    // carries no values, so the file stays as the live path wrote it and no REDACTED twin is added.
+    if (tree.has(sopsTwin(path))) continue;
     const current = tree.get(path);
     if (current === undefined) created.push({ path, content: f.content, rv: f.rv });
     else if (current !== f.content) updated.push({ path, content: f.content, rv: f.rv });
@@ -92,7 +100,7 @@ export function diffTree(input: DiffInput): ReconcileDiff {
   const snapshotRv = input.snapshotRv ?? '';
   if (input.prune === 'Always' && snapshotRv !== '' && input.listedDirectory) {
     for (const path of tree.keys()) {
-      if (path.endsWith('.yaml') && under(path, base) && !findings.has(path) && input.listedDirectory(path)) deleted.push({ path, rv: snapshotRv });
+      if (path.endsWith('.yaml') && under(path, base) && !findings.has(path) && !findings.has(plainTwin(path)) && input.listedDirectory(path)) deleted.push({ path, rv: snapshotRv });
     }
   }
   return { created: created.sort(byPath), updated: updated.sort(byPath), deleted: deleted.sort(byPath) };

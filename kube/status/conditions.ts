@@ -60,6 +60,15 @@ export interface StatusFacts {
   probe?: ProbeFacts;
   /** ClusterProvider: a count; null when the cluster has none (removed); undefined when unknown (kept). */
   watchedResources?: number | null;
+  /** GitTarget (a Ready one): how its Secrets' values are written, for its Ready message. */
+  secrets?: 'redacted' | { encryptedFor: number };
+}
+
+/** What a Ready GitTarget's message adds: whether its Secrets can be restored from Git. */
+function secretsSentence(secrets: StatusFacts['secrets']): string {
+  if (secrets === undefined) return '';
+  if (secrets === 'redacted') return ' Secret values are redacted (REDACTED in Git): set spec.encryption.sops to keep them encrypted.';
+  return ` Secrets are written as {name}.sops.yaml, encrypted with SOPS for ${secrets.encryptedFor} age recipient(s).`;
 }
 
 /** Long enough for every problem of an object, well under the CRD's 32768. */
@@ -138,7 +147,7 @@ export function desiredStatus(obj: ObservedObject, facts: StatusFacts): ObjectSt
   const first = facts.problems[0];
   const conditions: Condition[] = [
     first === undefined
-      ? condition('Ready', 'True', 'Ready', `The configuration is valid: ${OBJECT_IS[obj.kind]}.`)
+      ? condition('Ready', 'True', 'Ready', `The configuration is valid: ${OBJECT_IS[obj.kind]}.${obj.kind === 'GitTarget' ? secretsSentence(facts.secrets) : ''}`)
       : condition('Ready', 'False', first.reason, problemsMessage(facts.problems)),
   ];
   const status: ObjectStatus = { observedGeneration: generation, conditions };

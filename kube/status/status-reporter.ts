@@ -138,6 +138,7 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
         backlog: target ? backlogs.get(target.partition.queueName) : undefined,
         probe: provider ? probes.want(provider) : undefined,
         watchedResources: obj.kind === 'ClusterProvider' ? (opts.watchedResources?.() ?? watched)?.get(obj.name) : undefined,
+        ...(target ? { secrets: target.encryption ? { encryptedFor: target.encryption.recipients.length } : 'redacted' } : {}),
       });
       writer.set(obj, desired);
     }

@@ -27,6 +27,7 @@ import type { ServiceMetrics } from '../../observability/metrics.js';
 import { ValkeyTimeoutError, withTimeout } from '../../queues/valkey-timeout.js';
 import { listedIds, requestIdOf } from '../../core/log-ids.js';
 import { authenticateCluster, peerCertificate } from './webhook-auth.js';
+import { sealSecretValues, type SecretValues } from '../../core/sealed-values.js';
 
 export const WEBHOOK_PATH = '/audit-webhook/:clusterProvider';
 
@@ -61,6 +62,11 @@ export interface AuditWebhookOptions {
   scopeOf?: ScopeLookup;
   /** Each cluster's storage budget: bytes of its events in flight; past the limit, batches get 429. */
   budget?: { budget: ClusterBudget; limitBytes: number };
+  /**
+   * The age recipients a Secret's values are sealed for before its event is stored (the service identities
+   * of the GitTargets with encryption); empty or undefined: they are REDACTED only, as without encryption.
+   */
+  sealRecipients?: () => readonly string[];
 }
 
 type Rejection = { status: number; reason: string; error: string };
@@ -150,19 +156,30 @@ export function auditWebhookRouter(opts: AuditWebhookOptions): Router {
     const skipped: Partial<Record<SkipReason, number>> = {};
     const refusals: EventRefusal[] = parsed.refused.map((r) => ({ ...r, reason: 'not-audit-event', error: `not an audit event: ${r.error}` }));
     const scopeOf = opts.scopeOf;
+    // Read once per batch: every Secret of one batch is sealed for the same recipients.
+    const recipients = opts.sealRecipients?.() ?? [];
+    const toSeal: { job: IngestJob; values: SecretValues }[] = [];
     parsed.events.forEach((event, i) => {
       const kept = toIngestJob(cluster.name, event, {
         allowedNamespaces: cluster.allowedNamespaces,
         selected: opts.selects,
         limits: opts.objectLimits,
         scopeOf: scopeOf && ((group, resource) => scopeOf(cluster.name, group, resource)),
+        keepSecretValues: recipients.length > 0,
       });
-      if (kept.keep) jobs.push(kept.job);
+      if (kept.keep) {
+        jobs.push(kept.job);
+        if (kept.secretValues) toSeal.push({ job: kept.job, values: kept.secretValues });
+      }
       else if ('refused' in kept) {
         const index = parsed.indices[i]!;
         refusals.push({ index, auditID: event.auditID, reason: kept.reason, error: `items[${index}] (auditID ${event.auditID}): ${kept.error}` });
       } else skipped[kept.reason] = (skipped[kept.reason] ?? 0) + 1;
     });
+    // The values exist in plaintext only in this request's memory: sealed before anything is stored.
+    // A seal that fails (a recipient the age library refuses) fails the batch with a 500: storing the
+    // event REDACTED would lose the values for good without anyone noticing.
+    for (const { job, values } of toSeal) job.sealedValues = await sealSecretValues(values, recipients);
     refusals.sort((a, b) => a.index - b.index);
     const received = parsed.events.length + parsed.refused.length;
     metrics.eventsReceived.inc({ cluster: cluster.name }, received);

@@ -13,6 +13,7 @@ import { deletedNamesOf, requestSelectors } from './deleted-names.js';
 import { canonicalGroup, storableObject } from '../../core/redact-secret.js';
 import { builtInScope, type ResourceScope } from '../../core/resource-scope.js';
 import { isRecord, nonEmptyString } from '../../core/json.js';
+import { secretValuesOf, type SecretValues } from '../../core/sealed-values.js';
 
 export type SkipReason =
   | 'not-response-complete'
@@ -30,7 +31,8 @@ export type SkipReason =
 export type RefusalReason = ObjectLimitReason | IdentityRefusalReason;
 
 export type FilterResult =
-  | { keep: true; job: IngestJob }
+  /** secretValues: with keepSecretValues, the values of a Secret object, for the caller to seal (never to store). */
+  | { keep: true; job: IngestJob; secretValues?: SecretValues }
   | { keep: false; reason: SkipReason }
   | { keep: false; refused: true; reason: RefusalReason; error: string };
 
@@ -46,6 +48,8 @@ export interface FilterOptions {
   limits?: ObjectLimits;
   /** The scope of a type the built-in table does not know (the cluster's API discovery); undefined: unknown. */
   scopeOf?: (group: string, resource: string) => ResourceScope | undefined;
+  /** Also return a Secret object's values (a GitTarget encrypts): the caller seals them before storing. */
+  keepSecretValues?: boolean;
 }
 
 /**
@@ -184,5 +188,6 @@ export function toIngestJob(clusterId: string, ev: AuditEvent, opts: FilterOptio
   const selectors = verb === 'deletecollection' ? requestSelectors(ev.requestURI) : undefined;
   if (selectors) job.selectors = selectors;
   if (opts.selected && !opts.selected(job)) return { keep: false, reason: 'not-selected' };
-  return { keep: true, job };
+  const secretValues = opts.keepSecretValues && raw !== undefined && verb !== 'deletecollection' ? secretValuesOf(raw, ref) : undefined;
+  return secretValues ? { keep: true, job, secretValues } : { keep: true, job };
 }

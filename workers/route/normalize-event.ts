@@ -2,7 +2,7 @@
 // who changed which object, how, and the sanitized YAML it should have in Git. It does not fetch
 // anything: when the audit level carried no body, it says so (no-object-body) and the caller
 // decides whether to fetch the object from the cluster.
-import { WATCH_UNKNOWN_USER, type GitAuthor, type IngestJob, type ObjectIdentity, type Operation } from '../../core/contracts.js';
+import { WATCH_UNKNOWN_USER, type GitAuthor, type IngestJob, type ObjectIdentity, type Operation, type SealedValues } from '../../core/contracts.js';
 import { eventJobId } from '../../queues/names.js';
 import { storableObject } from '../../core/redact-secret.js';
 import { terminating } from '../../core/object-state.js';
@@ -26,6 +26,8 @@ export interface NormalizedEvent {
   resourceVersion: string;
   author: GitAuthor;
   stageTimestamp: string;
+  /** A Secret's values sealed at the webhook (some target encrypts); only a change with content has them. */
+  sealedValues?: SealedValues;
 }
 
 export type NormalizeOutcome = { kind: 'change'; event: NormalizedEvent } | { kind: 'no-object-body'; reason: string };
@@ -95,6 +97,7 @@ export function normalizeEvent(job: IngestJob): NormalizeOutcome {
       resourceVersion: resourceVersionOf(job.object),
       author: authorOf(job),
       stageTimestamp: job.stageTimestamp,
+      ...(content !== null && job.sealedValues ? { sealedValues: job.sealedValues } : {}),
     },
   };
 }

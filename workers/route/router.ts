@@ -26,7 +26,7 @@ import { listCollections, type CollectionListing } from './list-collections.js';
 import { normalizeEvent } from './normalize-event.js';
 import { collectionWrites } from './collection-writes.js';
 import { matchTargets, type CompiledRoutes } from './compile-rules.js';
-import { objectFilePath, UnsafePathError } from '../../core/path-layout.js';
+import { isSecretIdentity, objectFilePath, UnsafePathError } from '../../core/path-layout.js';
 import { DEFAULT_REORDER_WINDOW_MS, releasable } from './reorder-window.js';
 
 export interface RouterOptions {
@@ -157,7 +157,7 @@ export function routeEvent(
   for (const target of targets) {
     let filePath: string;
     try {
-      filePath = objectFilePath(target.path, event.identity);
+      filePath = objectFilePath(target.path, event.identity, { encrypted: target.encryption !== undefined });
     } catch (err) {
       if (err instanceof UnsafePathError) return new JobFailure(new UnrecoverableError(`target ${target.key}: ${err.message}`));
       throw err;
@@ -175,6 +175,8 @@ export function routeEvent(
       author: event.author,
       stageTimestamp: event.stageTimestamp,
     };
+    // Only a target that keeps Secrets gets their sealed values; every other target's write stays REDACTED.
+    if (target.encryption && event.sealedValues && isSecretIdentity(event.identity)) data.sealedValues = event.sealedValues;
     planned.push({ target, data });
   }
   const writes = addWrites(planned, opts, pending);

@@ -18,7 +18,7 @@
 import { parse } from 'yaml';
 import { fieldsMatch, labelsMatch, parseFieldSelector, parseLabelSelector, type LabelRequirement } from '../../core/selectors.js';
 import type { Collection, WriteJob } from '../../core/contracts.js';
-import { objectFileName } from '../../core/path-layout.js';
+import { isSecretIdentity, objectFileName } from '../../core/path-layout.js';
 import { isRecord } from '../../core/json.js';
 
 /** The content of a blob by its id; undefined when it was not read. */
@@ -54,6 +54,13 @@ export function filesIn(tree: ReadonlyMap<string, string>, folder: string): stri
 const fileOf = (folder: string, name: string) => `${folder}/${objectFileName(name)}`;
 
 /**
+ * The files an object of the collection's type may have in `folder`: `{name}.yaml`, and for a Secret also
+ * `{name}.sops.yaml` (a target with encryption; one that turned it on later may still hold the plain file).
+ */
+const filesOf = (folder: string, name: string, secrets: boolean): string[] =>
+  secrets ? [fileOf(folder, name), `${folder}/${objectFileName(name, true)}`] : [fileOf(folder, name)];
+
+/**
  * The files `job` removes from `tree`, sorted (empty: nothing to remove). Throws when a label selector must
  * read a file whose content `contentOf` does not have (the caller reads every candidate first).
  */
@@ -61,20 +68,21 @@ export function collectionFiles(job: Pick<WriteJob, 'filePath' | 'identity' | 'c
   const c = job.collection;
   if (!c) return [];
   const folder = job.filePath;
-  if (c.names) return [...new Set(c.names.map((n) => fileOf(folder, n)))].filter((p) => tree.has(p)).sort();
+  const secrets = isSecretIdentity(job.identity);
+  if (c.names) return [...new Set(c.names.flatMap((n) => filesOf(folder, n, secrets)))].filter((p) => tree.has(p)).sort();
   if (c.everythingBelow) {
     const prefix = `${folder}/`;
     const below = [...tree.keys()].filter((p) => p.startsWith(prefix));
     if (c.objectFile !== undefined && tree.has(c.objectFile)) below.push(c.objectFile);
     return [...new Set(below)].sort();
   }
-  const kept = new Set((c.keep ?? []).map((n) => fileOf(folder, n)));
+  const kept = new Set((c.keep ?? []).flatMap((n) => filesOf(folder, n, secrets)));
   const labels: LabelRequirement[] = parseLabelSelector(c.labelSelector ?? '');
   const fields = parseFieldSelector(c.fieldSelector ?? '');
   return filesIn(tree, folder).filter((path) => {
     if (kept.has(path)) return false;
     const equals = (field: string, value: string): boolean | undefined => {
-      if (field === 'metadata.name') return value !== '' && value !== '.' && value !== '..' && path === fileOf(folder, value);
+      if (field === 'metadata.name') return value !== '' && value !== '.' && value !== '..' && filesOf(folder, value, secrets).includes(path);
       if (field === 'metadata.namespace') return job.identity.namespace === value;
       return undefined;
     };

@@ -113,6 +113,8 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
     // remote as it is, not as this writer last pushed it (which would see no difference and push nothing).
     if (jobs.some((j) => j.reconcile)) remote = undefined;
     let written;
+    // Read once per batch, as the write check reads it: one batch, one configuration.
+    const targets = opts.targets();
     const applied = await appliedVersions(jobs);
     try {
       const refusedBefore = order.map((i) => history[i]?.failedReason?.startsWith(REFUSED_PREFIX) ?? false);
@@ -123,6 +125,7 @@ export function startPartitionWriter(opts: PartitionWriterOptions): PartitionWri
         log,
         // Deep enough to hold every write of a batch that a dead writer pushed but did not complete.
         appliedDepth: Math.max(1000, opts.batchSize * 4),
+        encryptionOf: (job) => targets.get(job.target)?.encryption,
       });
     } catch (err) {
       remote = undefined; // whatever happened, fetch before the next batch

@@ -37,7 +37,7 @@ import { JobFailure, type JobHistory } from '../../queues/exclusive-batch-consum
 import type { HeldLease } from '../../queues/lease.js';
 import type { Partition } from '../../queues/names.js';
 import { authorFor } from '../../core/author.js';
-import { namespaceFolderPath, objectFilePath, typeFolderPath, UnsafePathError, validateBasePath } from '../../core/path-layout.js';
+import { isSecretIdentity, namespaceFolderPath, objectFilePath, typeFolderPath, UnsafePathError, validateBasePath } from '../../core/path-layout.js';
 
 /** What the check needs of a GitTarget (config/resolved-config.ts ResolvedTarget has it). */
 export interface WriteTarget {
@@ -48,6 +48,8 @@ export interface WriteTarget {
   /** The target's cluster (spec.clusterProviderRef.name). */
   clusterProvider: string;
   partition: Pick<Partition, 'id' | 'branch'>;
+  /** Set when the target writes Secrets as SOPS files (spec.encryption.sops). */
+  encryption?: { identity: string; recipients: readonly string[] };
 }
 
 export interface WriteCheckContext {
@@ -198,7 +200,7 @@ export function checkWrite(job: WriteJob, ctx: WriteCheckContext): WriteCheckErr
   } else {
     let expected: string | undefined;
     try {
-      expected = objectFilePath(target.path, job.identity);
+      expected = objectFilePath(target.path, job.identity, { encrypted: target.encryption !== undefined });
     } catch (err) {
       if (!(err instanceof UnsafePathError)) throw err;
       problems.push(`identity ${JSON.stringify(job.identity)} has no path under ${where}: ${err.message}`);
@@ -208,6 +210,11 @@ export function checkWrite(job: WriteJob, ctx: WriteCheckContext): WriteCheckErr
     }
     const domain = userDomainOf(cluster);
     if (!job.author.email.endsWith(domain)) problems.push(`author email ${q(job.author.email)} is not of cluster ${q(cluster)} of ${where} (…${domain})`);
+  }
+  if (job.sealedValues) {
+    // Sealed values are only ever routed to a target that writes them encrypted, and only with a Secret's content.
+    if (!target.encryption) problems.push(`sealedValues on a write for ${where}, which has no spec.encryption`);
+    if (job.reconcile || job.collection || job.content === null || !isSecretIdentity(job.identity)) problems.push('sealedValues on a write that is not a Secret with content');
   }
   return problems.length > 0 ? refuse(...problems) : undefined;
 }

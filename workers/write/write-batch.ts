@@ -18,6 +18,8 @@ import { writeCommits } from '../../git/fast-import-committer.js';
 import type { Mirror } from '../../git/git-remote.js';
 import { keepNewestVersion, planCommits, type CommitPlan } from './plan-commits.js';
 import { readTreeIndex } from '../../git/tree-index.js';
+import { isSopsWrite, openSealed, withSopsContents, type WriteEncryption } from './sops-writes.js';
+import type { SecretValues } from '../../core/sealed-values.js';
 
 /** A private ref: fast-import moves it freely, nothing else reads it. */
 const WORK_REF = 'refs/reverser/work';
@@ -72,6 +74,8 @@ export interface WriteBatchDeps {
   log: Logger;
   /** How many commits back to look for writes already applied, when the remote is fetched. */
   appliedDepth: number;
+  /** The encryption of a job's target (spec.encryption.sops), or undefined: its Secrets are written REDACTED. */
+  encryptionOf?: (job: WriteJob) => WriteEncryption | undefined;
 }
 
 export interface BatchWrite {
@@ -143,6 +147,47 @@ export async function writeBatch(
   let conflicts = 0;
   let commits = 0;
 
+  // The Secrets of targets with encryption: their sealed values are opened once per batch; one that does not
+  // open fails alone (retried, then a dead letter to replay once the key Secret is right again).
+  const encryptionOf = deps.encryptionOf ?? (() => undefined);
+  const opened = new Map<number, SecretValues>();
+  const unopened = new Set<number>();
+  for (const [i, job] of jobs.entries()) {
+    const encryption = encryptionOf(job);
+    if (!job.sealedValues || !isSopsWrite(job, encryption)) continue;
+    try {
+      opened.set(i, await openSealed(job.sealedValues, encryption));
+    } catch (err) {
+      log.warn({ file: job.filePath, auditID: job.auditID, err: (err as Error).message }, "could not open a Secret's sealed values");
+      results[i] = new JobFailure(err as Error);
+      unopened.add(i);
+    }
+  }
+  const blobCache = new Map<string, string>();
+  /** The batch of `indices` as it is planned: the content of each SOPS write is its file on top of `state`. */
+  const planned = (indices: number[]): Promise<WriteJob[]> =>
+    withSopsContents(
+      indices.map((i) => jobs[i]!),
+      indices,
+      {
+        encryptionOf,
+        valuesOf: (i) => opened.get(i),
+        known,
+        previousOf: async (paths) => {
+          const shas = paths.map((p) => state.tree.get(p)).filter((sha): sha is string => sha !== undefined);
+          const missing = shas.filter((sha) => !blobCache.has(sha));
+          if (missing.length > 0) for (const [sha, text] of await readBlobs(repo.gitDir, missing)) blobCache.set(sha, text);
+          const out = new Map<string, string>();
+          for (const p of paths) {
+            const sha = state.tree.get(p);
+            const text = sha === undefined ? undefined : blobCache.get(sha);
+            if (text !== undefined) out.set(p, text);
+          }
+          return out;
+        },
+      },
+    );
+
   /** Completes the first `count` of `indices` from `plan`, whose commits up to `head` are on the remote. */
   const finalize = (indices: number[], plan: CommitPlan, shas: string[], count: number, head: string | null) => {
     for (let k = 0; k < count; k++) {
@@ -165,7 +210,7 @@ export async function writeBatch(
   const runPass = async (work: number[]) => {
     let pending = work;
     while (pending.length > 0) {
-      const batch = pending.map((i) => jobs[i]!);
+      const batch = await planned(pending);
       const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied, await contentsFor(batch, state.tree, repo.gitDir, contents));
       if (plan.commits.length === 0) {
         finalize(pending, plan, [], batch.length, state.tip);
@@ -236,7 +281,7 @@ export async function writeBatch(
     }
   };
 
-  for (let work = jobs.map((_, i) => i); work.length > 0; ) {
+  for (let work = jobs.flatMap((_, i) => (unopened.has(i) ? [] : [i])); work.length > 0; ) {
     await runPass(work);
     if (suspects.length > 0 && !landed) {
       // The remote accepted nothing: no event is to blame, the batch waits.
@@ -256,7 +301,7 @@ export async function writeBatch(
     // remote accepts others, they are poison; accepted, the remote had just recovered (they land a little
     // late, after the events that overtook them).
     for (const suspect of suspects) {
-      const batch = suspect.indices.map((i) => jobs[i]!);
+      const batch = await planned(suspect.indices);
       const plan = planCommits(batch, state.tree, known, deps.committer, new Date(), state.applied, await contentsFor(batch, state.tree, repo.gitDir, contents));
       if (plan.commits.length === 0) {
         finalize(suspect.indices, plan, [], batch.length, state.tip);
