@@ -268,7 +268,7 @@ describe('two clusters, each with its API server, its audit token and its kubeco
     expect((await watchedDelete())?.data.user.username).toBe('bob');
 
     const log = (await commitLog(remote)).filter((c) => c.subject.includes(` ${ns}/joined`));
-    expect(log.map((c) => `${c.author}: ${c.subject}`)).toEqual([
+    expect(log.map((c) => `${c.author}: ${c.subject}`), log.map((c) => `${c.subject}\n${c.body}`).join('\n---\n')).toEqual([
       `bob: CREATE v1 configmaps ${ns}/joined`,
       `carol: UPDATE v1 configmaps ${ns}/joined`,
       `bob: DELETE v1 configmaps ${ns}/joined`,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GitAuthor, WriteJob } from '../../core/contracts.js';
 import { blobSha } from '../../git/git-objects.js';
-import { compareResourceVersions, planCommits } from '../../workers/write/plan-commits.js';
+import { compareResourceVersions, planCommits, versionLeft } from '../../workers/write/plan-commits.js';
 import { appliedKey } from '../../workers/write/applied-events.js';
 import { formatIndexRanges, parseIndexRanges, parseTrailers, reconcileAuditID } from '../../workers/write/commit-message.js';
 import type { ReconcileDiff } from '../../flows/reconcile/diff.js';
@@ -172,6 +172,15 @@ describe('planCommits: one batch', () => {
     expect(p.versions).toEqual(new Map([[FILE, '105']]));
     // Across batches: the bound is what the partition keeps.
     expect(plan([job({ operation: 'DELETE', content: null, resourceVersion: '' })], { [FILE]: blobSha(V2) }, { [FILE]: '100' }).versions).toEqual(new Map([[FILE, '101']]));
+  });
+
+  it('versionLeft: a delete without a version leaves the newest applied + 1; everything else its own version', () => {
+    expect(versionLeft({ content: null, resourceVersion: '' }, '193')).toBe('194');
+    expect(versionLeft({ content: null, resourceVersion: '' }, '9007199254740993')).toBe('9007199254740994');
+    expect(versionLeft({ content: null, resourceVersion: '' }, undefined)).toBe('');
+    expect(versionLeft({ content: null, resourceVersion: '' }, 'opaque')).toBe('');
+    expect(versionLeft({ content: null, resourceVersion: '200' }, '193')).toBe('200');
+    expect(versionLeft({ content: 'x', resourceVersion: '' }, '193')).toBe('');
   });
 
   it('the versions map records the newest resourceVersion per file', () => {

@@ -44,6 +44,18 @@ export function keepNewestVersion(versions: Map<string, string>, path: string, r
   if (!known || (compareResourceVersions(rv, known) ?? 1) > 0) versions.set(path, rv);
 }
 
+/**
+ * The version a write leaves on its file: its own resourceVersion; for a delete that names none (answered
+ * with a Status, a deletecollection that listed no versions) the newest applied one + 1, since the delete
+ * came after it: a version of the deleted object delivered again afterwards (its watch event, a retried
+ * audit event) is then stale and cannot bring the file back, while a new object of the same name gets a
+ * higher revision than the delete's and is written.
+ */
+export function versionLeft(job: Pick<WriteJob, 'content' | 'resourceVersion'>, known: string | undefined): string {
+  if (job.resourceVersion || job.content !== null || !known || !/^\d+$/.test(known)) return job.resourceVersion;
+  return (BigInt(known) + 1n).toString();
+}
+
 export function planCommits(
   jobs: WriteJob[],
   tree: ReadonlyMap<string, string>,
@@ -72,7 +84,7 @@ export function planCommits(
       if (removed.length === 0) return { kind: 'unchanged', reason: 'already-absent' };
       for (const path of removed) {
         next.delete(path);
-        keepNewestVersion(versions, path, job.resourceVersion);
+        keepNewestVersion(versions, path, versionLeft(job, versions.get(path) ?? appliedVersions.get(path)));
       }
       commits.push({
         author: job.author,
@@ -97,12 +109,7 @@ export function planCommits(
     if (known && job.resourceVersion && (compareResourceVersions(job.resourceVersion, known) ?? 0) < 0) {
       return { kind: 'unchanged', reason: 'stale' };
     }
-    // A delete answered with a Status names no resourceVersion, but it came after the newest version
-    // applied: record that bound (newest + 1), so that a version of the deleted object delivered again
-    // afterwards (its watch event, a retried audit event) is stale and cannot bring the file back. A new
-    // object of the same name gets a higher revision than the delete's and is written.
-    if (job.content === null && !job.resourceVersion && known && /^\d+$/.test(known)) keepNewestVersion(versions, job.filePath, (BigInt(known) + 1n).toString());
-    else record(job);
+    keepNewestVersion(versions, job.filePath, versionLeft(job, known));
     const existed = next.has(job.filePath);
     if (job.content === null) {
       if (!existed) return { kind: 'unchanged', reason: 'already-absent' };

@@ -16,7 +16,7 @@ import { blobSha } from '../../git/git-objects.js';
 import { readBlobs } from '../../git/read-blobs.js';
 import { writeCommits } from '../../git/fast-import-committer.js';
 import type { Mirror } from '../../git/git-remote.js';
-import { keepNewestVersion, planCommits, type CommitPlan } from './plan-commits.js';
+import { keepNewestVersion, planCommits, versionLeft, type CommitPlan } from './plan-commits.js';
 import { readTreeIndex } from '../../git/tree-index.js';
 import { isSopsWrite, openSealed, withSopsContents, type WriteEncryption } from './sops-writes.js';
 import type { SecretValues } from '../../core/sealed-values.js';
@@ -200,8 +200,9 @@ export async function writeBatch(
       if (outcome.kind !== 'unchanged' || outcome.reason !== 'stale') {
         // A collection write's filePath is a folder: its version goes to the files it removed.
         for (const path of job.collection ? (outcome.kind === 'commit' ? (outcome.removed ?? []) : []) : [job.filePath]) {
-          keepNewestVersion(landedVersions, path, job.resourceVersion);
-          keepNewestVersion(known, path, job.resourceVersion);
+          const version = versionLeft(job, known.get(path));
+          keepNewestVersion(landedVersions, path, version);
+          keepNewestVersion(known, path, version);
         }
       }
     }
