@@ -4,7 +4,7 @@
 // first, and a start that fails halfway releases what did start before it rethrows.
 import { Queue } from 'bullmq';
 import type { ResolvedConfig } from './config/resolved-config.js';
-import { sealRecipients } from './config/resolve-config.js';
+import { sealRecipientsInForce } from './config/resolve-config.js';
 import { createServiceApps } from './dashboard/app.js';
 import { createBackpressure } from './workers/ingest/backpressure.js';
 import { createQueueDashboard } from './dashboard/bull-board.js';
@@ -175,16 +175,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       objectLimits: opts.objectLimits,
       scopeOf: discovery && ((cluster, group, resource) => discovery.scopeOf(cluster, group, resource)),
       budget: { budget, limitBytes: opts.clusterInflightLimitBytes },
-      // Computed once per configuration: the webhook asks for every batch.
-      sealRecipients: (() => {
-        let seen: ResolvedConfig | undefined;
-        let recipients: string[] = [];
-        return () => {
-          const current = config();
-          if (current !== seen) [seen, recipients] = [current, sealRecipients(current)];
-          return recipients;
-        };
-      })(),
+      sealRecipients: sealRecipientsInForce(config),
     });
     const budgetSweeper = startBudgetSweeper({
       connection,

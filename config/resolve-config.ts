@@ -358,6 +358,17 @@ export function sealRecipients(config: Pick<ResolvedConfig, 'targets'>): string[
   return [...all].sort();
 }
 
+/** sealRecipients of the configuration in force, computed again only when a new one is in force. */
+export function sealRecipientsInForce(config: () => ResolvedConfig): () => readonly string[] {
+  let seen: ResolvedConfig | undefined;
+  let recipients: string[] = [];
+  return () => {
+    const current = config();
+    if (current !== seen) [seen, recipients] = [current, sealRecipients(current)];
+    return recipients;
+  };
+}
+
 /**
  * The rules that select nothing their target's cluster serves (a typo in a resource name, a CRD not
  * installed): `resourcesOf` gives a cluster's resources from API discovery as `group/resource` ('' group

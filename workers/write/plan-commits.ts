@@ -44,6 +44,11 @@ export function keepNewestVersion(versions: Map<string, string>, path: string, r
   if (!known || (compareResourceVersions(rv, known) ?? 1) > 0) versions.set(path, rv);
 }
 
+/** Whether a write is older than `known`, the newest version applied to its file (the stale guard below). */
+export function isStale(job: Pick<WriteJob, 'resourceVersion'>, known: string | undefined): boolean {
+  return known !== undefined && known !== '' && job.resourceVersion !== '' && (compareResourceVersions(job.resourceVersion, known) ?? 0) < 0;
+}
+
 /**
  * The version a write leaves on its file: its own resourceVersion; for a delete that names none (answered
  * with a Status, a deletecollection that listed no versions) the newest applied one + 1, since the delete
@@ -106,9 +111,7 @@ export function planCommits(
     // the run's oldest list revision, so a file a live event wrote after the listing (applied version
     // newer than the delete's) is not deleted.
     const known = versions.get(job.filePath) ?? appliedVersions.get(job.filePath);
-    if (known && job.resourceVersion && (compareResourceVersions(job.resourceVersion, known) ?? 0) < 0) {
-      return { kind: 'unchanged', reason: 'stale' };
-    }
+    if (isStale(job, known)) return { kind: 'unchanged', reason: 'stale' };
     keepNewestVersion(versions, job.filePath, versionLeft(job, known));
     const existed = next.has(job.filePath);
     if (job.content === null) {

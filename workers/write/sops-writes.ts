@@ -8,9 +8,9 @@ import { parse } from 'yaml';
 import type { SealedValues, WriteJob } from '../../core/contracts.js';
 import { isRecord } from '../../core/json.js';
 import { SOPS_FILE_SUFFIX } from '../../core/path-layout.js';
-import { unsealSecretValues, withSecretValues, type SecretValues } from '../../core/sealed-values.js';
+import { secretValuesOf, unsealSecretValues, withSecretValues, type SecretValues } from '../../core/sealed-values.js';
 import { decryptSops, plainDocument, resealSecret, SopsError } from '../../core/sops/index.js';
-import { compareResourceVersions } from './plan-commits.js';
+import { isStale, keepNewestVersion, versionLeft } from './plan-commits.js';
 
 /** What the writer needs of a target with encryption (config/resolved-config.ts TargetEncryption). */
 export interface WriteEncryption {
@@ -31,13 +31,7 @@ export async function openSealed(sealed: SealedValues | undefined, encryption: W
 /** The values a SOPS file holds (to keep them when a write carries none); empty when it does not open. */
 async function valuesOfFile(text: string, identity: string): Promise<SecretValues> {
   try {
-    const doc = plainDocument(await decryptSops(text, [identity]));
-    const out: SecretValues = {};
-    for (const field of ['data', 'stringData'] as const) {
-      const v = doc[field];
-      if (isRecord(v)) out[field] = Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
-    }
-    return out;
+    return secretValuesOf(plainDocument(await decryptSops(text, [identity]))) ?? {};
   } catch (err) {
     if (err instanceof SopsError) return {};
     throw err;
@@ -61,7 +55,10 @@ export interface SopsPass {
  * places in the whole batch (for valuesOf).
  */
 export async function withSopsContents(batch: readonly WriteJob[], indices: readonly number[], pass: SopsPass): Promise<WriteJob[]> {
-  const sops = batch.map((job) => (isSopsWrite(job, pass.encryptionOf(job)) ? pass.encryptionOf(job) : undefined));
+  const sops = batch.map((job) => {
+    const encryption = pass.encryptionOf(job);
+    return isSopsWrite(job, encryption) ? encryption : undefined;
+  });
   if (sops.every((e) => e === undefined)) return [...batch];
   const startPaths = [...new Set(batch.filter((_, k) => sops[k] !== undefined).map((j) => j.filePath))];
   const start = await pass.previousOf(startPaths);
@@ -71,9 +68,10 @@ export async function withSopsContents(batch: readonly WriteJob[], indices: read
   const out: WriteJob[] = [];
   for (const [k, job] of batch.entries()) {
     const encryption = sops[k];
+    // The plan's own stale guard and version record, so that what it will skip is not sealed here.
     const knownRv = versions.get(job.filePath) ?? pass.known.get(job.filePath);
-    const stale = knownRv !== undefined && job.resourceVersion !== '' && (compareResourceVersions(job.resourceVersion, knownRv) ?? 0) < 0;
-    if (!stale && job.resourceVersion !== '') versions.set(job.filePath, job.resourceVersion);
+    const stale = isStale(job, knownRv);
+    if (!stale) keepNewestVersion(versions, job.filePath, versionLeft(job, knownRv));
     if (job.content === null && !job.collection) current.set(job.filePath, null);
     if (!encryption || stale) {
       out.push(job);

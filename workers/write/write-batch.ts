@@ -141,7 +141,7 @@ export async function writeBatch(
   let held: number[] = [];
   /** The jobs of the suspects: a job that touches a file of one of them is held. */
   const suspectJobs: WriteJob[] = [];
-  /** File contents by blob id, for the label selectors of collection writes. */
+  /** File contents by blob id: for the label selectors of collection writes and the SOPS files' previous text. */
   const contents = new Map<string, string>();
   let landed = false;
   let conflicts = 0;
@@ -163,7 +163,6 @@ export async function writeBatch(
       unopened.add(i);
     }
   }
-  const blobCache = new Map<string, string>();
   /** The batch of `indices` as it is planned: the content of each SOPS write is its file on top of `state`. */
   const planned = (indices: number[]): Promise<WriteJob[]> =>
     withSopsContents(
@@ -175,12 +174,12 @@ export async function writeBatch(
         known,
         previousOf: async (paths) => {
           const shas = paths.map((p) => state.tree.get(p)).filter((sha): sha is string => sha !== undefined);
-          const missing = shas.filter((sha) => !blobCache.has(sha));
-          if (missing.length > 0) for (const [sha, text] of await readBlobs(repo.gitDir, missing)) blobCache.set(sha, text);
+          const missing = shas.filter((sha) => !contents.has(sha));
+          if (missing.length > 0) for (const [sha, text] of await readBlobs(repo.gitDir, missing)) contents.set(sha, text);
           const out = new Map<string, string>();
           for (const p of paths) {
             const sha = state.tree.get(p);
-            const text = sha === undefined ? undefined : blobCache.get(sha);
+            const text = sha === undefined ? undefined : contents.get(sha);
             if (text !== undefined) out.set(p, text);
           }
           return out;
