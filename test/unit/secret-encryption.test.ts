@@ -142,7 +142,7 @@ describe("the writer's SOPS pass", () => {
       sealedValues: { format: 'age-json-v1', recipients: ['r'], ciphertext: 'AA==' },
     });
     const values = [{ data: { a: 'MQ==', b: 'Mg==' } }, { data: { a: 'MQ==', b: 'Mg==' } }, { data: { a: 'Mw==', b: 'Mg==' } }];
-    const pass = (previous: Map<string, string>) => ({ encryptionOf: () => encryption, valuesOf: (i: number) => values[i], known: new Map<string, string>(), previousOf: async () => previous });
+    const pass = (previous: Map<string, string>) => ({ encryptionOf: () => encryption, valuesOf: (i: number) => values[i], known: new Map<string, string>(), previousOf: async () => previous, unreadable: () => undefined });
     const first = await withSopsContents([job('1', 0), job('2', 1), job('3', 2)], [0, 1, 2], pass(new Map()));
     expect(first[1]!.content).toBe(first[0]!.content);
     expect(first[2]!.content).not.toBe(first[1]!.content);

@@ -28,13 +28,17 @@ export async function openSealed(sealed: SealedValues | undefined, encryption: W
   return sealed ? unsealSecretValues(sealed, [encryption.identity]) : {};
 }
 
-/** The values a SOPS file holds (to keep them when a write carries none); empty when it does not open. */
-async function valuesOfFile(text: string, identity: string): Promise<SecretValues> {
+/**
+ * The values a SOPS file holds (to keep them when a write carries none); empty, and said through
+ * `unreadable`, when it does not open: the new file then holds REDACTED where the old one had values.
+ */
+async function valuesOfFile(path: string, text: string, identity: string, unreadable: SopsPass['unreadable']): Promise<SecretValues> {
   try {
     return secretValuesOf(plainDocument(await decryptSops(text, [identity]))) ?? {};
   } catch (err) {
-    if (err instanceof SopsError) return {};
-    throw err;
+    if (!(err instanceof SopsError)) throw err;
+    unreadable(path, err);
+    return {};
   }
 }
 
@@ -47,6 +51,8 @@ export interface SopsPass {
   previousOf: (paths: readonly string[]) => Promise<Map<string, string>>;
   /** path → applied resourceVersion, for the stale check (a stale write is left for the plan to skip). */
   known: ReadonlyMap<string, string>;
+  /** Told of a previous file whose values could not be read back (its values are then not kept). */
+  unreadable: (path: string, err: SopsError) => void;
 }
 
 /**
@@ -81,7 +87,7 @@ export async function withSopsContents(batch: readonly WriteJob[], indices: read
     const values = pass.valuesOf(indices[k]!) ?? {};
     // A write without sealed values (watch mode, an object read back, an event stored before encryption was
     // configured) keeps the values of the file before it: better the last known values than REDACTED ones.
-    const fallback = job.sealedValues === undefined && previous !== undefined ? await valuesOfFile(previous, encryption.identity) : {};
+    const fallback = job.sealedValues === undefined && previous !== undefined ? await valuesOfFile(job.filePath, previous, encryption.identity, pass.unreadable) : {};
     const object = parse(job.content!) as unknown;
     if (!isRecord(object)) throw new Error(`the content of ${job.filePath} is not an object`);
     const sealed = await resealSecret(withSecretValues(object, values, fallback), { previous, identities: [encryption.identity], recipients: encryption.recipients });

@@ -172,6 +172,8 @@ export async function writeBatch(
         encryptionOf,
         valuesOf: (i) => opened.get(i),
         known,
+        unreadable: (path, err) =>
+          log.warn({ file: path, err: err.message }, "the Secret's file in Git does not open with the target's identity: a write without values keeps none of its values (REDACTED)"),
         previousOf: async (paths) => {
           const shas = paths.map((p) => state.tree.get(p)).filter((sha): sha is string => sha !== undefined);
           const missing = shas.filter((sha) => !contents.has(sha));
